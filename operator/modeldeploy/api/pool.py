@@ -37,8 +37,15 @@ class Toleration(ApiModel):
 class GPU(ApiModel):
     product: str = Field(max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()-]*$", description="GPU product, e.g. NVIDIA-H100-80GB-HBM3.")
     memory_gi_b: float = Field(alias="memoryGiB", gt=0, le=4096, description="Memory per GPU as the device reports it, GiB.")
-    bandwidth_g_bps: float | None = Field(default=None, alias="bandwidthGBps", gt=0, le=100_000, description="HBM bandwidth, GB/s (for the fastest policy).")
+    bandwidth_g_bps: float | None = Field(default=None, alias="bandwidthGBps", gt=0, le=100_000, description="HBM bandwidth, GB/s (older name of memoryBandwidthGBps; memoryBandwidthGBps wins).")
     nvlink: bool = Field(default=False, description="GPUs in a node are connected by NVLink/NVSwitch.")
+    # Overrides of the GPU catalog (modeldeploy.facts.gpus); required for a product it lacks.
+    compute_capability: str | None = Field(default=None, alias="computeCapability", max_length=5, pattern=r"^[0-9]{1,2}\.[0-9]{1,2}$", description="CUDA compute capability, e.g. \"8.9\" (overrides the GPU catalog).")
+    memory_bandwidth_g_bps: float | None = Field(default=None, alias="memoryBandwidthGBps", gt=0, le=100_000, description="Memory (HBM/GDDR) bandwidth per GPU, GB/s (overrides the GPU catalog).")
+    bf16_tflops: float | None = Field(default=None, alias="bf16TFLOPS", gt=0, le=100_000, description="Dense BF16 tensor TFLOP/s per GPU (overrides the GPU catalog).")
+    fp8_tflops: float | None = Field(default=None, alias="fp8TFLOPS", gt=0, le=100_000, description="Dense FP8 tensor TFLOP/s per GPU (overrides the GPU catalog).")
+    fp4_tflops: float | None = Field(default=None, alias="fp4TFLOPS", gt=0, le=100_000, description="Dense FP4 tensor TFLOP/s per GPU (overrides the GPU catalog).")
+    interconnect_g_bps: float | None = Field(default=None, alias="interconnectGBps", gt=0, le=100_000, description="GPU-to-GPU bandwidth in a node, GB/s bidirectional: NVLink when nvlink is true, else PCIe (overrides the GPU catalog).")
 
 
 class GPUPoolSpec(ApiModel):

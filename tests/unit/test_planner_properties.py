@@ -17,6 +17,7 @@ from modeldeploy.api import GPUPool, ModelDeployment
 from modeldeploy.facts import ModelFacts
 from modeldeploy.planner import plan_deployment
 from modeldeploy.planner.memory import gpu_memory, precision_for, weights_for
+from modeldeploy.planner.overhead import overhead_for, profile_for_image, utilization_rejection
 from modeldeploy.planner.search import Request, decode_speed
 
 
@@ -93,6 +94,7 @@ def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool]) -> list
     prec = precision_for(f, md.spec.model, md.spec.serving)
     weights = weights_for(f, prec)
     s = md.spec.serving
+    vllm = profile_for_image(s.image).profile
     length = s.max_model_len or min(f.max_context, 8192)
     seqs = s.max_num_seqs or 2
     out = []
@@ -103,10 +105,14 @@ def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool]) -> list
                 return False
             if pp > 1 and (not f.supports_pipeline_parallel or pp > f.layers):
                 return False
-            m = gpu_memory(f, prec, weights, tp=tp, pp=pp, gpu_gib=pool.spec.gpu.memory_gi_b,
+            gpu = pool.spec.gpu
+            big = gpu.memory_gi_b >= 70 and "a100" not in gpu.product.lower()
+            overhead = overhead_for(vllm, f, tp=tp, pp=pp, tokens=s.max_num_batched_tokens or (8192 if big else 2048),
+                                    rows=max(s.max_num_seqs or 0, 1024 if big else 256), nvlink=gpu.nvlink)
+            m = gpu_memory(f, prec, weights, tp=tp, pp=pp, gpu_gib=gpu.memory_gi_b,
                            utilization=s.gpu_memory_utilization, max_model_len=length, kv_sequences=seqs,
-                           batched_tokens=8192 if pool.spec.gpu.memory_gi_b >= 70 else 2048)
-            if not m.fits:
+                           overhead=overhead)
+            if not m.fits or utilization_rejection(vllm, overhead, gpu.memory_gi_b, s.gpu_memory_utilization):
                 return False
             mx = pool.spec.max_nodes
             if mx is not None:

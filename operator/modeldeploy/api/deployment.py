@@ -21,7 +21,7 @@ IMAGE = r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
-DEFAULT_IMAGE = "vllm/vllm-openai:v0.11.0"
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.30.0"  # docs/decisions/default-vllm-image.md
 
 
 class Quantization(StrEnum):

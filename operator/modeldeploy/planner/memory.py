@@ -1,8 +1,8 @@
 """The memory model: what one GPU of a layout holds. Pure arithmetic, no I/O.
 
-Per GPU, vLLM needs weights/(TP·PP) + overhead (activations, non-torch memory, CUDA graphs)
-+ the KV cache for the requested context and concurrency, within total × utilization.
-Constants are calibrated against vLLM's own memory-profiling logs; see docs/sizing.md.
+Per GPU, vLLM needs weights/(TP·PP) + overhead (activations, non-torch memory, CUDA graphs;
+per vLLM release, planner/overhead.py) + the KV cache for the requested context and
+concurrency, within total × utilization. See docs/sizing.md.
 """
 
 from __future__ import annotations
@@ -13,25 +13,13 @@ from dataclasses import dataclass
 from ..api import Dtype, KvCacheDtype, ModelSource, Quantization, Serving
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
+from .overhead import Overhead
 
 GIB = 1024**3
 KV_BLOCK_TOKENS = 16  # vLLM allocates KV in blocks of 16 tokens
 
-# Overhead constants (GiB per GPU). vLLM logs: Llama-3-8B TP1 on H100 non_torch 1.79 GiB,
-# TP2 3.58 GiB (NCCL buffers); A10G/5090 logs show 0.06–0.33 GiB. CUDA graphs ~0.1–1 GiB.
-NON_TORCH_SINGLE_GIB = 0.75
-NON_TORCH_MULTI_GIB = 2.0
-CUDA_GRAPHS_GIB = 0.5
-# Activation peak ≈ batched tokens × (hidden + MLP width per GPU) × this many bytes, plus
-# fp32 logits for up to LOGIT_ROWS sequences. Within ~30% of logged peaks (0.85 GiB for 8B at
-# 2048 tokens, 1.96 GiB for 70B TP4), erring high.
-ACTIVATION_BYTES_PER_UNIT = 10
-LOGIT_ROWS = 256
-LOGIT_BYTES = 8
-
 DEFAULT_MAX_MODEL_LEN = 8192
 DEFAULT_KV_SEQUENCES = 2
-LARGE_GPU_GIB = 70.0  # vLLM uses bigger scheduler defaults on GPUs with ≥ 70 GiB
 
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # 4-bit AWQ/GPTQ with group size 128: 0.5 byte + fp16 scale (and zero point) per 128 weights.
@@ -174,36 +162,16 @@ def kv_bytes_per_token(facts: ModelFacts, tp: int, pp: int, kv_bytes: int) -> in
     return kv_bytes_per_token_layer(facts, tp, kv_bytes) * max(layers_on_stage(facts, pp).attention, 1)
 
 
-def mlp_width(facts: ModelFacts) -> int:
-    """The MLP width a token activates (MoE: routed top-k plus shared experts)."""
-    if facts.is_moe and facts.moe_intermediate_size:
-        k = (facts.experts_per_token or 1) + facts.shared_experts
-        return facts.moe_intermediate_size * k
-    return facts.intermediate_size or int(3.5 * facts.hidden_size)
-
-
-def default_batched_tokens(gpu_memory_gib: float) -> int:
-    return 8192 if gpu_memory_gib >= LARGE_GPU_GIB else 2048
-
-
-def overhead_per_gpu(facts: ModelFacts, tp: int, pp: int, batched_tokens: int, act_bytes: float) -> float:
-    """Activation peak + non-torch memory + CUDA graphs, bytes."""
-    width = facts.hidden_size + mlp_width(facts) / tp
-    activations = batched_tokens * width * ACTIVATION_BYTES_PER_UNIT * (act_bytes / 2)
-    logits = min(batched_tokens, LOGIT_ROWS) * (facts.vocab_size / tp) * LOGIT_BYTES
-    non_torch = NON_TORCH_SINGLE_GIB if tp * pp == 1 else NON_TORCH_MULTI_GIB
-    return activations + logits + (non_torch + CUDA_GRAPHS_GIB) * GIB
-
-
 @dataclass(frozen=True)
 class GpuMemory:
     """The arithmetic for the most loaded GPU of one layout, bytes."""
 
     budget: float
     weights: float
-    overhead: float
+    overhead: float  # inside the budget: activation + non-torch (+ CUDA graphs from v0.21)
     kv_required: float
     kv_per_token: int
+    detail: Overhead
 
     @property
     def kv_available(self) -> float:
@@ -233,14 +201,15 @@ def gpu_memory(
     utilization: float,
     max_model_len: int,
     kv_sequences: int,
-    batched_tokens: int,
+    overhead: Overhead,
 ) -> GpuMemory:
     stage = layers_on_stage(facts, pp)  # computed once: the search calls this per layout
     per_layer = kv_bytes_per_token_layer(facts, tp, precision.kv_bytes)
     return GpuMemory(
         budget=gpu_gib * utilization * GIB,
         weights=weights_per_gpu(facts, weights, tp, pp),
-        overhead=overhead_per_gpu(facts, tp, pp, batched_tokens, precision.embed_bytes),
+        overhead=overhead.in_budget,
         kv_required=kv_sequences * _sequence_bytes(facts, stage, per_layer, tp, max_model_len),
         kv_per_token=per_layer * max(stage.attention, 1),
+        detail=overhead,
     )

@@ -19,7 +19,11 @@ class MemoryPerGPU(_Out):
     weights_gib: float = Field(alias="weightsGiB")
     kv_cache_gib: float = Field(alias="kvCacheGiB", description="KV cache the layout leaves (budget - weights - overhead)")
     kv_required_gib: float = Field(alias="kvRequiredGiB", description="KV cache maxModelLen x maxNumSeqs needs")
-    overhead_gib: float = Field(alias="overheadGiB", description="activations + non-torch + CUDA graphs")
+    overhead_gib: float = Field(alias="overheadGiB", description="activations + non-torch (+ CUDA graphs where vLLM counts them in the budget)")
+    activation_gib: float = Field(default=0.0, alias="activationGiB", description="peak of vLLM's profiling step (forward pass or sampler)")
+    non_torch_gib: float = Field(default=0.0, alias="nonTorchGiB", description="non-torch memory vLLM's profiler counts (NCCL, cuBLAS)")
+    cuda_graph_gib: float = Field(default=0.0, alias="cudaGraphGiB", description="CUDA graphs inside the budget (vLLM >= 0.21), else 0")
+    outside_budget_gib: float = Field(default=0.0, alias="outsideBudgetGiB", description="what must fit in GPU memory x (1 - utilization): CUDA context, NCCL, older CUDA graphs")
     budget_gib: float = Field(alias="budgetGiB", description="GPU memory x gpuMemoryUtilization")
 
 
@@ -57,7 +61,9 @@ class Plan(_Out):
     memory_per_gpu: MemoryPerGPU | None = Field(default=None, alias="memoryPerGPU")
     cost_per_hour: float | None = None
     decode_tokens_per_second: float | None = Field(default=None, description="Single-stream decode estimate (bandwidth-bound)")
+    vllm_version: str | None = Field(default=None, description="vLLM release the memory was sized for (from serving.image)")
     policy: str = "cheapest"
     reason: str
     rejected: list[Rejection] = Field(default_factory=list)
     suggestions: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="How the sizing was done where it is not exact")

@@ -18,6 +18,7 @@ from .memory import (
     precision_for,
     weights_for,
 )
+from .overhead import profile_for_image
 from .plan import MemoryPerGPU, Plan, Rejection
 from .rules import model_rules
 from .search import Candidate, Request, all_candidates, decode_speed, policy_key, tp_options
@@ -36,7 +37,9 @@ def build_request(md: ModelDeployment, facts: ModelFacts) -> Request:
         max_model_len=serving.max_model_len or min(facts.max_context, DEFAULT_MAX_MODEL_LEN),
         kv_sequences=serving.max_num_seqs or DEFAULT_KV_SEQUENCES,
         batched_tokens=serving.max_num_batched_tokens,
+        max_num_seqs=serving.max_num_seqs,
         utilization=serving.gpu_memory_utilization,
+        vllm=profile_for_image(serving.image).profile,
         tp_pin=placement.tensor_parallel_size,
         pp_pin=placement.pipeline_parallel_size,
         policy=Policy(placement.policy),
@@ -150,7 +153,9 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     search = _Search(md, facts, selected)
     req, prec = search.request, search.precision
     _check_pins(facts, prec, req)
+    vllm = profile_for_image(md.spec.serving.image)
     base: dict[str, Any] = dict(
+        vllm_version=vllm.version, notes=[vllm.note] if vllm.note else [],
         name=md.metadata.name, namespace=md.metadata.namespace, model=facts.id,
         max_model_len=req.max_model_len, max_num_seqs=md.spec.serving.max_num_seqs,
         kv_sequences=req.kv_sequences, kv_cache_dtype=str(md.spec.serving.kv_cache_dtype),
@@ -201,7 +206,9 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         memory_per_gpu=MemoryPerGPU(
             weights_gib=round(m.weights / GIB, 2), kv_cache_gib=round(m.kv_available / GIB, 2),
             kv_required_gib=round(m.kv_required / GIB, 2), overhead_gib=round(m.overhead / GIB, 2),
-            budget_gib=round(m.budget / GIB, 2),
+            activation_gib=round(m.detail.activation / GIB, 2), non_torch_gib=round(m.detail.non_torch / GIB, 2),
+            cuda_graph_gib=round(m.detail.cuda_graphs / GIB, 2),
+            outside_budget_gib=round(m.detail.outside_budget / GIB, 2), budget_gib=round(m.budget / GIB, 2),
         ),
         cost_per_hour=best.cost,
         decode_tokens_per_second=round(decode_speed(facts, prec, search.weights, best), 1),

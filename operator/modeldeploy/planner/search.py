@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from ..api import GPUPool, Policy
 from ..facts import ModelFacts
-from .memory import GIB, GpuMemory, Precision, Weights, default_batched_tokens, gpu_memory
+from .memory import GIB, GpuMemory, Precision, Weights, gpu_memory
+from .overhead import VllmProfile, batch_defaults, overhead_for, utilization_rejection
 from .rules import model_rules
 
 MAX_NODES_SEARCHED = 16  # no single vLLM replica spans more nodes than this in practice
@@ -22,7 +23,9 @@ class Request:
     max_model_len: int
     kv_sequences: int
     batched_tokens: int | None  # None: vLLM's default for the GPU size
+    max_num_seqs: int | None  # --max-num-seqs when the user sets it
     utilization: float
+    vllm: VllmProfile  # the memory accounting of the image's vLLM release
     tp_pin: int | None
     pp_pin: int | None
     policy: Policy
@@ -90,9 +93,12 @@ def _capacity_rejection(pool: GPUPool, c_gpus_per_pod: int, nodes: int, min_repl
 
 
 def _memory_rejection(m: GpuMemory, pool: GPUPool, tp: int, pp: int, req: Request) -> str | None:
+    gpu = pool.spec.gpu
+    outside = utilization_rejection(req.vllm, m.detail, gpu.memory_gi_b, req.utilization)
+    if outside:
+        return outside
     if m.fits:
         return None
-    gpu = pool.spec.gpu
     layout = f"TP {tp}" + (f" × PP {pp}" if pp > 1 else "")
     return (
         f"needs {m.needed / GIB:.1f} GiB per GPU at {layout} (weights {m.weights / GIB:.1f} + "
@@ -107,15 +113,21 @@ def evaluate(
     pool: GPUPool, tp: int, pp: int, nodes: int, explain: bool = True,
 ) -> Candidate:
     spec = pool.spec
-    batched = req.batched_tokens or default_batched_tokens(spec.gpu.memory_gi_b)
+    defaults = batch_defaults(req.vllm, spec.gpu.product, spec.gpu.memory_gi_b, req.max_model_len)
+    batched = req.batched_tokens or defaults.tokens
+    overhead = overhead_for(
+        req.vllm, facts, tp=tp, pp=pp, tokens=batched,
+        rows=max(req.max_num_seqs or 0, defaults.sequences), nvlink=spec.gpu.nvlink,
+    )
     memory = gpu_memory(
         facts, precision, weights, tp=tp, pp=pp, gpu_gib=spec.gpu.memory_gi_b,
         utilization=req.utilization, max_model_len=req.max_model_len,
-        kv_sequences=req.kv_sequences, batched_tokens=batched,
+        kv_sequences=req.kv_sequences, overhead=overhead,
     )
     gpus_per_pod = tp if nodes > 1 else tp * pp
     if not explain:  # a quick probe: only whether memory fits matters
-        return Candidate(pool, tp, pp, nodes, memory, batched, None if memory.fits else "does not fit")
+        fits = memory.fits and not utilization_rejection(req.vllm, overhead, spec.gpu.memory_gi_b, req.utilization)
+        return Candidate(pool, tp, pp, nodes, memory, batched, None if fits else "does not fit")
     rejection = _memory_rejection(memory, pool, tp, pp, req) or _capacity_rejection(
         pool, gpus_per_pod, nodes, req.min_replicas
     )

@@ -126,6 +126,20 @@ def test_namespaced_mode_renders_roles_in_each_namespace_only() -> None:
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
 
 
+def test_pod_resources_upgrade_slots_and_readiness_probe() -> None:
+    """Serving pods' CPU / memory requests come from chart values (kind-sized in e2e/run.sh),
+    operator upgrades roll a few models at a time, and the operator has a readiness probe."""
+    small = {"models": {"maxConcurrentUpgrades": 3, "podResources": {
+        "cpuPerGPU": 0.25, "memoryBaseGiB": 1, "memoryPerGPUGiB": 0}}}
+    container = one(objects(small), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert {"--max-concurrent-upgrades=3", "--cpu-request-per-gpu=0.25",
+            "--memory-request-base-gib=1", "--memory-request-per-gpu-gib=0"} <= set(args)
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    default = one(RENDERED["default"], "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"--max-concurrent-upgrades=2", "--cpu-request-per-gpu=3"} <= set(default["args"])
+
+
 def test_peering_adds_its_rules_and_allows_replicas() -> None:
     (role,) = _operator_roles(RENDERED["peering"], "ClusterRole")
     assert role["rules"] == rbac.rules(rbac.Mode.CLUSTER, peering=True)
@@ -182,7 +196,10 @@ def test_operator_container_runs_modeldeploy_with_kopf_liveness() -> None:
     (container,) = pod["containers"]
     assert container["image"] == f"ghcr.io/modeldeploy/modeldeploy:{modeldeploy.__version__}"
     assert container["command"] == ["modeldeploy", "run"]
-    assert container["args"] == ["--liveness=http://0.0.0.0:8080/healthz"]
+    assert container["args"] == [
+        "--liveness=http://0.0.0.0:8080/healthz", "--max-concurrent-upgrades=2",
+        "--cpu-request-per-gpu=3", "--memory-request-base-gib=8",
+        "--memory-request-per-gpu-gib=4"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}

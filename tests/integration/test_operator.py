@@ -240,6 +240,16 @@ def test_insufficient_gpu(operator: OperatorThread, cluster: Cluster) -> None:
         "phase": "Pending", "conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
             "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."}]}})
+    # Waiting for a node is progress (the cluster autoscaler may be adding one) ...
+    _, reason, message = cluster.wait_condition("m", "Reconciling", "True",
+                                                reason="WaitingForGPUs")
+    assert "Insufficient nvidia.com/gpu" in message
+    # ... until the pod has waited longer than the progress deadline.
+    cluster.core.patch_namespaced_pod_status("m-abc", cluster.ns, {"status": {
+        "phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "lastTransitionTime": "2020-01-01T00:00:00Z",
+            "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."}]}})
     _, reason, message = cluster.wait_condition("m", "Stalled", "True")
     assert reason == "InsufficientGPU" and "Insufficient nvidia.com/gpu" in message
 

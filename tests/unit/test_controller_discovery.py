@@ -109,11 +109,13 @@ def test_pool_status_counts_nodes_and_gpus() -> None:
 
 def test_pool_status_keeps_transition_time_while_status_is_unchanged() -> None:
     first = pool_status(pool({"x": "y"}), [], {}, None, 1, "t1")
-    assert first.conditions[0].reason == "NoMatchingNodes"
+    # An empty pool (scaled to zero) is valid and Ready: GitOps waits on Ready.
+    assert (first.conditions[0].status, first.conditions[0].reason) == ("True", "NoMatchingNodes")
     second = pool_status(pool({"x": "y"}), [], {}, first, 1, "t2")
     assert second == first
     third = pool_status(pool({"x": "y"}), [node("n", {"x": "y"}, 1)], {}, second, 1, "t3")
-    assert third.conditions[0].last_transition_time == "t3"
+    assert third.conditions[0].last_transition_time == "t1"  # Ready stayed True
+    assert third.conditions[0].reason == "NodesFound"
 
 
 def test_pod_gpus_uses_requests_then_limits_and_init_containers() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
 from modeldeploy.api import ModelDeploymentStatus
+from modeldeploy.controller.pods import group_size, recount
 from modeldeploy.controller.status import (
     Failure,
     Observation,
@@ -14,11 +16,14 @@ from modeldeploy.controller.status import (
     compute_status,
     condition,
     parse_status,
+    capacity_overdue,
+    pending_gpu,
     pending_gpu_message,
     status_patch,
     workload_of,
 )
 from modeldeploy.planner import Plan
+from modeldeploy.render.context import HASH_ANNOTATION
 
 T0, T1 = "2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z"
 
@@ -94,18 +99,71 @@ def test_failures_stall_with_their_reason(reason: Reason) -> None:
     assert "spec.serving.maxModelLen" in condition(status, "Stalled").message  # type: ignore[union-attr]
 
 
-def test_insufficient_gpu_from_pending_pods() -> None:
-    pods = [{"status": {"phase": "Running"}},
-            {"status": {"phase": "Pending", "conditions": [{
-                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}}]
-    message = pending_gpu_message(pods)
-    assert message and "Insufficient nvidia.com/gpu" in message
-    obs = Observation(1, plan(), None, workload_of(deployment()), pending_gpu_message=message)
-    assert triple(compute_status(None, obs, T0))[2] == ("Stalled", "True", "InsufficientGPU")
+UNSCHEDULABLE = {"status": {"phase": "Pending", "conditions": [{
+    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+    "lastTransitionTime": "2026-11-23T10:00:00Z",
+    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}}
+
+
+def test_waiting_for_gpus_is_reconciling_until_the_deadline() -> None:
+    """A node being provisioned (HPA step 1→2, a pool scaled to zero) is progress, not a
+    failure: Reconciling with the scheduler's message; Stalled only past the deadline."""
+    pods = [{"status": {"phase": "Running"}}, UNSCHEDULABLE]
+    pending = pending_gpu(pods)
+    assert pending is not None and "Insufficient nvidia.com/gpu" in pending.message
+    assert pending_gpu_message(pods) == pending.message
+    t0 = pending.since
+    assert t0 is not None
+    assert not capacity_overdue(pending, 600, t0 + 599)
+    waiting = Observation(1, plan(), None, workload_of(deployment()),
+                          pending_gpu_message=pending.message)
+    status = compute_status(None, waiting, T0)
+    assert triple(status) == [("Ready", "False", "WaitingForGPUs"),
+                              ("Reconciling", "True", "WaitingForGPUs"),
+                              ("Stalled", "False", "WaitingForGPUs")]
+    assert "Insufficient nvidia.com/gpu" in condition(status, "Reconciling").message  # type: ignore[union-attr]
+    assert capacity_overdue(pending, 600, t0 + 601)
+    overdue = dataclasses.replace(waiting, pending_gpu_overdue=True)
+    assert triple(compute_status(None, overdue, T0))[2] == ("Stalled", "True", "InsufficientGPU")
     cpu_only = [{"status": {"phase": "Pending", "conditions": [{
         "type": "PodScheduled", "status": "False", "message": "Insufficient cpu"}]}}]
     assert pending_gpu_message(cpu_only) is None
+
+
+def test_surge_pod_ready_beside_the_old_one_is_not_ready() -> None:
+    """An image change with maxSurge 1: replicas 2, updated 1, ready 1 (the old pod). Ready
+    only once the old pod is gone."""
+    surge = deployment(replicas=1, ready=1, updated=1)
+    surge["status"]["replicas"] = 2
+    status = compute_status(None, Observation(1, plan(), None, workload_of(surge)), T0)
+    assert triple(status)[0] == ("Ready", "False", "WaitingForPods")
+    assert condition(status, "Reconciling").status == "True"  # type: ignore[union-attr]
+
+
+def test_leaderworkerset_without_observed_generation_is_recounted_from_pods() -> None:
+    """LWS before v0.9 reports no status.observedGeneration: without the pods its counts say
+    nothing (not current, never Ready); recounted from the pods of the live revision."""
+    lws = {"kind": "LeaderWorkerSet", "metadata": {"generation": 3},
+           "spec": {"replicas": 1, "leaderWorkerTemplate": {"size": 2}},
+           "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}}
+    wl = workload_of(lws)
+    assert wl is not None and wl.generation_unknown and not wl.current
+
+    def pod(revision: str, is_ready: bool) -> dict[str, Any]:
+        return {"metadata": {"annotations": {HASH_ANNOTATION: revision}},
+                "status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "True" if is_ready else "False"}]}}
+
+    assert group_size(lws) == 2
+    done = recount(wl, [pod("b", True), pod("b", True)], "b", 2)
+    assert done.current and (done.ready, done.updated, done.replicas) == (1, 1, 1)
+    assert triple(compute_status(None, Observation(3, plan(), None, done), T0))[0] == \
+        ("Ready", "True", "Available")
+    half = recount(wl, [pod("b", True), pod("b", False), pod("a", True), pod("a", True)], "b", 2)
+    assert (half.ready, half.updated, half.replicas) == (0, 1, 2)
+    assert triple(compute_status(None, Observation(3, plan(), None, half), T0))[0][1] == "False"
+    deployment_wl = workload_of(deployment(observed=None))
+    assert deployment_wl is not None and not deployment_wl.generation_unknown
 
 
 def test_progress_deadline_exceeded_stalls() -> None:

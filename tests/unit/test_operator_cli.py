@@ -24,7 +24,8 @@ FLAGS = ("--kubeconfig", "--context", "--namespace", "--all-namespaces", "--live
          "--peering", "--standalone", "--hub-endpoint", "--hub-timeout", "--offline",
          "--service-monitor", "--service-monitor-label", "--resync-interval",
          "--pool-status-interval", "--watch-timeout", "--request-timeout", "--max-concurrent",
-         "--log-format", "--verbose")
+         "--max-concurrent-upgrades", "--cpu-request-per-gpu", "--memory-request-base-gib",
+         "--memory-request-per-gpu-gib", "--log-format", "--verbose")
 
 
 def test_help_documents_every_flag() -> None:
@@ -42,6 +43,10 @@ def test_namespace_and_all_namespaces_exclude_each_other() -> None:
 def test_invalid_settings_are_refused_before_anything_runs() -> None:
     result = CliRunner().invoke(app, ["run", "--resync-interval", "0"])
     assert result.exit_code != 0 and "resync_interval" in result.output
+    result = CliRunner().invoke(app, ["run", "--cpu-request-per-gpu", "0"])
+    assert result.exit_code != 0 and "cpu_request_per_gpu" in result.output
+    result = CliRunner().invoke(app, ["run", "--max-concurrent-upgrades", "0"])
+    assert result.exit_code != 0 and "max_concurrent_upgrades" in result.output
 
 
 def test_config_defaults_and_checks() -> None:

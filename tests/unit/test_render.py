@@ -229,7 +229,8 @@ def test_labels_selectors_and_hash_annotation() -> None:
     for o in objects.values():
         assert o["metadata"]["labels"] == expected
     template = dep["spec"]["template"]
-    assert template["metadata"]["labels"] == expected
+    # The user's labels stay off the pods: a label edit must not replace the replicas.
+    assert template["metadata"]["labels"] == {k: v for k, v in expected.items() if k != "team"}
     selector = {"modeldeploy.dev/name": "llama-3-3-70b", "app.kubernetes.io/component": "server"}
     assert dep["spec"]["selector"]["matchLabels"] == selector
     assert objects["Service"]["spec"]["selector"] == selector
@@ -237,6 +238,22 @@ def test_labels_selectors_and_hash_annotation() -> None:
     digest = dep["metadata"]["annotations"][HASH_ANNOTATION]
     assert template["metadata"]["annotations"][HASH_ANNOTATION] == digest == pod_template_hash(template)
     assert template["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
+
+
+def test_label_edit_keeps_the_pod_template() -> None:
+    """`helm.sh/chart: models-0.1.0` → `0.1.1` on a ModelDeployment relabels its children but
+    leaves the pod template (and its hash) alone: no replica restarts."""
+    m, p, pool = llama_8b()
+
+    def with_chart(version: str) -> dict[str, Any]:
+        meta = m.metadata.model_copy(update={"labels": {"helm.sh/chart": f"models-{version}"}})
+        objects = by_kind(render_objects(m.model_copy(update={"metadata": meta}), p, pool))
+        return objects["Deployment"]
+
+    before, after = with_chart("0.1.0"), with_chart("0.1.1")
+    assert before["metadata"]["labels"]["helm.sh/chart"] == "models-0.1.0"
+    assert after["metadata"]["labels"]["helm.sh/chart"] == "models-0.1.1"
+    assert before["spec"]["template"] == after["spec"]["template"]
 
 
 def test_reserved_and_tool_labels_are_not_copied() -> None:

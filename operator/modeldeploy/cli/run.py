@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import kopf
 import typer
@@ -25,6 +25,13 @@ def _labels(values: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"{item!r} is not key=value")
         out[key] = value
     return out
+
+
+def _requests(cpu: float | None, base: int | None, per_gpu: int | None) -> dict[str, Any]:
+    """The serving pods' CPU / memory request settings that were given (others keep defaults)."""
+    given = {"cpu_request_per_gpu": cpu, "memory_request_base_gib": base,
+             "memory_request_per_gpu_gib": per_gpu}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @app.command("run")
@@ -74,6 +81,16 @@ def run_command(
                                ] = 30.0,
     max_concurrent: Annotated[int, typer.Option(
         help="ModelDeployments reconciled at the same time.")] = 16,
+    max_concurrent_upgrades: Annotated[int, typer.Option(
+        help="Models whose template changes without a spec change (an operator upgrade) roll "
+             "this many at a time.")] = 2,
+    cpu_request_per_gpu: Annotated[float | None, typer.Option(
+        help="CPU cores a serving pod requests per GPU (default: the render default).")
+    ] = None,
+    memory_request_base_gib: Annotated[int | None, typer.Option(
+        help="Host memory a serving pod requests before its GPU share, GiB.")] = None,
+    memory_request_per_gpu_gib: Annotated[int | None, typer.Option(
+        help="Host memory a serving pod requests per GPU, GiB.")] = None,
     scrape_interval: Annotated[float, typer.Option(
         help="Builtin autoscaling: read every autoscaled model's vLLM /metrics this often, s.")
     ] = 15.0,
@@ -98,10 +115,13 @@ def run_command(
             peering=peering, peering_name=peering_name, priority=priority,
             hub_endpoint=hub_endpoint, hub_timeout=hub_timeout, offline=offline,
             render=RenderOptions(service_monitor=service_monitor,
-                                 service_monitor_labels=_labels(service_monitor_label or [])),
+                                 service_monitor_labels=_labels(service_monitor_label or []),
+                                 **_requests(cpu_request_per_gpu, memory_request_base_gib,
+                                             memory_request_per_gpu_gib)),
             resync_interval=resync_interval, pool_status_interval=pool_status_interval,
             watch_server_timeout=watch_timeout, request_timeout=request_timeout,
-            max_concurrent_reconciles=max_concurrent, scrape_interval=scrape_interval,
+            max_concurrent_reconciles=max_concurrent,
+            max_concurrent_upgrades=max_concurrent_upgrades, scrape_interval=scrape_interval,
             vllm_metrics_port=vllm_metrics_port, metrics_port=metrics_port,
             metrics_address=metrics_address,
         )

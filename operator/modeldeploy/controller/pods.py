@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..render.context import HASH_ANNOTATION, LWS_WORKER_INDEX_LABEL
 from .discovery import allocatable_gpus, node_matches
 from .poolstatus import FINISHED, requested_by_node
+from .status import Workload
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -114,3 +116,30 @@ def free_gpus_per_node(nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mappin
         name = str(_meta(node).get("name"))
         out.append(max(0, allocatable_gpus(node) - requested.get(name, 0)))
     return out
+
+
+def group_size(workload_obj: Mapping[str, Any]) -> int:
+    """Pods per replica: a LeaderWorkerSet's leaderWorkerTemplate.size, else 1."""
+    spec = workload_obj.get("spec")
+    template = spec.get("leaderWorkerTemplate") if isinstance(spec, Mapping) else None
+    size = template.get("size") if isinstance(template, Mapping) else None
+    return size if isinstance(size, int) and size >= 1 else 1
+
+
+def recount(workload: Workload, pods: Sequence[Mapping[str, Any]], revision: str | None,
+            size: int) -> Workload:
+    """A workload whose controller does not say which generation its counts describe (a
+    LeaderWorkerSet before v0.9 has no status.observedGeneration), counted from its pods:
+    replicas that exist, run `revision`, and are Ready (every pod of the group).
+
+    Source: LWS v0.9 added status.observedGeneration (kubernetes-sigs/lws, api/leaderworkerset
+    /v1/leaderworkerset_types.go); older controllers leave it unset."""
+    if not workload.generation_unknown:
+        return workload
+    live = [p for p in pods if alive(p)]
+    own = [p for p in live if revision is not None and pod_hash(p) == revision]
+    ready_pods = sum(1 for p in own if ready(p))
+    size = max(1, size)
+    return dataclasses.replace(
+        workload, replicas=-(-len(live) // size), updated=len(own) // size,
+        ready=ready_pods // size, available=ready_pods // size, current=True)

@@ -51,10 +51,14 @@ def pool_status(pool: GPUPool, nodes: Sequence[Mapping[str, Any]],
     matched = [n for n in nodes if node_matches(n, pool.spec.node_selector)]
     allocatable = sum(allocatable_gpus(n) for n in matched)
     used = sum(requested.get(str((n.get("metadata") or {}).get("name")), 0) for n in matched)
-    status = "True" if matched else "False"
+    # A valid pool with no node yet is Ready: it is the normal state of a pool scaled to zero
+    # (the cluster autoscaler / Karpenter adds nodes when a pod asks), and GitOps tools wait
+    # on Ready (Argo CD sync waves, Flux health checks).
+    status = "True"
     reason = "NodesFound" if matched else "NoMatchingNodes"
     message = (f"{len(matched)} nodes, {allocatable - used} of {allocatable} GPUs free"
-               if matched else f"no node matches nodeSelector {dict(pool.spec.node_selector)}")
+               if matched else f"no node matches nodeSelector {dict(pool.spec.node_selector)} "
+               "yet: pods wait for a node to be added")
     old = next((c for c in previous.conditions if c.type == "Ready"), None) if previous else None
     ready = Condition(
         type="Ready", status=status, reason=reason, message=message,

@@ -16,15 +16,14 @@ server-side apply as the rest of the workload:
 - `modeldeploy.dev/rollout-inputs`: the capacity observed when the live revision was first
   applied (`render.RolloutInputs`). Between rollouts the strategy is rendered from it, so free
   GPUs changing (other tenants, our own scale-ups) never rewrite the workload.
+- `modeldeploy.dev/rendered-generation` and `modeldeploy.dev/rollout-cause`: see `upgrades`.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from ..api.status import RolloutStatus
@@ -40,12 +39,33 @@ from ..decisions.rollout import (
 from ..render import POOL_ANNOTATION, RolloutInputs
 from ..render.context import HASH_ANNOTATION
 from . import pods as podlib
-from .status import Failure, Reason, Workload, workload_of
+from .memory import (
+    ROLLOUT_INPUTS as ROLLOUT_INPUTS,
+)
+from .memory import (
+    ROLLOUT_STARTED,
+    annotations_of,
+    dump_json,
+    encode_inputs,
+    json_annotation,
+    parse_started,
+    rfc3339,
+)
+from .memory import (
+    parse_inputs as parse_inputs,
+)
+from .status import Failure, Reason, Workload, settled, workload_of
+from .upgrades import (
+    CAUSE_OPERATOR,
+    CAUSE_SPEC,
+    RENDERED_GENERATION,
+    ROLLOUT_CAUSE,
+    rendering_change,
+    rollout_cause,
+)
 
 READY_REVISIONS = "modeldeploy.dev/ready-revisions"
 FAILED_REVISION = "modeldeploy.dev/failed-revision"
-ROLLOUT_STARTED = "modeldeploy.dev/rollout-started"
-ROLLOUT_INPUTS = "modeldeploy.dev/rollout-inputs"
 MAX_REVISIONS = 2
 
 Obj = dict[str, Any]
@@ -70,12 +90,6 @@ class FailedRevision:
 
 
 # --- reading and writing the workload ----------------------------------------------------------
-
-
-def _annotations(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    meta = (obj or {}).get("metadata")
-    annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-    return annotations if isinstance(annotations, Mapping) else {}
 
 
 def _template_paths(obj: Mapping[str, Any]) -> list[tuple[str, ...]]:
@@ -117,34 +131,20 @@ def revision_of(obj: Mapping[str, Any] | None) -> str | None:
         return None
     templates = pod_templates(obj)
     if templates:
-        value = _annotations(templates[0]).get(HASH_ANNOTATION)
+        value = annotations_of(templates[0]).get(HASH_ANNOTATION)
         if isinstance(value, str):
             return value
-    value = _annotations(obj).get(HASH_ANNOTATION)
+    value = annotations_of(obj).get(HASH_ANNOTATION)
     return value if isinstance(value, str) else None
 
 
 def pool_of(obj: Mapping[str, Any] | None) -> str | None:
-    value = _annotations(obj).get(POOL_ANNOTATION)
+    value = annotations_of(obj).get(POOL_ANNOTATION)
     return value if isinstance(value, str) else None
 
 
-def _json(obj: Mapping[str, Any] | None, key: str) -> Any:
-    raw = _annotations(obj).get(key)
-    if not isinstance(raw, str):
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def parse_revisions(obj: Mapping[str, Any] | None) -> list[Revision]:
-    data = _json(obj, READY_REVISIONS)
+    data = json_annotation(obj, READY_REVISIONS)
     out: list[Revision] = []
     for item in data if isinstance(data, list) else []:
         if not isinstance(item, Mapping) or not isinstance(item.get("hash"), str):
@@ -159,7 +159,7 @@ def parse_revisions(obj: Mapping[str, Any] | None) -> list[Revision]:
 
 
 def encode_revisions(history: Sequence[Revision]) -> str:
-    return _dump([{"hash": r.hash, "pool": r.pool, "templates": list(r.templates)}
+    return dump_json([{"hash": r.hash, "pool": r.pool, "templates": list(r.templates)}
                   for r in history])
 
 
@@ -167,7 +167,7 @@ _STUCK_KINDS = frozenset(k.value for k in StuckKind)
 
 
 def parse_failed(obj: Mapping[str, Any] | None) -> FailedRevision | None:
-    data = _json(obj, FAILED_REVISION)
+    data = json_annotation(obj, FAILED_REVISION)
     if not isinstance(data, Mapping):
         return None
     generation = data.get("generation")
@@ -181,59 +181,13 @@ def parse_failed(obj: Mapping[str, Any] | None) -> FailedRevision | None:
 
 
 def encode_failed(failed: FailedRevision) -> str:
-    return _dump({"hash": failed.hash, "generation": failed.generation, "reason": failed.reason,
+    return dump_json({"hash": failed.hash, "generation": failed.generation, "reason": failed.reason,
                   "message": failed.message, "rolledBackTo": failed.rolled_back_to})
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(int(ts), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_started(obj: Mapping[str, Any] | None) -> float | None:
-    raw = _annotations(obj).get(ROLLOUT_STARTED)
-    if not isinstance(raw, str):
-        return None
-    try:
-        when = datetime.datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-    except ValueError:
-        return None
-    return when.timestamp()
-
-
-_INPUT_FIELDS = {f.name: f for f in fields(RolloutInputs)}
-_INPUT_KEYS = {"free_gpus": "freeGPUs", "spare_replicas": "spareReplicas",
-               "scheduled_surge_replicas": "scheduledSurgeReplicas",
-               "pool_changed": "poolChanged", "replicas": "replicas"}
-
-
-def encode_inputs(inputs: RolloutInputs) -> str:
-    return _dump({_INPUT_KEYS[name]: getattr(inputs, name) for name in _INPUT_FIELDS})
-
-
-def parse_inputs(obj: Mapping[str, Any] | None) -> RolloutInputs | None:
-    """The inputs recorded when the live revision was applied; None when absent or malformed."""
-    data = _json(obj, ROLLOUT_INPUTS)
-    if not isinstance(data, Mapping) or set(data) != set(_INPUT_KEYS.values()):
-        return None
-    values: dict[str, Any] = {}
-    for name, key in _INPUT_KEYS.items():
-        value = data[key]
-        if name == "pool_changed":
-            if not isinstance(value, bool):
-                return None
-        elif value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            return None
-        values[name] = value
-    if values["scheduled_surge_replicas"] is None:
-        return None
-    return RolloutInputs(**values)
 
 
 def complete(workload: Workload | None) -> bool:
     """Every desired replica runs the live template and is Ready; no old pod is left."""
-    return workload is not None and workload.current and workload.desired >= 1 and \
-        min(workload.ready, workload.updated, workload.available) >= workload.desired and \
-        workload.replicas <= workload.desired
+    return workload is not None and workload.desired >= 1 and settled(workload)
 
 
 # --- one pass ----------------------------------------------------------------------------------
@@ -250,6 +204,8 @@ class RolloutView:
     auto_rollback: bool
     deadline_seconds: float
     now: float
+    # May a rendering change (same generation, new template) start rolling now?
+    upgrade_slot: bool = True
 
 
 @dataclass(frozen=True)
@@ -265,6 +221,14 @@ class RolloutStep:
     stuck: StuckReason | None  # why the target revision's pods are not becoming Ready
     was_ready: bool  # the target revision was Ready before (no deadline, never rolled back)
     ready_pods: int | None  # Ready pods of the target revision (None: pods not listed)
+    cause: str = CAUSE_SPEC  # why the target revision rolls out (upgrades.ROLLOUT_CAUSE)
+    queued: bool = False  # a rendering change waits for an upgrade slot (live kept)
+    settled: bool = False  # the target revision is live and complete
+
+    @property
+    def upgrading(self) -> bool:
+        """An operator-caused rollout that has not finished: it holds an upgrade slot."""
+        return self.cause == CAUSE_OPERATOR and not self.settled
 
 
 def step(view: RolloutView) -> RolloutStep:
@@ -274,6 +238,8 @@ def step(view: RolloutView) -> RolloutStep:
     live = view.live
     live_hash = revision_of(live)
     summary = workload_of(live)
+    if summary is not None and live is not None and view.pods is not None:
+        summary = podlib.recount(summary, view.pods, live_hash, podlib.group_size(live))
     history = parse_revisions(live)
     if live is not None and live_hash and complete(summary) and \
             all(r.hash != live_hash for r in history):
@@ -287,7 +253,10 @@ def step(view: RolloutView) -> RolloutStep:
                                or live_hash in (None, failed.hash)):
         failed = None  # the spec (or the rendering) changed, or the rollback never happened
     target = rendered
-    if failed is not None and live is not None and live_hash is not None:
+    changed = failed is None and rendering_change(live, view.generation, live_hash,
+                                                  rendered.hash)
+    queued = changed and not view.upgrade_slot
+    if (failed is not None or queued) and live is not None and live_hash is not None:
         target = next((r for r in history if r.hash == live_hash), None) or \
             Revision(live_hash, pool_of(live), tuple(pod_templates(live)))
 
@@ -321,11 +290,13 @@ def step(view: RolloutView) -> RolloutStep:
     return RolloutStep(
         target=target, history=tuple(history), failed=failed, rolled_back=rolled_back,
         started=started, fresh_capacity=live is None or live_hash != target.hash, stuck=stuck,
-        was_ready=was_ready, ready_pods=ready_pods)
+        was_ready=was_ready, ready_pods=ready_pods,
+        cause=rollout_cause(live, live_hash, target.hash, changed), queued=queued,
+        settled=live_hash == target.hash and complete(summary))
 
 
 def workload_to_apply(desired: Mapping[str, Any], decided: RolloutStep,
-                      inputs: RolloutInputs) -> Obj:
+                      inputs: RolloutInputs, generation: int | None = None) -> Obj:
     """The rendered workload with the step's revision and the rollout memory annotations."""
     obj = copy.deepcopy(dict(desired))
     if decided.target.hash != revision_of(desired):
@@ -343,6 +314,9 @@ def workload_to_apply(desired: Mapping[str, Any], decided: RolloutStep,
         annotations[FAILED_REVISION] = encode_failed(decided.failed)
     annotations[ROLLOUT_STARTED] = rfc3339(decided.started)
     annotations[ROLLOUT_INPUTS] = encode_inputs(inputs)
+    annotations[ROLLOUT_CAUSE] = decided.cause
+    if generation is not None:
+        annotations[RENDERED_GENERATION] = str(generation)
     meta["annotations"] = annotations
     return obj
 

@@ -9,6 +9,7 @@ except those timestamps: the rest is recomputed from what the pass observed.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -45,6 +46,11 @@ class Reason(StrEnum):
     AVAILABLE = "Available"
     SCALED_TO_ZERO = "ScaledToZero"
     ROLLOUT_WITHOUT_SPARE_CAPACITY = "RolloutWithoutSpareCapacity"  # Reconciling, not a failure
+    # Pods wait for GPUs (a node being provisioned, an HPA step): Reconciling until the
+    # progress deadline, then Stalled with INSUFFICIENT_GPU.
+    WAITING_FOR_GPUS = "WaitingForGPUs"
+    # An operator upgrade changed the rendered template: the rollout waits for a slot.
+    UPGRADE_QUEUED = "UpgradeQueued"
 
 
 FAILURES = frozenset({
@@ -82,6 +88,10 @@ class Workload:
     available: int
     current: bool  # status.observedGeneration caught up with metadata.generation
     deadline_exceeded: bool = False
+    # A LeaderWorkerSet older than v0.9 never reports status.observedGeneration: its counts
+    # cannot be trusted to describe the live template, so they are recounted from the pods
+    # (`controller.pods.recount`) and `current` stays False until they are.
+    generation_unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,8 @@ class Observation:
     failure: Failure | None
     workload: Workload | None
     pending_gpu_message: str | None = None
+    # A pod has waited for GPUs longer than rollout.progressDeadlineSeconds: Stalled.
+    pending_gpu_overdue: bool = False
     selector: str | None = None
     endpoint: str | None = None
     # A rollout that failed terminally (and was rolled back, or could not be): Stalled.
@@ -112,6 +124,7 @@ def workload_of(obj: Mapping[str, Any] | None) -> Workload | None:
     progressing = conditions.get("Progressing") or {}
     generation, observed = meta.get("generation"), status.get("observedGeneration")
     current = generation is None or (observed is not None and int(observed) >= int(generation))
+    unknown = obj.get("kind") == "LeaderWorkerSet" and observed is None and generation is not None
     ready = int(status.get("readyReplicas") or 0)
     # A LeaderWorkerSet reports no availableReplicas: ready groups are its available ones.
     available = int(status.get("availableReplicas", ready) or 0)
@@ -125,11 +138,39 @@ def workload_of(obj: Mapping[str, Any] | None) -> Workload | None:
         current=current,
         deadline_exceeded=progressing.get("status") == "False"
         and progressing.get("reason") == "ProgressDeadlineExceeded",
+        generation_unknown=unknown,
     )
 
 
-def pending_gpu_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
-    """The scheduler's message when a Pending pod cannot get GPUs, else None."""
+def settled(workload: Workload) -> bool:
+    """Every desired replica runs the live template and is Ready, and no old replica is left
+    (a surge pod Ready beside an old one is not done: `status.rollout.progress` says so too)."""
+    return workload.current and \
+        min(workload.ready, workload.updated, workload.available) >= workload.desired and \
+        workload.replicas <= workload.desired
+
+
+@dataclass(frozen=True)
+class PendingGPU:
+    """A Pending pod the scheduler cannot give GPUs: its message and since when (epoch s)."""
+
+    message: str
+    since: float | None  # PodScheduled's lastTransitionTime (else the pod's creation)
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def pending_gpu(pods: Sequence[Mapping[str, Any]]) -> PendingGPU | None:
+    """The longest-waiting Pending pod that cannot get GPUs, else None."""
+    found: list[PendingGPU] = []
     for pod in pods:
         status = pod.get("status") or {}
         if status.get("phase") != "Pending":
@@ -138,8 +179,24 @@ def pending_gpu_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
             message = str(cond.get("message") or "")
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
                     and INSUFFICIENT_GPU in message:
-                return message
-    return None
+                since = _epoch(cond.get("lastTransitionTime")) or \
+                    _epoch((pod.get("metadata") or {}).get("creationTimestamp"))
+                found.append(PendingGPU(message, since))
+    return min(found, key=lambda p: p.since if p.since is not None else float("inf"),
+               default=None)
+
+
+def pending_gpu_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """The scheduler's message when a Pending pod cannot get GPUs, else None."""
+    found = pending_gpu(pods)
+    return found.message if found is not None else None
+
+
+def capacity_overdue(pending: PendingGPU | None, deadline_seconds: float, now: float) -> bool:
+    """A pod has waited for GPUs longer than the progress deadline (a node that is being
+    provisioned arrives well within it: Karpenter / the cluster autoscaler take minutes)."""
+    return pending is not None and pending.since is not None and \
+        now - pending.since > deadline_seconds
 
 
 def plan_status(plan: Plan) -> PlanStatus:
@@ -162,9 +219,9 @@ def _triple(obs: Observation) -> tuple[tuple[str, Reason, str], ...]:
     """(type, status, reason, message) of Ready, Reconciling, Stalled for this observation."""
     failure = obs.failure or obs.rollout_failure
     wl = obs.workload
-    if failure is None and obs.pending_gpu_message:
-        failure = Failure(Reason.INSUFFICIENT_GPU,
-                          f"pods wait for GPUs: {obs.pending_gpu_message}")
+    if failure is None and obs.pending_gpu_message and obs.pending_gpu_overdue:
+        failure = Failure(Reason.INSUFFICIENT_GPU, "pods waited for GPUs past "
+                          f"rollout.progressDeadlineSeconds: {obs.pending_gpu_message}")
     if failure is None and wl is not None and wl.deadline_exceeded:
         failure = Failure(Reason.PROGRESS_DEADLINE_EXCEEDED,
                           f"the {wl.kind} made no progress within its progress deadline")
@@ -177,8 +234,7 @@ def _triple(obs: Observation) -> tuple[tuple[str, Reason, str], ...]:
         return (("False", Reason.PROGRESSING, message), ("True", Reason.PROGRESSING, message),
                 ("False", Reason.PROGRESSING, "no failure"))
     progress = f"{wl.ready}/{wl.desired} replicas ready, {wl.updated}/{wl.desired} updated"
-    done = wl.current and min(wl.ready, wl.updated, wl.available) >= wl.desired
-    if done:
+    if settled(wl):
         reason = Reason.SCALED_TO_ZERO if wl.desired == 0 else Reason.AVAILABLE
         return (("True", reason, progress), ("False", reason, "reconciled"),
                 ("False", reason, "no failure"))
@@ -187,6 +243,9 @@ def _triple(obs: Observation) -> tuple[tuple[str, Reason, str], ...]:
         return (("False", reason, message), ("True", reason, message),
                 ("False", reason, "no failure"))
     reason = Reason.WAITING_FOR_PODS if wl.current else Reason.PROGRESSING
+    if obs.pending_gpu_message:
+        reason, progress = Reason.WAITING_FOR_GPUS, \
+            f"{progress}; pods wait for GPUs: {obs.pending_gpu_message}"
     return (("False", reason, progress), ("True", reason, progress),
             ("False", reason, "no failure"))
 

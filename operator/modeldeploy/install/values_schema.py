@@ -60,6 +60,12 @@ def values_schema() -> Schema:
                     "enabled": {"type": "boolean"},
                     "labels": {"type": "object", "additionalProperties": _LABEL_VALUE},
                 }),
+                "maxConcurrentUpgrades": {"type": "integer", "minimum": 1, "maximum": 1024},
+                "podResources": _closed({
+                    "cpuPerGPU": {"type": "number", "exclusiveMinimum": 0, "maximum": 256},
+                    "memoryBaseGiB": {"type": "integer", "minimum": 1, "maximum": 4096},
+                    "memoryPerGPUGiB": {"type": "integer", "minimum": 0, "maximum": 1024},
+                }, required=["cpuPerGPU", "memoryBaseGiB", "memoryPerGPUGiB"]),
             }),
             "extraArgs": {"type": "array", "items": {"type": "string", "pattern": r"^--[a-z]"}},
             "serviceAccount": _closed({
@@ -76,6 +82,7 @@ def values_schema() -> Schema:
                 "port": _PORT,
                 "livenessInitialDelaySeconds": {"type": "integer", "minimum": 0},
                 "livenessPeriodSeconds": {"type": "integer", "minimum": 1},
+                "readinessPeriodSeconds": {"type": "integer", "minimum": 1},
             }),
             "metrics": _closed({"port": _PORT}),
             "serviceMonitor": _closed({

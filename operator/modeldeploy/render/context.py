@@ -162,9 +162,16 @@ def pod_annotations(md: ModelDeployment, options: RenderOptions) -> dict[str, st
 
 
 def common_labels(md: ModelDeployment) -> dict[str, str]:
+    """Labels of every child object: the ModelDeployment's own labels and the operator's."""
+    return {**user_labels(md), **pod_labels(md)}
+
+
+def pod_labels(md: ModelDeployment) -> dict[str, str]:
+    """Labels of the pod templates: the operator's, fixed for a given name. The user's labels
+    stay off the pods: a label edit (`helm.sh/chart: models-0.1.1`) changes the pod template,
+    and a changed template replaces every replica."""
     name = md.metadata.name
     return {
-        **user_labels(md),
         "app.kubernetes.io/name": "vllm",
         "app.kubernetes.io/instance": name,
         "app.kubernetes.io/component": "server",
@@ -280,7 +287,7 @@ def pods(ctx: Context) -> list[Pod]:
     }
     spec = ctx.pool.spec
     common: dict[str, Any] = {
-        "labels": ctx.labels,
+        "labels": pod_labels(ctx.md),
         "image": ctx.md.spec.serving.image,
         "env": _env(ctx),
         "port": PORT,

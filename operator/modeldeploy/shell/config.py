@@ -40,6 +40,11 @@ class OperatorConfig(BaseModel):
     retry_backoff: tuple[float, ...] = Field(
         default=(1, 2, 4, 8, 16, 32), description="Delays between retries of transient failures.")
     max_concurrent_reconciles: int = Field(default=16, ge=1, le=1024)
+    max_concurrent_upgrades: int = Field(
+        default=2, ge=1, le=1024,
+        description="Models whose template changes without a spec change (an operator upgrade, "
+                    "a GPUPool edit) roll this many at a time; the rest keep their template "
+                    "until a slot frees.")
     api_workers: int = Field(default=8, ge=1, le=256, description="Threads doing API calls.")
     request_timeout: float = Field(default=30.0, gt=0, description="One API request, s.")
     watch_server_timeout: int = Field(

@@ -34,21 +34,31 @@ from ..controller.children import (
     ref_of,
 )
 from ..controller.events import events_for
-from ..controller.rollouts import complete, downtime_of, failure_of, status_of
+from ..controller.pods import group_size, recount
+from ..controller.rollouts import complete, downtime_of, failure_of, revision_of, status_of
 from ..controller.status import (
     TRANSIENT,
     Failure,
     Observation,
+    PendingGPU,
     Reason,
+    capacity_overdue,
     compute_status,
     parse_status,
-    pending_gpu_message,
+    pending_gpu,
     status_patch,
     workload_of,
 )
+from ..controller.upgrades import UpgradeSlots
 from ..errors import InvalidSpec, ModeldeployError, describe_validation_error
 from ..planner import Plan, plan_deployment
-from ..render import REPLICAS_FIELD_MANAGER, RenderOptions, child_names, replicas_handover
+from ..render import (
+    REPLICAS_FIELD_MANAGER,
+    RenderOptions,
+    child_names,
+    progress_deadline,
+    replicas_handover,
+)
 from .autoscaler import Autoscaler
 from .kube import FIELD_MANAGER, MODEL_DEPLOYMENTS, PODS, Kube, KubeError
 from .rollout import Prepared, prepare, replicas_capacity
@@ -78,6 +88,7 @@ class ReconcileContext:
     autoscaler: Autoscaler | None = None
     telemetry: Telemetry | None = None
     wall: Callable[[], float] = time.time
+    upgrades: UpgradeSlots | None = None  # None: rendering changes roll at once
 
 
 @dataclass(frozen=True)
@@ -215,7 +226,7 @@ async def _prepare(ctx: ReconcileContext, run: _Pass, owner: Owner,
         run.pods = await _list_pods(ctx, owner.namespace, owner.name)
     try:
         run.prepared = await prepare(run.md, run.plan, run.pool, ctx.render, ctx.capacity, live,
-                                     run.pods, generation, ctx.wall())
+                                     run.pods, generation, ctx.wall(), ctx.upgrades)
     except ModeldeployError as exc:  # InvalidSpec, PlanNotRenderable
         reasons = {r.value for r in Reason}
         run.failure = Failure(Reason(exc.reason) if exc.reason in reasons
@@ -298,12 +309,20 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
         if workload is not None and replicas != workload.desired and scale_writes:
             workload = dataclasses.replace(workload, desired=replicas)
 
+    if workload is not None and workload_obj is not None and workload.generation_unknown:
+        if run.pods is None:
+            run.pods = await _list_pods(ctx, namespace, name)
+        workload = recount(workload, run.pods, revision_of(workload_obj), group_size(workload_obj))
+
     selector = f"{NAME_LABEL}={name},{COMPONENT_LABEL}=server"
-    pending = None
+    pending: PendingGPU | None = None
     if workload is not None and workload.ready < workload.desired:
         if run.pods is None:
             run.pods = await _list_pods(ctx, namespace, name)
-        pending = pending_gpu_message(run.pods)
+        pending = pending_gpu(run.pods)
+    overdue = pending is not None and run.md is not None and run.plan is not None and \
+        run.plan.feasible and capacity_overdue(
+            pending, progress_deadline(run.md, run.plan, ctx.render), ctx.wall())
 
     rollout: RolloutStatus | None = None
     rollout_failure = downtime = None
@@ -314,7 +333,9 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
         downtime = downtime_of(prepared.step, prepared.strategy, workload)
 
     observation = Observation(generation=generation, plan=run.plan, failure=run.failure,
-                              workload=workload, pending_gpu_message=pending,
+                              workload=workload,
+                              pending_gpu_message=pending.message if pending else None,
+                              pending_gpu_overdue=overdue,
                               selector=selector, endpoint=_endpoint(observed, names.service),
                               rollout_failure=rollout_failure, rollout_downtime=downtime,
                               rollout=rollout, autoscaling=autoscaling)

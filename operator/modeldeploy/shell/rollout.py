@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from ..controller.rollouts import (
     workload_to_apply,
 )
 from ..controller.status import workload_of
+from ..controller.upgrades import UpgradeSlots
 from ..decisions.capacity import capacity_replicas, replicas_that_fit
 from ..decisions.rollout import RolloutStrategy
 from ..planner import Plan
@@ -107,15 +109,25 @@ def replicas_capacity(md: ModelDeployment, plan: Plan, pool: GPUPool,
 async def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
                   capacity: CapacitySource | None, live: Mapping[str, Any] | None,
                   pods: Sequence[Mapping[str, Any]] | None, generation: int | None,
-                  now: float) -> Prepared:
-    """Render, track and stamp the workload (raises what `render_objects` raises)."""
+                  now: float, upgrades: UpgradeSlots | None = None) -> Prepared:
+    """Render, track and stamp the workload (raises what `render_objects` raises).
+
+    A rendering change (operator upgrade) starts only with a slot of `upgrades` (None: no
+    limit); the slot is taken here and released once that rollout is complete."""
     recorded = parse_inputs(live) if live is not None else None
     inputs = recorded or RolloutInputs()
     objects = render_objects(md, plan, pool, options, rollout=inputs)
-    decided = step(RolloutView(
+    view = RolloutView(
         desired=_workload(objects), live=live, pods=pods, generation=generation,
         auto_rollback=md.spec.rollout.auto_rollback,
-        deadline_seconds=progress_deadline(md, plan, options), now=now))
+        deadline_seconds=progress_deadline(md, plan, options), now=now,
+        upgrade_slot=upgrades is None)
+    decided = step(view)
+    uid = str(md.metadata.uid)
+    if decided.queued and upgrades is not None and upgrades.may_start(uid, now):
+        decided = step(dataclasses.replace(view, upgrade_slot=True))
+    if upgrades is not None:
+        upgrades.record(uid, decided.upgrading, now)
     if decided.fresh_capacity or recorded is None:
         if capacity is not None and live is not None:
             # A rollout's strategy is chosen once and kept: read capacity now, not from a
@@ -128,7 +140,7 @@ async def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: Rende
             inputs = fresh
             objects = render_objects(md, plan, pool, options, rollout=inputs)
     rendered = _workload(objects)
-    workload = workload_to_apply(rendered, decided, inputs)
+    workload = workload_to_apply(rendered, decided, inputs, generation)
     objects = [workload if o is rendered else o for o in objects]
     strategy = rollout_strategy(md, plan, inputs,
                                 cache_access_mode=cache_access_mode(objects, options))

@@ -13,6 +13,7 @@ import kopf
 import kubernetes
 
 from ..api import GROUP
+from ..controller.upgrades import UpgradeSlots
 from .autoscaler import Autoscaler
 from .config import OperatorConfig
 from .controller import Controller, PoolStatusWriter
@@ -129,7 +130,10 @@ class OperatorRuntime:
             render=cfg.render, emit_events=cfg.emit_events,
             # Nodes and cluster-wide pods are not readable in a namespaced install.
             capacity=CapacitySource(self.kube, cfg.cache_ttl) if cfg.clusterwide else None,
-            autoscaler=Autoscaler(self.scraper, self.telemetry), telemetry=self.telemetry)
+            autoscaler=Autoscaler(self.scraper, self.telemetry), telemetry=self.telemetry,
+            # Every model in flight is reconciled at least once per resync: an entry older
+            # than three resyncs belongs to a model that is gone.
+            upgrades=UpgradeSlots(cfg.max_concurrent_upgrades, 3 * cfg.resync_interval))
         self.controller = Controller(ctx, cfg)
         self._loops.append(asyncio.create_task(self.controller.resync_forever(), name="resync"))
         self._loops.append(asyncio.create_task(self.controller.scrape_forever(), name="scrape"))

@@ -3,6 +3,8 @@
 -- A status older than the spec (observedGeneration < generation) is always Progressing: it
 -- says nothing about what was just synced. Lua 5.1, base and table libraries only (what
 -- Argo CD gives scripts from argocd-cm); identical for ModelDeployment and GPUPool.
+-- A GPUPool with no node (scaled to zero) is valid: Healthy, also when an earlier operator
+-- version reported it as Ready=False/NoMatchingNodes.
 local hs = {}
 
 local function find(conditions, wanted)
@@ -58,7 +60,8 @@ if stalled ~= nil and stalled.status == "True" and current(stalled, generation) 
 end
 
 local ready = find(status.conditions, "Ready")
-if ready ~= nil and ready.status == "True" and current(ready, generation) then
+local empty_pool = obj.kind == "GPUPool" and ready ~= nil and ready.reason == "NoMatchingNodes"
+if ready ~= nil and (ready.status == "True" or empty_pool) and current(ready, generation) then
   hs.status = "Healthy"
   hs.message = describe(ready)
   return hs

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from tests.unit.test_controller_rollouts import NOW, live, view
+
 from modeldeploy.controller.rollouts import revision_of, step, workload_to_apply
 from modeldeploy.controller.upgrades import (
     CAUSE_OPERATOR,
@@ -14,8 +16,6 @@ from modeldeploy.controller.upgrades import (
     rendered_generation,
 )
 from modeldeploy.render import RolloutInputs
-
-from tests.unit.test_controller_rollouts import NOW, live, view
 
 
 def test_spec_edit_rolls_at_once_without_a_slot() -> None:

@@ -147,7 +147,8 @@ def test_peering_adds_its_rules_and_allows_replicas() -> None:
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[-2:] == ["--peering", "--peering-name=modeldeploy"]
+    at = args.index("--peering")
+    assert args[at:at + 2] == ["--peering", "--peering-name=modeldeploy"]
     (ns_role,) = by_kind(RENDERED["namespaced-peering"], "Role")
     assert ns_role["rules"] == rbac.rules(rbac.Mode.NAMESPACED, peering=True)
 
@@ -196,10 +197,11 @@ def test_operator_container_runs_modeldeploy_with_kopf_liveness() -> None:
     (container,) = pod["containers"]
     assert container["image"] == f"ghcr.io/modeldeploy/modeldeploy:{modeldeploy.__version__}"
     assert container["command"] == ["modeldeploy", "run"]
+    # The shared cache's download Job runs the operator's own image (digest or tag as pinned).
     assert container["args"] == [
         "--liveness=http://0.0.0.0:8080/healthz", "--max-concurrent-upgrades=2",
         "--cpu-request-per-gpu=3", "--memory-request-base-gib=8",
-        "--memory-request-per-gpu-gib=4"]
+        "--memory-request-per-gpu-gib=4", f"--download-image={container['image']}"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -346,3 +348,13 @@ def test_chart_versions_follow_the_package() -> None:
         meta = yaml.safe_load((path / "Chart.yaml").read_text())
         assert meta["apiVersion"] == "v2"
         assert meta["appVersion"] == modeldeploy.__version__
+
+
+def test_cache_values_reach_the_operator() -> None:
+    default_args = one(RENDERED["default"], "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    image = one(RENDERED["default"], "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert f"--download-image={image}" in default_args
+    assert not any(a.startswith("--cache-storage-class") for a in default_args)
+    values = {"cache": {"storageClassName": "efs-sc", "downloadImage": "registry.local/md:1"}}
+    args = one(objects(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--cache-storage-class=efs-sc" in args and "--download-image=registry.local/md:1" in args

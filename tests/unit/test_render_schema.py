@@ -20,6 +20,8 @@ VARIANTS = {
     "service-monitor": ({}, RenderOptions(service_monitor=True, service_monitor_labels={"release": "prom"})),
     "non-root": ({}, RenderOptions(run_as_user=1000)),
     "pvc-cache": ({"cache": {"mode": "pvc", "size": "300Gi"}}, RenderOptions()),
+    "shared-cache": ({"cache": {"mode": "shared"}},
+                     RenderOptions(cache_storage_class_name="efs-sc", hub_endpoint="http://hub-mirror:8080")),
     "extras": ({"serving": {"extraArgs": ["--enforce-eager", "--max-loras", "2"],
                             "env": [{"name": "NCCL_DEBUG", "value": "INFO"}]},
                 "rollout": {"maxSurge": 0, "maxUnavailable": 1}}, RenderOptions()),

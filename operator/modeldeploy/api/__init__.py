@@ -26,6 +26,8 @@ from .metadata import ObjectMeta
 from .pool import GPU, GPUPool, GPUPoolSpec, Toleration
 from .status import (
     AutoscalingStatus,
+    CachePhase,
+    CacheStatus,
     Condition,
     ConditionType,
     GPUPoolStatus,
@@ -48,6 +50,8 @@ __all__ = [
     "AutoscalingStatus",
     "Cache",
     "CacheMode",
+    "CachePhase",
+    "CacheStatus",
     "Condition",
     "ConditionType",
     "Credentials",

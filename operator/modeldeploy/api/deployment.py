@@ -22,6 +22,11 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
 DEFAULT_IMAGE = "vllm/vllm-openai:v0.30.0"  # docs/decisions/default-vllm-image.md
+# Ten minutes without a downloaded byte or a new vLLM load line. The longest silent phase of a
+# healthy vLLM start is torch.compile of one shape (85 s for a 32B model, vLLM 0.19 log cited in
+# docs/decisions/cold-starts.md) or one safetensors shard (342 s on slow network storage,
+# ibid.); 600 s leaves room for both.
+DEFAULT_STALL_SECONDS = 600
 
 
 class Quantization(StrEnum):
@@ -64,6 +69,7 @@ class AutoscalingMode(StrEnum):
 class CacheMode(StrEnum):
     EMPTY_DIR = "emptyDir"
     PVC = "pvc"
+    SHARED = "shared"
 
 
 class Architecture(ApiModel):
@@ -165,8 +171,8 @@ class Autoscaling(ApiModel):
     target: float = Field(default=5.0, gt=0, le=100000, description="Target value per replica (kvCacheUsage: a fraction 0-1).")
     scale_up_stabilization_seconds: int = Field(default=0, ge=0, le=3600, description="Scale up only to the lowest recommendation over this window.")
     scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600, description="Scale down only to the highest recommendation over this window.")
-    scale_to_zero: bool = Field(default=False, description="Allow zero replicas after idleSeconds without requests.")
-    idle_seconds: int = Field(default=900, ge=60, le=86400, description="Idle time before scaling to zero.")
+    scale_to_zero: bool = Field(default=False, description="Allow zero replicas after idleSeconds without requests in flight. Rendered as a KEDA HTTP add-on HTTPScaledObject whose interceptor holds requests while the first replica loads; clients reach the model through the interceptor.")
+    idle_seconds: int = Field(default=900, ge=60, le=86400, description="Seconds without requests in flight (running + waiting in vLLM, or pending at the interceptor) before scaling to zero.")
     mode: AutoscalingMode = Field(default=AutoscalingMode.BUILTIN, description="builtin (operator scrapes vLLM), hpa or keda.")
 
     @model_validator(mode="after")
@@ -174,7 +180,7 @@ class Autoscaling(ApiModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must be ≤ maxReplicas")
         if self.scale_to_zero and self.mode == AutoscalingMode.HPA:
-            raise ValueError("scaleToZero is not possible with mode hpa (HPA cannot scale to 0); use keda or builtin")
+            raise ValueError("scaleToZero is not possible with mode hpa (HPA cannot scale to 0); use keda or builtin, both wake the model through the KEDA HTTP add-on")
         if self.min_replicas == 0 and not self.scale_to_zero:
             raise ValueError("minReplicas 0 requires scaleToZero: true")
         if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.target > 1:
@@ -187,6 +193,7 @@ class Rollout(ApiModel):
     max_surge: int | Literal["auto"] = Field(default="auto", description="Extra replicas during a rollout; auto = as many as free GPUs allow.")
     progress_deadline_seconds: int | None = Field(default=None, ge=60, le=86400, description="Rollout deadline; default derived from model size.")
     auto_rollback: bool = Field(default=True, description="Return to the last Ready revision when a rollout fails.")
+    stall_seconds: int = Field(default=DEFAULT_STALL_SECONDS, ge=60, le=86400, description="Seconds a cache download or a starting replica may go without progress (bytes downloaded, vLLM's load log lines) before it is declared failed (DownloadStalled, LoadStalled). A slow start that keeps progressing is never cut short.")
 
     @field_validator("max_surge")
     @classmethod
@@ -206,9 +213,9 @@ class Credentials(ApiModel):
 
 
 class Cache(ApiModel):
-    mode: CacheMode = Field(default=CacheMode.EMPTY_DIR, description="emptyDir (per pod) or pvc (a claim the operator creates).")
+    mode: CacheMode = Field(default=CacheMode.EMPTY_DIR, description="emptyDir (each pod downloads into its own volume), pvc (a claim per ModelDeployment), or shared (one ReadWriteMany claim per model and revision in the namespace, filled once by a download Job; serving pods mount it read-only).")
     size: str | None = Field(default=None, max_length=32, pattern=QUANTITY, description="Cache size; default derived from the checkpoint size.")
-    storage_class_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="StorageClass for the PVC.")
+    storage_class_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="StorageClass for the claim; shared needs one that supports ReadWriteMany. Default: the operator's cache storage class (chart value cache.storageClassName), else the cluster default.")
 
 
 class ModelDeploymentSpec(ApiModel):

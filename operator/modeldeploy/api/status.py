@@ -18,6 +18,14 @@ class ConditionType(StrEnum):
     READY = "Ready"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    CACHE_READY = "CacheReady"  # spec.cache.mode shared: the shared claim holds the model
+
+
+class CachePhase(StrEnum):
+    PENDING = "Pending"  # claim not bound or download not started
+    DOWNLOADING = "Downloading"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
 
 
 class Condition(ApiModel):
@@ -71,6 +79,15 @@ class AutoscalingStatus(ApiModel):
     last_decision: ScalingDecision | None = Field(default=None, description="The last scaling decision.")
 
 
+class CacheStatus(ApiModel):
+    phase: CachePhase | None = Field(default=None, description="Pending, Downloading, Complete or Failed.")
+    claim: str | None = Field(default=None, description="The shared PersistentVolumeClaim (spec.cache.mode shared).")
+    bytes_done: int | None = Field(default=None, ge=0, description="Bytes of the model downloaded into the claim.")
+    bytes_total: int | None = Field(default=None, ge=0, description="Bytes of the files being downloaded (config, tokenizer, safetensors).")
+    reason: str | None = Field(default=None, description="Why the cache is not Complete (DownloadFailed, DownloadStalled, GatedModel, StorageUnavailable, CacheConflict).")
+    message: str | None = Field(default=None, max_length=4096, description="Detail for reason.")
+
+
 class ModelDeploymentStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="Generation of the spec last reconciled.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling, Stalled.")
@@ -82,6 +99,7 @@ class ModelDeploymentStatus(ApiModel):
     endpoint: str | None = Field(default=None, description="In-cluster URL of the OpenAI-compatible API.")
     rollout: RolloutStatus | None = Field(default=None, description="Rollout progress.")
     autoscaling: AutoscalingStatus | None = Field(default=None, description="Autoscaler state.")
+    cache: CacheStatus | None = Field(default=None, description="The shared model cache (spec.cache.mode shared).")
 
 
 class GPUPoolStatus(ApiModel):

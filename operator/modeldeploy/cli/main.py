@@ -14,6 +14,7 @@ app = typer.Typer(
 
 # Command modules register themselves on `app` when imported.
 from . import crd as _crd  # noqa: E402,F401
+from . import download as _download  # noqa: E402,F401
 from . import models as _models  # noqa: E402,F401
 from . import plan as _plan  # noqa: E402,F401
 from . import render as _render  # noqa: E402,F401

@@ -70,6 +70,12 @@ def run_command(
     service_monitor_label: Annotated[list[str] | None, typer.Option(
         help="Extra ServiceMonitor label key=value, e.g. release=prometheus (repeatable).")
     ] = None,
+    cache_storage_class: Annotated[str | None, typer.Option(
+        help="StorageClass of model cache claims whose spec.cache.storageClassName is unset "
+             "(cache.mode shared needs ReadWriteMany).")] = None,
+    download_image: Annotated[str | None, typer.Option(
+        help="Image of the shared cache's download Job (default: this operator's image).")
+    ] = None,
     resync_interval: Annotated[float, typer.Option(
         help="Re-derive every ModelDeployment this often (drift repair), s.")] = 60.0,
     pool_status_interval: Annotated[float, typer.Option(
@@ -116,6 +122,9 @@ def run_command(
             hub_endpoint=hub_endpoint, hub_timeout=hub_timeout, offline=offline,
             render=RenderOptions(service_monitor=service_monitor,
                                  service_monitor_labels=_labels(service_monitor_label or []),
+                                 cache_storage_class_name=cache_storage_class,
+                                 hub_endpoint=hub_endpoint,
+                                 **({"download_image": download_image} if download_image else {}),
                                  **_requests(cpu_request_per_gpu, memory_request_base_gib,
                                              memory_request_per_gpu_gib)),
             resync_interval=resync_interval, pool_status_interval=pool_status_interval,

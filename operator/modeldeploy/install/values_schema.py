@@ -55,6 +55,14 @@ def values_schema() -> Schema:
                     "key": {"type": "string", "pattern": r"^[-._a-zA-Z0-9]+$"},
                 }),
             }),
+            "cache": _closed({
+                "storageClassName": {
+                    "description": "StorageClass of cache claims whose spec.cache.storageClassName is unset.",
+                    "type": "string", "maxLength": 253,
+                    "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"},
+                "downloadImage": {"description": "Image of the shared cache's download Job; empty: the operator's.",
+                                  "type": "string", "maxLength": 512},
+            }),
             "models": _closed({
                 "serviceMonitor": _closed({
                     "enabled": {"type": "boolean"},

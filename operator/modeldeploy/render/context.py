@@ -16,6 +16,7 @@ from ..decisions.rollout import RolloutStrategy
 from ..errors import InvalidSpec, ModeldeployError
 from ..planner import Plan
 from .argv import PORT, check_env, kube_escape, vllm_args
+from .cache import SharedMount, cache_key, shared_env, shared_mount
 from .options import RenderOptions
 from .rollout import RolloutInputs, default_replicas, progress_deadline, rollout_strategy
 from .sizes import Sizing, sizing
@@ -117,6 +118,7 @@ class Pod:
     shm_size: str
     cache_claim: str | None
     cache_mount: str
+    shared_cache: SharedMount | None
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
     run_as_user: int | None
@@ -239,7 +241,9 @@ def build_context(
     if rollout.max_surge == 0 and rollout.max_unavailable == 0:
         raise InvalidSpec("spec.rollout: maxSurge and maxUnavailable cannot both be 0")
     mode = options.cache_access_mode
-    if mode == "auto":
+    if md.spec.cache.mode == "shared":
+        mode = "ReadWriteMany"  # many pods, on many nodes, read one copy
+    elif mode == "auto":
         mode = "ReadWriteMany" if _max_pods_at_once(md, plan) > 1 else "ReadWriteOnce"
     strategy = rollout_strategy(md, plan, rollout_inputs or RolloutInputs(), cache_access_mode=mode)
     return Context(
@@ -256,6 +260,8 @@ def _env(ctx: Context) -> list[Env]:
     env = [Env("HF_HOME", HF_HOME)]
     if ctx.options.run_as_user is not None:
         env.append(Env("HOME", f"{CACHE_MOUNT}/home"))
+    if ctx.md.spec.cache.mode == "shared":
+        env += [Env(name, value) for name, value in shared_env()]
     token = ctx.md.spec.credentials.hugging_face_token
     if token is not None:
         env.append(Env("HF_TOKEN", secret_name=token.name, secret_key=token.key))
@@ -300,6 +306,9 @@ def pods(ctx: Context) -> list[Pod]:
         "shm_size": f"{opts.shm_gib_per_gpu * gpus}Gi",
         "cache_claim": ctx.names.cache if ctx.md.spec.cache.mode == "pvc" else None,
         "cache_mount": CACHE_MOUNT,
+        "shared_cache": (
+            shared_mount(cache_key(ctx.md, plan)) if ctx.md.spec.cache.mode == "shared" else None
+        ),
         "node_selector": dict(spec.node_selector),
         "tolerations": [t.wire() for t in spec.tolerations],
         "run_as_user": opts.run_as_user,

@@ -27,6 +27,7 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset({
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
+    ("batch/v1", "Job"),
     ("policy/v1", "PodDisruptionBudget"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),

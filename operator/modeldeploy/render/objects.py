@@ -11,6 +11,7 @@ from ..api import GPUPool, ModelDeployment
 from ..planner import Plan
 from .argv import PORT
 from .autoscaling import autoscaler_object
+from .cache_objects import cache_size, cache_storage_class, shared_cache_objects
 from .context import (
     HASH_ANNOTATION,
     LWS_NAME_LABEL,
@@ -88,8 +89,12 @@ def render_objects(
 ) -> list[dict[str, Any]]:
     """Every object a ModelDeployment needs, in apply order.
 
-    [PersistentVolumeClaim], Deployment | LeaderWorkerSet, Service, [PodDisruptionBudget],
-    [ServiceMonitor], [HorizontalPodAutoscaler | ScaledObject].
+    [PersistentVolumeClaim | shared PersistentVolumeClaim, download Job],
+    Deployment | LeaderWorkerSet, Service, [PodDisruptionBudget], [ServiceMonitor],
+    [HorizontalPodAutoscaler | ScaledObject].
+
+    The shared claim and Job (spec.cache.mode shared) are the same for every ModelDeployment of
+    the namespace serving the same model and revision; `render.cache.is_shared` tells them apart.
 
     `rollout` carries the capacity the shell observed; the workload's RollingUpdate parameters
     follow from it (`rollout_strategy`). Without it, spec.rollout is used as written. The
@@ -100,12 +105,12 @@ def render_objects(
     """
     ctx = build_context(md, plan, pool, options or RenderOptions(), rollout)
     names = ctx.names
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = shared_cache_objects(ctx)
     if md.spec.cache.mode == "pvc":
         out.append(render_object(
             "persistentvolumeclaim.yaml.j2", meta=ctx.meta(names.cache),
-            access_mode=ctx.cache_access_mode, storage_class=md.spec.cache.storage_class_name,
-            size=md.spec.cache.size or f"{ctx.sizing.cache_gib}Gi",
+            access_mode=ctx.cache_access_mode, storage_class=cache_storage_class(ctx),
+            size=cache_size(ctx),
         ))
     workload, serving = _workload(ctx)
     out.append(workload)

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import __version__
+from ..api.base import DNS_SUBDOMAIN
+from ..api.deployment import IMAGE
 from ..api.pool import LABEL_KEY, LABEL_VALUE
 
 # Pod annotations a ModelDeployment may carry down to its pods, by key prefix. Everything else on
@@ -97,6 +100,18 @@ class RenderOptions(BaseModel):
             "pod runs (e.g. requests queued at a gateway), or-ed into the trigger query. "
             "$namespace and $service are replaced by the escaped names; use them inside "
             "double-quoted label values."))
+    cache_storage_class_name: str | None = Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN,
+        description=(
+            "StorageClass of cache claims whose spec.cache.storageClassName is unset (chart value "
+            "cache.storageClassName); spec.cache.mode shared needs one with ReadWriteMany."))
+    download_image: str = Field(
+        default=f"ghcr.io/modeldeploy/modeldeploy:{__version__}", max_length=512, pattern=IMAGE,
+        description="Image of the shared cache's download Job: the operator's own (it runs "
+                    "`modeldeploy download`, huggingface_hub inside).")
+    hub_endpoint: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\s\"'`\\]+$",
+        description="HF_ENDPOINT for the download Job (a hub mirror); None: huggingface.co.")
     request_ephemeral_storage: bool = Field(
         default=True,
         description="With an emptyDir cache, request the cache size as ephemeral-storage.")

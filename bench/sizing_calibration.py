@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from modeldeploy.api import GPUPool, ModelDeployment
+from modeldeploy.errors import ModelUnresolved
 from modeldeploy.facts import ModelFacts
 from modeldeploy.facts.catalog import load_catalog
 from modeldeploy.facts.hf_config import facts_from_hf
@@ -42,17 +43,20 @@ def _number(text: str) -> float | None:
     return float(text) if text.strip() else None
 
 
-def model_facts(repo: str) -> ModelFacts | None:
-    """Facts from the built-in catalog, else from a catalog data file; None if neither has it."""
+def model_facts(repo: str) -> ModelFacts | str:
+    """Facts from the built-in catalog, else from a catalog data file; else why there are none."""
     found = load_catalog().get(repo)
     if found is not None:
         return found
     path = MODELS / (repo.replace("/", "--") + ".yaml")
     if not path.exists():
-        return None
+        return "no config.json found yet"
     entry = yaml.safe_load(path.read_text(encoding="utf-8"))
     total = (entry.get("checkpoint") or {}).get("totalBytes")
-    return facts_from_hf(entry["id"], entry["config"], {"metadata": {"total_size": total}} if total else None)
+    try:
+        return facts_from_hf(entry["id"], entry["config"], {"metadata": {"total_size": total}} if total else None)
+    except ModelUnresolved as exc:
+        return str(exc).split(": ", 1)[-1].split(";")[0]
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Row:
 
     log: dict[str, str]
     plan: Plan | None  # None: no facts for the model yet
+    pending: str = ""  # why there are no facts
 
     @property
     def version(self) -> tuple[int, ...]:
@@ -128,8 +133,8 @@ def calibrate(path: Path = DATA) -> list[Row]:
     with path.open(encoding="utf-8") as handle:
         for log in csv.DictReader(handle):
             facts = model_facts(log["facts"])
-            if facts is None:
-                rows.append(Row(log, None))
+            if isinstance(facts, str):
+                rows.append(Row(log, None, facts))
                 continue
             md, pool = deployment(log, facts)
             rows.append(Row(log, plan_deployment(md, facts, [pool])))
@@ -149,7 +154,7 @@ def _line(r: Row) -> str:
     m = r.plan.memory_per_gpu if r.plan else None
     tokens = r.plan.kv_cache_tokens if r.plan and r.plan.feasible else None
     logged_tokens = r.logged_tokens
-    verdict = {None: "no facts yet", True: "right", False: "**wrong**"}[r.verdict_right]
+    verdict = {None: f"no facts: {r.pending}", True: "right", False: "**wrong**"}[r.verdict_right]
     return (
         f"| {r.log['model']} | {r.log['vllm_version']} | {r.log['tp']} | {r.log['gpu_memory_utilization']} "
         f"| {r.log['max_model_len']} | {_pair(m.weights_gib if m else None, r.log['weights_gib'])} "

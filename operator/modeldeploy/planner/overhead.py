@@ -237,10 +237,12 @@ def _mlp_width(facts: ModelFacts) -> int:
 def activation_bytes(profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int) -> float:
     """Peak torch memory of the profiling step, bytes: the larger of the forward pass and the
     sampler on `rows` full-vocabulary logits (the logits are gathered: not divided by TP)."""
-    forward = tokens * (facts.hidden_size + _mlp_width(facts) / tp) * profile.forward_bytes_per_unit
     sampler = rows * facts.vocab_size * profile.sampler_bytes_per_logit
     if not profile.v1_engine:
-        return forward + sampler  # V0 computed the logits inside the profiled step
+        # V0 computed the logits inside the profiled step, and its peak did not shrink with TP
+        # (vllm-project/vllm#10511: 1.26 GiB for Meta-Llama-3-8B at TP 1 and at TP 2).
+        return tokens * (facts.hidden_size + _mlp_width(facts)) * profile.forward_bytes_per_unit + sampler
+    forward = tokens * (facts.hidden_size + _mlp_width(facts) / tp) * profile.forward_bytes_per_unit
     return max(forward, sampler)
 
 

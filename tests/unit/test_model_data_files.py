@@ -1,0 +1,42 @@
+"""The catalog data files (operator/modeldeploy/data/models/*.yaml) keep the shared format:
+id, configSource (an address with the commit it was read at), config.json verbatim, optional
+checkpoint metadata with its own source, optional fp8Variant naming another data file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+MODELS = Path(__file__).resolve().parents[2] / "operator" / "modeldeploy" / "data" / "models"
+FILES = sorted(MODELS.glob("*.yaml"))
+COMMIT = re.compile(r"/blob/[0-9a-f]{40}/")
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_there_are_data_files() -> None:
+    assert len(FILES) >= 40
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_data_file_format(path: Path) -> None:
+    entry = load(path)
+    assert set(entry) <= {"id", "configSource", "config", "checkpoint", "fp8Variant"}
+    assert path.stem == entry["id"].replace("/", "--")
+    assert entry["configSource"].startswith("https://") and COMMIT.search(entry["configSource"])
+    config = entry["config"]
+    assert isinstance(config, dict) and config.get("model_type") and config.get("architectures")
+    if "checkpoint" in entry:
+        checkpoint = entry["checkpoint"]
+        assert checkpoint["source"].startswith("https://")
+        assert isinstance(checkpoint.get("totalBytes", 0), int)
+    if "fp8Variant" in entry:
+        assert (MODELS / (entry["fp8Variant"].replace("/", "--") + ".yaml")).exists()

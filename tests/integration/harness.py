@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,11 +36,11 @@ def closed_port() -> int:
 def fast_config(kubeconfig: Path, **overrides: Any) -> OperatorConfig:
     """Short intervals so scenarios converge in seconds; an unreachable hub."""
     fields: dict[str, Any] = dict(
-        kubeconfig=kubeconfig, resync_interval=1.0, pool_status_interval=1.0, cache_ttl=0.2,
+        kubeconfig=kubeconfig, resync_interval=1.0, pool_status_interval=1.0, discovery_interval=60.0,
         retry_backoff=(0.2, 0.5, 1.0), watch_server_timeout=30, connect_timeout=2.0,
-        request_timeout=5.0, child_event_delay=0.05, api_workers=4,
+        request_timeout=5.0, child_event_delay=0.05,
         hub_endpoint=f"http://127.0.0.1:{closed_port()}", hub_timeout=0.5,
-        user_agent=OPERATOR_AGENT)
+        user_agent=OPERATOR_AGENT, metrics_address="127.0.0.1", metrics_port=closed_port())
     fields.update(overrides)
     return OperatorConfig(**fields)
 
@@ -82,6 +83,18 @@ class OperatorThread:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def metric(self, name: str) -> float:
+        """Sum of one of the operator's own Prometheus series (all labels), from /metrics."""
+        url = f"http://{self.config.metrics_address}:{self.config.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith((f"{name} ", f"{name}{{")))
+
+    def passes(self) -> int:
+        """Reconcile passes run so far (any result)."""
+        return int(self.metric("modeldeploy_reconcile_passes_total"))
+
 
 def eventually(check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05,
                what: str = "condition") -> T:
@@ -114,6 +127,12 @@ def assert_rbac_allows(server: EmulatorServer, mode: rbac.Mode = rbac.Mode.CLUST
 
 def operator_writes(requests: list[LoggedRequest]) -> list[LoggedRequest]:
     return [r for r in requests if r.is_write and not r.user_agent.startswith("modeldeploy-tests")]
+
+
+def operator_reads(requests: list[LoggedRequest]) -> list[LoggedRequest]:
+    """Reads other than watches the operator (or kopf for it) sent: GET, LIST, discovery."""
+    return [r for r in requests if r.method == "GET" and r.verb != "watch"
+            and not r.user_agent.startswith("modeldeploy-tests")]
 
 
 def quiet_period(server: EmulatorServer, seconds: float) -> list[LoggedRequest]:

@@ -33,6 +33,7 @@ from .harness import (
     fast_config,
     gpu_pool,
     model_deployment,
+    operator_reads,
     operator_writes,
     quiet_period,
     settle,
@@ -130,10 +131,12 @@ def test_noop_resync_issues_no_write(operator: OperatorThread, cluster: Cluster,
     ready_model(cluster, "a")
     ready_model(cluster, "b")
     settle(emulator_server, 0.3)  # the Ready events may still be in flight
+    passes = operator.passes()
     requests = quiet_period(emulator_server, 2.5 * operator.config.resync_interval)
-    reads = [r for r in requests if r.verb == "get" and r.resource == "deployments"]
-    assert len(reads) >= 4, "the resync did run (2 passes x 2 models)"
+    assert operator.passes() - passes >= 4, "the resync did run (2 passes x 2 models)"
     assert operator_writes(requests) == []
+    # Every pass read the watch-fed stores: no GET, LIST or discovery request at all.
+    assert operator_reads(requests) == []
 
 
 def test_deleted_child_is_restored(operator: OperatorThread, cluster: Cluster) -> None:
@@ -337,9 +340,7 @@ def test_restart_midway_converges_without_duplicates(
     mark = emulator_server.emulator.log_mark()
     third = OperatorThread(fast_config(kubeconfig)).start()
     try:
-        eventually(lambda: third.alive and len([
-            r for r in emulator_server.emulator.requests_since(mark)
-            if r.verb == "get" and r.resource == "deployments"]) >= 8, what="two passes")
+        eventually(lambda: third.alive and third.passes() >= 8, what="two passes")
     finally:
         third.stop()
     assert operator_writes(emulator_server.emulator.requests_since(mark)) == []
@@ -355,14 +356,14 @@ def test_converges_after_api_errors(operator: OperatorThread, cluster: Cluster,
                          user_agent_prefix=agent)),
         emu.inject(Fault(status=409, verb="patch", resource="modeldeployments",
                          subresource="status", user_agent_prefix=agent)),
-        emu.inject(Fault(status=500, verb="get", resource="services", user_agent_prefix=agent)),
+        emu.inject(Fault(status=500, verb="list", resource="services", user_agent_prefix=agent)),
         emu.inject(Fault(drop=True, verb="list", resource="gpupools", user_agent_prefix=agent)),
     ]
     cluster.create(model_deployment("m"))
     eventually(lambda: cluster.deployment("m"), what="deployment despite 500s")
     cluster.wait_condition("m", "Reconciling", "True")
     # Watches: the history is compacted and every stream dropped, then the next watch is
-    # refused with 410 Gone: kopf must re-list and keep serving.
+    # refused with 410 Gone: the informers must re-list and keep serving.
     emu.inject(Fault(status=410, verb="watch", resource="modeldeployments"))
     for kind in ("modeldeployments", "deployments"):
         group = "modeldeploy.dev" if kind == "modeldeployments" else "apps"
@@ -382,9 +383,10 @@ def test_converges_after_api_errors(operator: OperatorThread, cluster: Cluster,
 def test_watches_use_explicit_timeouts_and_label_selectors(
         operator: OperatorThread, emulator_server: EmulatorServer) -> None:
     emu = emulator_server.emulator
-    # ModelDeployments, GPUPools and the served child kinds: Deployments, Services, PDBs, PVCs,
-    # HorizontalPodAutoscalers (LeaderWorkerSets, ServiceMonitors, ScaledObjects: not served).
-    expected = 7
+    # ModelDeployments, GPUPools, Nodes, Pods and the served child kinds: Deployments, Services,
+    # PDBs, PVCs, HorizontalPodAutoscalers (LeaderWorkerSets, ServiceMonitors, ScaledObjects: not
+    # served).
+    expected = 9
     eventually(lambda: emu.open_watches() >= expected, what="watch streams")
     mark = emu.log_mark()
     emulator_server.call(emu.end_watches())  # watches are logged when they end

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import kopf
-import kubernetes
 import pytest
 import yaml
+from kubernetes_asyncio import client as k8s
 from typer.testing import CliRunner
 
 from modeldeploy.cli.main import app
 from modeldeploy.shell.config import OperatorConfig
 from modeldeploy.shell.runtime import (
-    CHILD_RESOURCES,
     FINALIZER,
     configure_kopf,
     connection_info,
@@ -68,12 +67,9 @@ def test_kopf_state_lives_under_our_group_with_explicit_timeouts() -> None:
     assert (settings.watching.server_timeout, settings.watching.client_timeout) == (120, 150)
     assert settings.watching.connect_timeout == 3
     assert not settings.posting.enabled and settings.scanning.disabled
-    selectors = dict(settings.watching.label_selectors.items())
-    assert len(selectors) == len(CHILD_RESOURCES)
-    assert set(selectors.values()) == {"app.kubernetes.io/managed-by=modeldeploy"}
 
 
-def test_kopf_and_the_client_share_one_kubeconfig(tmp_path: Path) -> None:
+async def test_kopf_and_the_client_share_one_kubeconfig(tmp_path: Path) -> None:
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "c",
@@ -82,8 +78,8 @@ def test_kopf_and_the_client_share_one_kubeconfig(tmp_path: Path) -> None:
         "users": [{"name": "u", "user": {"token": "s3cret"}}],
         "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
     }))
-    client_config = load_client_configuration(OperatorConfig(kubeconfig=path))
-    assert isinstance(client_config, kubernetes.client.Configuration)
-    info = connection_info(client_config)
+    client_config = await load_client_configuration(OperatorConfig(kubeconfig=path))
+    assert isinstance(client_config, k8s.Configuration)
+    info = await connection_info(client_config)
     assert (info.server, info.scheme, info.token, info.insecure) == (
         "https://10.0.0.1:6443", "Bearer", "s3cret", True)

@@ -1,4 +1,4 @@
-"""The controller's scheduling: coalesced pokes, echoes of our own writes, retries."""
+"""The controller's scheduling: coalesced pokes, retries, deletions; passes read the stores."""
 
 from __future__ import annotations
 
@@ -12,44 +12,53 @@ from modeldeploy.api import ModelDeploymentStatus
 from modeldeploy.shell import controller as controller_module
 from modeldeploy.shell.config import OperatorConfig
 from modeldeploy.shell.controller import Controller
+from modeldeploy.shell.informer import Store
 from modeldeploy.shell.kube import KubeError
 from modeldeploy.shell.reconcile import Outcome, ReconcileContext
+from modeldeploy.shell.view import MODEL_DEPLOYMENT
 
 pytestmark = pytest.mark.timeout(10)
 
 KEY = ("ns", "m")
 
 
-def body(rv: str = "1") -> dict[str, Any]:
+def body(rv: str = "1", **meta: Any) -> dict[str, Any]:
     return {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
-            "metadata": {"namespace": "ns", "name": "m", "uid": "u", "resourceVersion": rv}}
+            "metadata": {"namespace": "ns", "name": "m", "uid": "u", "resourceVersion": rv,
+                         **meta}}
 
 
-def child_event(rv: str, kind: str = "Deployment", event: str = "MODIFIED") -> dict[str, Any]:
-    return {"type": event, "object": {"kind": kind, "metadata": {
-        "namespace": "ns", "name": "m", "resourceVersion": rv,
-        "ownerReferences": [{"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
-                             "name": "m", "uid": "u", "controller": True}]}}}
+class FakeView:
+    """The stores a pass reads; synced at once."""
+
+    def __init__(self) -> None:
+        self.stores = {MODEL_DEPLOYMENT: Store()}
+
+    def model(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.stores[MODEL_DEPLOYMENT].get(namespace, name)
+
+    async def synced(self) -> None:
+        return None
 
 
 class Fake:
-    """Stands in for `reconcile`: counts passes, returns scripted outcomes."""
+    """Stands in for `reconcile`: counts passes and the versions they saw."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.seen: list[str] = []
         self.fail_times = 0
-        self.applied: dict[tuple[str, str], str] = {}
-        self.status_rv: str | None = None
+
+    @property
+    def calls(self) -> int:
+        return len(self.seen)
 
     async def __call__(self, ctx: ReconcileContext, md: Mapping[str, Any]) -> Outcome:
-        self.calls += 1
+        self.seen.append(str(md["metadata"]["resourceVersion"]))
         await asyncio.sleep(0)
         if self.fail_times:
             self.fail_times -= 1
-            raise KubeError(500, "InternalError", "boom", "GET x")
-        written = body(self.status_rv) if self.status_rv else None
-        return Outcome(status=ModelDeploymentStatus(), writes=0, transient=False, body=written,
-                       applied=dict(self.applied))
+            raise KubeError(500, "InternalError", "boom", "PATCH x")
+        return Outcome(status=ModelDeploymentStatus(), writes=0, transient=False)
 
 
 @pytest.fixture()
@@ -59,9 +68,17 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
     return fake
 
 
-def make() -> Controller:
+def make() -> tuple[Controller, Store]:
     config = OperatorConfig(child_event_delay=0.01, retry_backoff=(0.01,), resync_interval=0.05)
-    return Controller(ReconcileContext(None, None, None, None, None), config)  # type: ignore[arg-type]
+    view: Any = FakeView()
+    ctx = ReconcileContext(kube=None, view=view, facts=None, render=None)  # type: ignore[arg-type]
+    return Controller(ctx, config), view.stores[MODEL_DEPLOYMENT]
+
+
+def deliver(ctl: Controller, store: Store, kind: str, obj: dict[str, Any]) -> None:
+    """What an informer does with a watch event."""
+    if store.deliver(kind, obj):
+        ctl.on_model_change(obj)
 
 
 async def settle(ctl: Controller) -> None:
@@ -71,74 +88,72 @@ async def settle(ctl: Controller) -> None:
             return
 
 
-async def test_a_model_event_runs_a_pass_and_its_status_echo_does_not(fake: Fake) -> None:
-    ctl = make()
-    fake.status_rv = "2"
-    await ctl.on_model_event({"type": "ADDED", "object": body("1")})
-    await ctl.on_model_event({"type": "MODIFIED", "object": body("2")})  # our status write
-    assert fake.calls == 1
-    await ctl.on_model_event({"type": "MODIFIED", "object": body("3")})  # someone else's
-    assert fake.calls == 2
+async def test_a_change_runs_one_pass_on_the_newest_body(fake: Fake) -> None:
+    ctl, store = make()
+    deliver(ctl, store, "ADDED", body("1"))
+    deliver(ctl, store, "MODIFIED", body("2"))  # before the pass started: it covers both
+    await settle(ctl)
+    assert fake.seen == ["2"]
 
 
-async def test_child_events_coalesce_and_echoes_are_skipped(fake: Fake) -> None:
-    ctl = make()
-    fake.applied = {("Deployment", "m"): "5", ("Service", "m"): "6"}
-    await ctl.on_model_event({"type": "ADDED", "object": body()})
-    ctl.on_child_event(child_event("5"))
-    ctl.on_child_event(child_event("6", kind="Service"))
+async def test_the_echo_of_our_status_write_runs_no_pass(fake: Fake) -> None:
+    ctl, store = make()
+    deliver(ctl, store, "ADDED", body("1"))
     await settle(ctl)
-    assert fake.calls == 1  # both events were our own applies
-    for rv in ("7", "8", "9"):
-        ctl.on_child_event(child_event(rv))  # edited out of band, three times
+    store.wrote(body("2"))  # the status patch returned version 2
+    deliver(ctl, store, "MODIFIED", body("2"))  # its echo
+    await settle(ctl)
+    assert fake.seen == ["1"]
+    deliver(ctl, store, "MODIFIED", body("3"))  # someone else's edit
+    await settle(ctl)
+    assert fake.seen == ["1", "3"]
+
+
+async def test_owned_changes_coalesce(fake: Fake) -> None:
+    ctl, store = make()
+    deliver(ctl, store, "ADDED", body())
+    await settle(ctl)
+    for _ in range(3):
+        ctl.on_owned_change(*KEY)  # a child edited out of band, three times
     await settle(ctl)
     assert fake.calls == 2
-    ctl.on_child_event(child_event("5", event="DELETED"))
-    await settle(ctl)
-    assert fake.calls == 3  # a deletion is never an echo
 
 
 async def test_failures_are_retried_then_succeed(fake: Fake) -> None:
-    ctl = make()
+    ctl, store = make()
     fake.fail_times = 2
-    await ctl.on_model_event({"type": "ADDED", "object": body()})
+    deliver(ctl, store, "ADDED", body())
     await settle(ctl)
     assert fake.calls == 3 and not ctl._failures
 
 
 async def test_resync_rounds_never_stack_passes(fake: Fake) -> None:
-    ctl = make()
-    await ctl.on_model_event({"type": "ADDED", "object": body()})
+    ctl, store = make()
+    deliver(ctl, store, "ADDED", body())
+    await settle(ctl)
     async with ctl._locks[KEY]:  # a long pass holds the object
         for _ in range(5):
             ctl.poke(KEY)
             await asyncio.sleep(0.01)
-        assert len(ctl._tasks) <= 2
+        assert len(ctl._tasks) <= 1
     await settle(ctl)
-    assert fake.calls <= 3
+    assert fake.calls <= 2
 
 
 async def test_deleted_model_is_forgotten(fake: Fake) -> None:
-    ctl = make()
-    await ctl.on_model_event({"type": "ADDED", "object": body()})
-    await ctl.on_model_event({"type": "DELETED", "object": body()})
-    ctl.poke(KEY)
-    ctl.on_child_event(child_event("9"))
+    ctl, store = make()
+    deliver(ctl, store, "ADDED", body())
     await settle(ctl)
-    assert fake.calls == 1 and KEY not in ctl.bodies
+    deliver(ctl, store, "DELETED", body())
+    ctl.poke(KEY)
+    ctl.on_owned_change(*KEY)
+    await settle(ctl)
+    assert fake.calls == 1 and ctl.keys() == []
 
 
-async def test_a_late_event_never_replaces_a_newer_body(fake: Fake) -> None:
-    ctl = make()
-    fake.status_rv = "5"  # each pass writes the status: the object is at rv 5 afterwards
-    await ctl.on_model_event({"type": "ADDED", "object": body("1")})
-    assert ctl.bodies[KEY]["metadata"]["resourceVersion"] == "5"
-    # The watch delivers an earlier version late (e.g. the echo of an older write of ours).
-    await ctl.on_model_event({"type": "MODIFIED", "object": body("3")})
-    assert fake.calls == 1 and ctl.bodies[KEY]["metadata"]["resourceVersion"] == "5"
-    # A pass whose written body is older than an edit that arrived meanwhile keeps the edit.
-    fake.status_rv = "6"
-    await ctl.on_model_event({"type": "MODIFIED", "object": body("7")})
-    assert fake.calls == 2 and ctl.bodies[KEY]["metadata"]["resourceVersion"] == "7"
-    # Versions that are not integers are never compared.
-    assert not controller_module.older(body("x"), body("5"))
+async def test_a_model_being_deleted_is_left_to_the_garbage_collector(fake: Fake) -> None:
+    ctl, store = make()
+    deliver(ctl, store, "ADDED", body("1", deletionTimestamp="2026-11-30T10:00:00Z"))
+    ctl.poke(KEY)
+    await settle(ctl)
+    assert fake.calls == 0

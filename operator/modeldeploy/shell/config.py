@@ -35,8 +35,9 @@ class OperatorConfig(BaseModel):
         default=60.0, gt=0, description="Every ModelDeployment is re-derived this often, s.")
     pool_status_interval: float = Field(
         default=30.0, gt=0, description="GPUPool status is refreshed this often, s.")
-    cache_ttl: float = Field(
-        default=10.0, ge=0, description="Pools and installed APIs are re-read at most this often.")
+    discovery_interval: float = Field(
+        default=300.0, gt=0, description="Installed APIs (LeaderWorkerSet, KEDA, ...) are re-read "
+                                         "this often, s.")
     retry_backoff: tuple[float, ...] = Field(
         default=(1, 2, 4, 8, 16, 32), description="Delays between retries of transient failures.")
     max_concurrent_reconciles: int = Field(default=16, ge=1, le=1024)
@@ -45,7 +46,6 @@ class OperatorConfig(BaseModel):
         description="Models whose template changes without a spec change (an operator upgrade, "
                     "a GPUPool edit) roll this many at a time; the rest keep their template "
                     "until a slot frees.")
-    api_workers: int = Field(default=8, ge=1, le=256, description="Threads doing API calls.")
     request_timeout: float = Field(default=30.0, gt=0, description="One API request, s.")
     watch_server_timeout: int = Field(
         default=300, ge=1, description="Server-side timeout of a watch request, s.")

@@ -1,95 +1,51 @@
-"""The one module that talks to the Kubernetes API (besides kopf's own watching).
+"""The one module that talks to the Kubernetes API (besides kopf's peering and login).
 
-Built on the official `kubernetes` client, called from a bounded thread pool so kopf's event
-loop never blocks (docs/decisions/operator-shell.md). Objects are plain dicts: the
-operator renders and reads raw JSON, never the client's generated models, so one generic path
-serves Deployments, LeaderWorkerSets and any other kind.
+Built on `kubernetes_asyncio` (docs/decisions/kubernetes-client.md): its aiohttp transport
+(the same HTTP stack as kopf, one connection pool, no thread pool capping concurrency), its
+kubeconfig/in-cluster loaders and its dynamic client, which resolves every kind through API
+discovery instead of a resource table of our own. Objects stay plain dicts: the operator renders
+and reads raw JSON, so one generic path serves Deployments, LeaderWorkerSets and any other kind.
 
 Writes:
-- children: server-side apply (`application/apply-patch+yaml`, fieldManager `modeldeploy`,
-  `force=true`);
+- children: server-side apply (`application/apply-patch+yaml`, fieldManager `modeldeploy`;
+  forced once the child is known to be ours, unforced when it is created, so that a foreign
+  object at the child's name answers 409 instead of being taken over);
 - deletions: background propagation with a uid precondition (never a re-created namesake);
 - status: JSON merge patch of the `status` subresource, only the fields that changed.
+Reads: the initial LIST of each informer, its WATCH, and API discovery (`shell.informer`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import logging
 import socket
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import kubernetes
-import urllib3
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic import DynamicClient
+from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
-from ..api import API_VERSION
 from ..controller.children import ChildRef
 from ..controller.events import EventSpec
 
 logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = "modeldeploy"
-APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON_CONTENT = "application/json"
 
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-    namespaced: bool
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None = None, name: str | None = None,
-             subresource: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace is not None:
-            base += f"/namespaces/{quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        if name is not None:
-            base += f"/{quote(name, safe='')}"
-        if subresource is not None:
-            base += f"/{subresource}"
-        return base
-
-
-MODEL_DEPLOYMENTS = Resource("modeldeploy.dev", "v1alpha1", "modeldeployments", True)
-GPU_POOLS = Resource("modeldeploy.dev", "v1alpha1", "gpupools", False)
-NODES = Resource("", "v1", "nodes", False)
-PODS = Resource("", "v1", "pods", True)
-EVENTS = Resource("", "v1", "events", True)
-LEADER_WORKER_SETS = Resource("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", True)
-SERVICE_MONITORS = Resource("monitoring.coreos.com", "v1", "servicemonitors", True)
-SCALED_OBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects", True)
-
-# Every kind the operator reads or writes, by (apiVersion, kind).
-RESOURCES: dict[tuple[str, str], Resource] = {
-    ("v1", "Service"): Resource("", "v1", "services", True),
-    ("v1", "PersistentVolumeClaim"): Resource("", "v1", "persistentvolumeclaims", True),
-    ("v1", "Pod"): PODS,
-    ("v1", "Node"): NODES,
-    ("v1", "Event"): EVENTS,
-    ("apps/v1", "Deployment"): Resource("apps", "v1", "deployments", True),
-    ("policy/v1", "PodDisruptionBudget"): Resource("policy", "v1", "poddisruptionbudgets", True),
-    ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): LEADER_WORKER_SETS,
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITORS,
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): Resource("autoscaling", "v2",
-                                                            "horizontalpodautoscalers", True),
-    ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECTS,
-    (API_VERSION, "ModelDeployment"): MODEL_DEPLOYMENTS,
-    (API_VERSION, "GPUPool"): GPU_POOLS,
-}
+Obj = dict[str, Any]
+# Called after every API request: (HTTP method, resource plural, status code (0: no answer),
+# seconds). `shell.telemetry` counts them.
+RequestHook = Callable[[str, str, int, float], None]
 
 
 class KubeError(Exception):
@@ -110,35 +66,12 @@ class KubeError(Exception):
     def forbidden(self) -> bool:
         return self.status == 403
 
-
-def resource_for(api_version: str, kind: str) -> Resource:
-    try:
-        return RESOURCES[(api_version, kind)]
-    except KeyError:
-        raise ValueError(f"the operator does not manage {api_version} {kind}") from None
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
 
 
-# Called after every API request: (HTTP method, resource plural, status code (0: no answer),
-# seconds). `shell.telemetry` counts them.
-RequestHook = Callable[[str, str, int, float], None]
-
-
-def resource_label(path: str) -> str:
-    """The plural a request path addresses ("pods", "deployments/scale"); "discovery" else."""
-    parts = [p for p in path.split("?")[0].split("/") if p]
-    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
-    if rest[:1] == ["namespaces"] and len(rest) > 2:
-        rest = rest[2:]
-    if not rest:
-        return "discovery"
-    return f"{rest[0]}/{rest[2]}" if len(rest) > 2 else rest[0]
-
-
-def _now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _error(exc: kubernetes.client.ApiException, call: str) -> KubeError:
+def _error(exc: ApiException, call: str) -> KubeError:
     reason, message = str(exc.reason or ""), ""
     try:
         body = json.loads(exc.body or "{}")
@@ -149,159 +82,199 @@ def _error(exc: kubernetes.client.ApiException, call: str) -> KubeError:
     return KubeError(int(exc.status or 0), reason, message[:1000], call)
 
 
-class Kube:
-    """Async facade over the synchronous client: every call runs in a bounded thread pool."""
+def _with_body(status: int, reason: str | None, body: str) -> ApiException:
+    exc = ApiException(status=status, reason=reason)
+    exc.body = body.encode()
+    return exc
 
-    def __init__(self, client: kubernetes.client.ApiClient, *, workers: int = 8,
-                 timeout: float = 30.0, connect_timeout: float = 10.0,
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Kube:
+    """Async API access on one aiohttp connection pool; every response is a plain dict."""
+
+    def __init__(self, api: k8s.ApiClient, dynamic: DynamicClient, *, timeout: float,
                  on_request: RequestHook | None = None) -> None:
-        self._client: Any = client  # the generated client is not typed
-        self._executor = ThreadPoolExecutor(max_workers=workers,
-                                            thread_name_prefix="modeldeploy-api")
-        self._timeout = (connect_timeout, timeout)
+        self._api = api
+        self._dynamic = dynamic
+        self._timeout = timeout
         self._on_request = on_request
+        self._resources: dict[tuple[str, str], Any] = {}
         self.identity = socket.gethostname()
 
     @classmethod
-    def connect(cls, configuration: kubernetes.client.Configuration, *, workers: int = 8,
-                timeout: float = 30.0, connect_timeout: float = 10.0,
-                user_agent: str = "modeldeploy-operator",
-                on_request: RequestHook | None = None) -> Kube:
-        configuration.connection_pool_maxsize = max(workers, 1)
-        client: Any = kubernetes.client.ApiClient(configuration)
-        client.user_agent = user_agent
-        return cls(client, workers=workers, timeout=timeout, connect_timeout=connect_timeout,
-                   on_request=on_request)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
-
-    # --- transport -------------------------------------------------------------------------
-
-    def _request(self, method: str, path: str, query: Sequence[tuple[str, str]] = (),
-                 body: Any = None, content_type: str | None = None) -> Any:
+    async def connect(cls, configuration: k8s.Configuration, *, connections: int,
+                      timeout: float = 30.0, user_agent: str = "modeldeploy-operator",
+                      on_request: RequestHook | None = None) -> Kube:
+        """A client whose pool holds `connections` (the watches plus concurrent reconciles)."""
+        configuration.connection_pool_maxsize = max(connections, 1)
+        api = k8s.ApiClient(configuration)
+        api.user_agent = user_agent
+        # A discovery cache file of this process only: another operator (or test) on the same
+        # server address must not hand us its view of which APIs are installed.
+        cache = Path(tempfile.mkdtemp(prefix="modeldeploy-discovery-")) / "discovery.json"
         started = time.monotonic()
-        status = 0
         try:
-            result, status = self._send(method, path, query, body, content_type)
-        except KubeError as exc:
-            status = exc.status
-            raise
-        finally:
-            if self._on_request is not None:
-                self._on_request(method, resource_label(path), status,
-                                 time.monotonic() - started)
-        return result
+            dynamic = await DynamicClient(api, cache_file=str(cache))
+        except ApiException as exc:
+            await api.close()
+            raise _error(exc, "discovery") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            await api.close()
+            raise KubeError(0, type(exc).__name__, str(exc)[:300], "discovery") from exc
+        if on_request is not None:
+            on_request("GET", "discovery", 200, time.monotonic() - started)
+        return cls(api, dynamic, timeout=timeout, on_request=on_request)
 
-    def _send(self, method: str, path: str, query: Sequence[tuple[str, str]],
-              body: Any, content_type: str | None) -> tuple[Any, int]:
-        call = f"{method} {path}"
-        headers = {"Accept": "application/json"}
-        if content_type is not None:
-            headers["Content-Type"] = content_type
+    async def close(self) -> None:
+        await self._api.close()
+
+    # --- discovery -------------------------------------------------------------------------
+
+    async def resource(self, api_version: str, kind: str) -> Any:
+        """The discovered resource of a kind; KubeError 404 when the cluster does not serve it."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            try:
+                self._resources[key] = await self._dynamic.resources.get(
+                    api_version=api_version, kind=kind)
+            except ResourceNotFoundError as exc:
+                raise KubeError(404, "NotFound", f"{api_version} {kind} is not served",
+                                "discovery") from exc
+            except ApiException as exc:
+                raise _error(exc, "discovery") from exc
+        return self._resources[key]
+
+    async def served(self, api_version: str, kind: str) -> bool:
+        """Whether discovery lists the kind (e.g. the LeaderWorkerSet CRD is installed)."""
         try:
-            _, url, headers, body, _ = self._client.param_serialize(
-                method, path, query_params=list(query) or None, header_params=headers,
-                body=body, auth_settings=["BearerToken"])
-            response = self._client.call_api(method, url, header_params=headers, body=body,
-                                             _request_timeout=self._timeout)
-            data = response.read()
-        except kubernetes.client.ApiException as exc:
-            raise _error(exc, call) from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeError(0, type(exc).__name__, str(exc)[:300], call) from exc
-        if not 200 <= response.status <= 299:
-            failed = kubernetes.client.ApiException(
-                http_resp=response, body=data.decode("utf-8", "replace"))
-            raise _error(failed, call)
-        return (json.loads(data) if data else None), int(response.status)
-
-    async def _call(self, method: str, path: str, query: Sequence[tuple[str, str]] = (),
-                    body: Any = None, content_type: str | None = None) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: self._request(method, path, query, body, content_type))
-
-    # --- reads -----------------------------------------------------------------------------
-
-    async def get(self, ref: ChildRef) -> dict[str, Any] | None:
-        res = resource_for(ref.api_version, ref.kind)
-        try:
-            obj: dict[str, Any] = await self._call("GET", res.path(ref.namespace, ref.name))
-        except KubeError as exc:
-            if exc.not_found:
-                return None
-            raise
-        return obj
-
-    async def get_many(self, refs: Sequence[ChildRef]) -> dict[ChildRef, dict[str, Any] | None]:
-        found = await asyncio.gather(*(self.get(ref) for ref in refs))
-        return dict(zip(refs, found, strict=True))
-
-    async def list(self, res: Resource, namespace: str | None = None, *,
-                   label_selector: str | None = None,
-                   field_selector: str | None = None) -> list[dict[str, Any]]:
-        query = [(k, v) for k, v in (("labelSelector", label_selector),
-                                     ("fieldSelector", field_selector)) if v]
-        result = await self._call("GET", res.path(namespace), query)
-        items: list[dict[str, Any]] = list(result.get("items") or [])
-        return items
-
-    async def api_served(self, res: Resource) -> bool:
-        """Whether discovery lists the resource (e.g. the LeaderWorkerSet CRD is installed)."""
-        path = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
-        try:
-            found = await self._call("GET", path)
+            await self.resource(api_version, kind)
         except KubeError as exc:
             if exc.not_found:
                 return False
             raise
-        return any(r.get("name") == res.plural for r in found.get("resources") or [])
+        return True
+
+    async def refresh_discovery(self) -> None:
+        """Forget what discovery said (a CRD installed or removed since): re-read on next use."""
+        self._resources.clear()
+        await self._dynamic.resources.invalidate_cache()
+
+    # --- transport -------------------------------------------------------------------------
+
+    async def _call(self, method: str, api_version: str, kind: str, *, namespace: str | None,
+                    name: str | None = None, subresource: str | None = None,
+                    body: Any = None, **params: Any) -> Any:
+        res = await self.resource(api_version, kind)
+        path = res.path(name=name, namespace=namespace)
+        if subresource:
+            path = f"{path}/{subresource}"
+        label = f"{res.name}/{subresource}" if subresource else res.name
+        started, status = time.monotonic(), 0
+        call = f"{method} {path}"
+        params.setdefault("_request_timeout", self._timeout)
+        try:
+            response = await self._dynamic.request(method.lower(), path, body=body,
+                                                   serialize=False, **params)
+            status = int(response.status)
+            if not 200 <= status <= 299:
+                text = (await response.read()).decode("utf-8", "replace")
+                response.release()
+                raise _error(_with_body(status, response.reason, text), call)
+            if params.get("watch"):
+                return response
+            data = await response.read()
+            return json.loads(data) if data else None
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            raise _error(exc, call) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise KubeError(0, type(exc).__name__, str(exc)[:300], call) from exc
+        finally:
+            if self._on_request is not None:
+                self._on_request(method, label, status, time.monotonic() - started)
+
+    # --- reads (informers only) ------------------------------------------------------------
+
+    async def list(self, api_version: str, kind: str, namespace: str | None = None, *,
+                   label_selector: str | None = None) -> tuple[list[Obj], str]:
+        """Every object and the list's resourceVersion (where a watch resumes)."""
+        result = await self._call("GET", api_version, kind, namespace=namespace,
+                                  label_selector=label_selector)
+        items: list[Obj] = list(result.get("items") or [])
+        return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def watch(self, api_version: str, kind: str, namespace: str | None, *,
+                    label_selector: str | None, resource_version: str,
+                    timeout: int) -> AsyncIterator[Obj]:
+        """Watch events ({type, object}) from `resource_version` until the server ends the
+        stream (`timeout` seconds); an ERROR event raises KubeError (410: relist)."""
+        response = await self._call(
+            "GET", api_version, kind, namespace=namespace, label_selector=label_selector,
+            resource_version=resource_version, timeout_seconds=timeout, watch="true",
+            query_params=[("allowWatchBookmarks", "true")], _request_timeout=timeout + 30)
+        call = f"WATCH {api_version} {kind}"
+        try:
+            while True:
+                try:
+                    line = await response.content.readline()
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    raise KubeError(0, type(exc).__name__, str(exc)[:300], call) from exc
+                if not line:
+                    return
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    raise KubeError(int(status.get("code") or 0), str(status.get("reason")),
+                                    str(status.get("message"))[:300], call)
+                yield event
+        finally:
+            response.release()
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def apply(self, obj: Mapping[str, Any],
-                    field_manager: str = FIELD_MANAGER) -> dict[str, Any]:
-        """Server-side apply, field manager `modeldeploy`, force (we own what we apply)."""
+    async def apply(self, obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER, *,
+                    force: bool = True) -> Obj:
+        """Server-side apply; `force` takes over fields another manager set (ours to own)."""
         meta = obj.get("metadata") or {}
-        res = resource_for(str(obj.get("apiVersion")), str(obj.get("kind")))
-        path = res.path(meta.get("namespace"), meta.get("name"))
-        result: dict[str, Any] = await self._call(
-            "PATCH", path, [("fieldManager", field_manager), ("force", "true")], dict(obj), APPLY)
+        result: Obj = await self._call(
+            "PATCH", str(obj.get("apiVersion")), str(obj.get("kind")),
+            namespace=meta.get("namespace"), name=meta.get("name"), body=dict(obj),
+            content_type="application/apply-patch+yaml", field_manager=field_manager,
+            force_conflicts="true" if force else None)
         return result
 
     async def scale(self, ref: ChildRef, replicas: int, field_manager: str,
-                    resource_version: str | None = None) -> dict[str, Any]:
+                    resource_version: str | None = None) -> Obj:
         """Set `spec.replicas` through the scale subresource (merge patch); returns the Scale.
 
         With `resource_version`, only if the object is still that version (409 otherwise): a
         decision made on a count someone changed meanwhile is not written."""
-        res = resource_for(ref.api_version, ref.kind)
-        body: dict[str, Any] = {"spec": {"replicas": int(replicas)}}
+        body: Obj = {"spec": {"replicas": int(replicas)}}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        result: dict[str, Any] = await self._call(
-            "PATCH", res.path(ref.namespace, ref.name, "scale"), [("fieldManager", field_manager)],
-            body, MERGE)
+        result: Obj = await self._call(
+            "PATCH", ref.api_version, ref.kind, namespace=ref.namespace, name=ref.name,
+            subresource="scale", body=body, content_type=MERGE, field_manager=field_manager)
         return result
 
     async def delete(self, ref: ChildRef, uid: str) -> None:
-        res = resource_for(ref.api_version, ref.kind)
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
                 "preconditions": {"uid": uid}}
         try:
-            await self._call("DELETE", res.path(ref.namespace, ref.name), body=body,
-                             content_type="application/json")
+            await self._call("DELETE", ref.api_version, ref.kind, namespace=ref.namespace,
+                             name=ref.name, body=body, content_type=JSON_CONTENT)
         except KubeError as exc:
             if not exc.not_found:
                 raise
 
-    async def patch_status(self, res: Resource, namespace: str | None, name: str,
-                           status: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
-            "PATCH", res.path(namespace, name, "status"), body={"status": dict(status)},
-            content_type=MERGE)
+    async def patch_status(self, api_version: str, kind: str, namespace: str | None, name: str,
+                           status: Mapping[str, Any]) -> Obj:
+        result: Obj = await self._call(
+            "PATCH", api_version, kind, namespace=namespace, name=name, subresource="status",
+            body={"status": dict(status)}, content_type=MERGE)
         return result
 
     async def emit(self, involved: Mapping[str, Any], event: EventSpec) -> None:
@@ -321,8 +294,8 @@ class Kube:
             "count": 1,
         }
         try:
-            await self._call("POST", EVENTS.path(meta.get("namespace")), body=body,
-                             content_type="application/json")
+            await self._call("POST", "v1", "Event", namespace=meta.get("namespace"), body=body,
+                             content_type=JSON_CONTENT)
         except KubeError as exc:
             logger.warning("could not emit event %s on %s: %s", event.reason, meta.get("name"),
                            exc)

@@ -60,14 +60,16 @@ from ..render import (
     replicas_handover,
 )
 from .autoscaler import Autoscaler
-from .kube import FIELD_MANAGER, MODEL_DEPLOYMENTS, PODS, Kube, KubeError
+from .kube import FIELD_MANAGER, Kube, KubeError
 from .rollout import Prepared, prepare, replicas_capacity
-from .sources import ApiPresence, CapacitySource, FactsSource, PoolSource
+from .sources import FactsSource
 from .telemetry import Telemetry
+from .view import MODEL_DEPLOYMENT, ClusterView
 
 logger = logging.getLogger(__name__)
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
+MISSING_API = (Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE)
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
@@ -78,14 +80,13 @@ def utc_now() -> str:
 @dataclass
 class ReconcileContext:
     kube: Kube
+    view: ClusterView
     facts: FactsSource
-    pools: PoolSource
-    apis: ApiPresence
     render: RenderOptions
     emit_events: bool = True
     clock: Callable[[], str] = utc_now
-    capacity: CapacitySource | None = None  # None: GPU capacity unknown (namespaced install)
     autoscaler: Autoscaler | None = None
+    rediscover_after: float = 60.0  # s between discoveries asked for by a missing API
     telemetry: Telemetry | None = None
     wall: Callable[[], float] = time.time
     upgrades: UpgradeSlots | None = None  # None: rendering changes roll at once
@@ -96,8 +97,6 @@ class Outcome:
     status: ModelDeploymentStatus
     writes: int
     transient: bool
-    body: Mapping[str, Any] | None  # the object as the status write returned it
-    applied: dict[tuple[str, str], str]  # (kind, name) -> resourceVersion of our applies
 
 
 def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
@@ -117,20 +116,20 @@ def _suggest(plan: Plan) -> str:
 
 async def _plan(ctx: ReconcileContext, md: ModelDeployment) -> tuple[Plan, GPUPool | Failure]:
     facts = await ctx.facts.resolve(md.spec.model)
-    pools = await ctx.pools.get()
+    pools = ctx.view.pools()
     plan = plan_deployment(md, facts, pools)
     if not plan.feasible:
         reason = Reason.POOL_NOT_FOUND if plan.failure == "PoolNotFound" else \
             Reason.NO_FEASIBLE_LAYOUT
         return plan, Failure(reason, _suggest(plan))
     nodes = plan.nodes_per_replica or 1
-    if nodes > 1 and not (await ctx.apis.get()).leader_worker_set:
+    if nodes > 1 and not ctx.view.kinds.leader_worker_set:
         return plan, Failure(Reason.MULTI_NODE_UNAVAILABLE, (
             f"the layout needs {nodes} nodes per replica, which runs as a LeaderWorkerSet, but "
             "the LeaderWorkerSet API (leaderworkerset.x-k8s.io/v1) is not installed"))
     scaling = md.spec.autoscaling
     if scaling is not None and scaling.mode == AutoscalingMode.KEDA and \
-            not (await ctx.apis.get()).scaled_object:
+            not ctx.view.kinds.scaled_object:
         return plan, Failure(Reason.KEDA_UNAVAILABLE, (
             "autoscaling.mode keda renders a KEDA ScaledObject, but the KEDA API "
             "(keda.sh/v1alpha1 scaledobjects) is not installed; install KEDA or use mode "
@@ -145,9 +144,14 @@ def _planned_workload(plan: Plan, names: Any, namespace: str) -> ChildRef:
     return ChildRef("apps/v1", "Deployment", namespace, names.deployment)
 
 
+def _wrote(ctx: ReconcileContext, obj: Mapping[str, Any]) -> None:
+    store = ctx.view.store_of(str(obj.get("apiVersion")), str(obj.get("kind")))
+    if store is not None:
+        store.wrote(obj)
+
+
 async def _apply(ctx: ReconcileContext, desired: list[dict[str, Any]],
                  observed: dict[ChildRef, dict[str, Any] | None], owner: Owner,
-                 applied: dict[tuple[str, str], str],
                  md: ModelDeployment | None) -> tuple[int, Failure | None]:
     diff = diff_children(desired, observed, owner)
     if diff.conflicts:
@@ -161,13 +165,18 @@ async def _apply(ctx: ReconcileContext, desired: list[dict[str, Any]],
             if handover is not None:
                 # An autoscaler takes over spec.replicas: a second manager co-owns the live count
                 # first, so dropping it from our apply does not reset it to 1.
-                await ctx.kube.apply(handover, field_manager=REPLICAS_FIELD_MANAGER)
+                _wrote(ctx, await ctx.kube.apply(handover, field_manager=REPLICAS_FIELD_MANAGER))
                 writes += 1
-            live = observed[ref] = await ctx.kube.apply(obj)
-            applied[(ref.kind, ref.name)] = str(live["metadata"].get("resourceVersion"))
+            # Unforced on create: a foreign object at this name (not in our label-filtered
+            # stores) answers 409 instead of being taken over.
+            live = observed[ref] = await ctx.kube.apply(obj, force=observed.get(ref) is not None)
+            _wrote(ctx, live)
             writes += 1
         for ref, uid in diff.delete:
             await ctx.kube.delete(ref, uid)
+            store = ctx.view.store_of(ref.api_version, ref.kind)
+            if store is not None:
+                store.removed(ref.namespace, ref.name)
             observed[ref] = None
             writes += 1
     except KubeError as exc:
@@ -206,8 +215,8 @@ class _Pass:
     pods: Sequence[Mapping[str, Any]] | None = None
 
 
-async def _list_pods(ctx: ReconcileContext, namespace: str, name: str) -> list[dict[str, Any]]:
-    return await ctx.kube.list(PODS, namespace, label_selector=f"{NAME_LABEL}={name}")
+def _list_pods(ctx: ReconcileContext, namespace: str, name: str) -> list[dict[str, Any]]:
+    return ctx.view.pods_of(namespace, name)
 
 
 def _autoscaled(md: ModelDeployment | None) -> bool:
@@ -223,10 +232,10 @@ async def _prepare(ctx: ReconcileContext, run: _Pass, owner: Owner,
     names = child_names(run.md)
     live = observed.get(_planned_workload(run.plan, names, owner.namespace))
     if live is not None and (_autoscaled(run.md) or not complete(workload_of(live))):
-        run.pods = await _list_pods(ctx, owner.namespace, owner.name)
+        run.pods = _list_pods(ctx, owner.namespace, owner.name)
     try:
-        run.prepared = await prepare(run.md, run.plan, run.pool, ctx.render, ctx.capacity, live,
-                                     run.pods, generation, ctx.wall(), ctx.upgrades)
+        run.prepared = prepare(run.md, run.plan, run.pool, ctx.render, ctx.view.capacity(), live,
+                               run.pods, generation, ctx.wall(), ctx.upgrades)
     except ModeldeployError as exc:  # InvalidSpec, PlanNotRenderable
         reasons = {r.value for r in Reason}
         run.failure = Failure(Reason(exc.reason) if exc.reason in reasons
@@ -236,23 +245,24 @@ async def _prepare(ctx: ReconcileContext, run: _Pass, owner: Owner,
 
 
 async def _autoscale(ctx: ReconcileContext, run: _Pass, owner: Owner,
-                     workload_obj: Mapping[str, Any],
-                     applied: dict[tuple[str, str], str]) -> tuple[AutoscalingStatus, int, int]:
+                     workload_obj: Mapping[str, Any]) -> tuple[AutoscalingStatus, int, int]:
     """status.autoscaling, the writes made, and the replicas the workload has now."""
     assert run.md is not None and run.md.spec.autoscaling is not None and ctx.autoscaler
     assert run.plan is not None and run.pool is not None
     pods = run.pods
     if pods is None and _autoscaled(run.md):
-        pods = run.pods = await _list_pods(ctx, owner.namespace, owner.name)
-    cluster = await ctx.capacity.get() if ctx.capacity is not None and _autoscaled(run.md) \
-        else None
+        pods = run.pods = _list_pods(ctx, owner.namespace, owner.name)
+    cluster = ctx.view.capacity() if _autoscaled(run.md) else None
     limit = replicas_capacity(run.md, run.plan, run.pool, cluster)
     scaled = await ctx.autoscaler.run(ctx.kube, owner.uid, run.md.spec.autoscaling,
                                       workload_obj, pods or [], limit)
     writes = 0
     if scaled.written_rv is not None:
-        ref = ref_of(workload_obj)
-        applied[(ref.kind, ref.name)] = scaled.written_rv
+        # The store holds the count we wrote; the watch's echo of it is skipped.
+        meta = {**(workload_obj.get("metadata") or {}), "resourceVersion": scaled.written_rv}
+        spec = {**(workload_obj.get("spec") or {}),
+                "replicas": scaled.decision.desired_replicas}
+        _wrote(ctx, {**workload_obj, "metadata": meta, "spec": spec})
         writes = 1
     return scaled.status, writes, scaled.decision.desired_replicas
 
@@ -281,15 +291,13 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
     # Child names derive from the name alone: known even when the spec is invalid.
     unvalidated: Any = ModelDeployment
     names = child_names(unvalidated.model_construct(metadata=ObjectMeta(name=name)))
-    observed = await ctx.kube.get_many(candidate_children(namespace, names,
-                                                          await ctx.apis.get()))
+    observed = ctx.view.children(candidate_children(namespace, names, ctx.view.kinds))
     desired: list[dict[str, Any]] = []
     if run.failure is None:
         desired = await _prepare(ctx, run, owner, observed, generation)
     writes = 0
-    applied: dict[tuple[str, str], str] = {}
     if run.failure is None:
-        writes, run.failure = await _apply(ctx, desired, observed, owner, applied, run.md)
+        writes, run.failure = await _apply(ctx, desired, observed, owner, run.md)
         if run.failure is None and run.prepared is not None and run.prepared.step.rolled_back:
             failed = run.prepared.step.failed
             logger.warning("%s/%s: rolled back to revision %s: %s", namespace, name,
@@ -303,22 +311,21 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
     autoscaling: AutoscalingStatus | None = None
     if run.failure is None and workload_obj is not None and ctx.autoscaler is not None and \
             run.md is not None and run.md.spec.autoscaling is not None:
-        autoscaling, scale_writes, replicas = await _autoscale(ctx, run, owner, workload_obj,
-                                                               applied)
+        autoscaling, scale_writes, replicas = await _autoscale(ctx, run, owner, workload_obj)
         writes += scale_writes
         if workload is not None and replicas != workload.desired and scale_writes:
             workload = dataclasses.replace(workload, desired=replicas)
 
     if workload is not None and workload_obj is not None and workload.generation_unknown:
         if run.pods is None:
-            run.pods = await _list_pods(ctx, namespace, name)
+            run.pods = _list_pods(ctx, namespace, name)
         workload = recount(workload, run.pods, revision_of(workload_obj), group_size(workload_obj))
 
     selector = f"{NAME_LABEL}={name},{COMPONENT_LABEL}=server"
     pending: PendingGPU | None = None
     if workload is not None and workload.ready < workload.desired:
         if run.pods is None:
-            run.pods = await _list_pods(ctx, namespace, name)
+            run.pods = _list_pods(ctx, namespace, name)
         pending = pending_gpu(run.pods)
     overdue = pending is not None and run.md is not None and run.plan is not None and \
         run.plan.feasible and capacity_overdue(
@@ -344,7 +351,8 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
     written: Mapping[str, Any] | None = None
     if patch is not None:
         try:
-            written = await ctx.kube.patch_status(MODEL_DEPLOYMENTS, namespace, name, patch)
+            written = await ctx.kube.patch_status(*MODEL_DEPLOYMENT, namespace, name, patch)
+            ctx.view.stores[MODEL_DEPLOYMENT].wrote(written)
         except KubeError as exc:
             if not exc.not_found:  # a deleted ModelDeployment needs no status
                 raise
@@ -352,6 +360,7 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
         if written is not None and ctx.emit_events:
             for event in events_for(previous, status):
                 await ctx.kube.emit(written, event)
+    if run.failure is not None and run.failure.reason in MISSING_API:
+        ctx.view.rediscover_soon(ctx.rediscover_after)  # installed since the last discovery?
     transient = run.failure is not None and run.failure.reason in TRANSIENT
-    return Outcome(status=status, writes=writes, transient=transient, body=written,
-                   applied=applied)
+    return Outcome(status=status, writes=writes, transient=transient)

@@ -38,7 +38,7 @@ from ..render import (
     render_objects,
     rollout_strategy,
 )
-from .sources import CapacitySource, ClusterCapacity
+from .view import ClusterCapacity
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 
@@ -106,10 +106,10 @@ def replicas_capacity(md: ModelDeployment, plan: Plan, pool: GPUPool,
         pool.spec.node_selector), int(plan.gpus_per_pod or 1), ppr)
 
 
-async def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
-                  capacity: CapacitySource | None, live: Mapping[str, Any] | None,
-                  pods: Sequence[Mapping[str, Any]] | None, generation: int | None,
-                  now: float, upgrades: UpgradeSlots | None = None) -> Prepared:
+def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
+            capacity: ClusterCapacity | None, live: Mapping[str, Any] | None,
+            pods: Sequence[Mapping[str, Any]] | None, generation: int | None,
+            now: float, upgrades: UpgradeSlots | None = None) -> Prepared:
     """Render, track and stamp the workload (raises what `render_objects` raises).
 
     A rendering change (operator upgrade) starts only with a slot of `upgrades` (None: no
@@ -129,13 +129,8 @@ async def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: Rende
     if upgrades is not None:
         upgrades.record(uid, decided.upgrading, now)
     if decided.fresh_capacity or recorded is None:
-        if capacity is not None and live is not None:
-            # A rollout's strategy is chosen once and kept: read capacity now, not from a
-            # snapshot that may predate the pods just scheduled. (A first create uses the
-            # shared snapshot: N models created at once cost one read.)
-            capacity.invalidate()
-        cluster = await capacity.get() if capacity is not None else None
-        fresh = observed_inputs(md, plan, pool, cluster, live)
+        # A rollout's strategy is chosen once, from the watch-fed capacity, and then kept.
+        fresh = observed_inputs(md, plan, pool, capacity, live)
         if fresh != inputs:
             inputs = fresh
             objects = render_objects(md, plan, pool, options, rollout=inputs)

@@ -17,7 +17,7 @@ Flag = asyncio.Event | threading.Event | asyncio.Future[object] | None
 async def run_operator_async(config: OperatorConfig, *, stop_flag: Flag = None,
                              ready_flag: Flag = None) -> None:
     """Run until `stop_flag` is set (or a signal, when in the main thread)."""
-    runtime = OperatorRuntime(config, load_client_configuration(config))
+    runtime = OperatorRuntime(config, await load_client_configuration(config))
     await kopf.operator(
         registry=build_registry(runtime),
         clusterwide=config.clusterwide,

@@ -1,0 +1,291 @@
+"""The operator's one view of the cluster: watch-fed stores of every kind it reads.
+
+- ModelDeployments (all namespaces, or each served namespace);
+- owned children (label `app.kubernetes.io/managed-by=modeldeploy`), one store per kind;
+  the optional kinds (LeaderWorkerSet, ServiceMonitor, KEDA ScaledObject) only while API
+  discovery lists them; discovery is re-read every `discovery_interval` and on demand;
+- pods: cluster-wide (GPU capacity counts every pod bound to a GPU node) or, in a namespaced
+  install, those of our workloads only; trimmed to what the operator reads;
+- nodes and GPUPools: cluster-wide installs only (cluster-scoped reads need cluster rights).
+
+Reconcile passes read these stores only: after the initial lists, a converged operator sends
+no read but its watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api import API_VERSION, GPUPool
+from ..controller.children import NAME_LABEL, ChildKinds, ChildRef
+from ..controller.discovery import discover_pools
+from ..controller.pods import free_gpus_per_node
+from ..planner import default_pools
+from .informer import Informer, OnChange, Store
+from .kube import Kube, KubeError
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Kind = tuple[str, str]  # (apiVersion, kind)
+
+MODEL_DEPLOYMENT: Kind = (API_VERSION, "ModelDeployment")
+GPU_POOL: Kind = (API_VERSION, "GPUPool")
+POD: Kind = ("v1", "Pod")
+NODE: Kind = ("v1", "Node")
+LEADER_WORKER_SET: Kind = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+SERVICE_MONITOR: Kind = ("monitoring.coreos.com/v1", "ServiceMonitor")
+SCALED_OBJECT: Kind = ("keda.sh/v1alpha1", "ScaledObject")
+# Children every cluster serves, then the optional ones (watched while discovery lists them).
+CORE_CHILDREN: tuple[Kind, ...] = (
+    ("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "PersistentVolumeClaim"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
+OPTIONAL_CHILDREN: tuple[Kind, ...] = (LEADER_WORKER_SET, SERVICE_MONITOR, SCALED_OBJECT)
+MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=modeldeploy"
+
+
+def trim_pod(pod: Mapping[str, Any]) -> Obj:
+    """What rollouts, the autoscaler and capacity read of a pod (not volumes, env, ...)."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+
+    def containers(key: str) -> list[Obj]:
+        return [{"name": c.get("name"), "resources": c.get("resources") or {}}
+                for c in spec.get(key) or []]
+
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels",
+                                              "annotations", "deletionTimestamp",
+                                              "resourceVersion") if k in meta},
+            "spec": {"nodeName": spec.get("nodeName"), "containers": containers("containers"),
+                     "initContainers": containers("initContainers")},
+            "status": pod.get("status") or {}}
+
+
+def trim_node(node: Mapping[str, Any]) -> Obj:
+    """Labels, schedulability and GPUs of a node (not its heartbeats: they change every few
+    seconds and would make every node event look like a capacity change)."""
+    meta = node.get("metadata") or {}
+    status = node.get("status") or {}
+    return {"metadata": {"name": meta.get("name"), "labels": meta.get("labels") or {}},
+            "spec": {"unschedulable": bool((node.get("spec") or {}).get("unschedulable"))},
+            "status": {"allocatable": status.get("allocatable") or {},
+                       "capacity": status.get("capacity") or {}}}
+
+
+def trim_model(obj: Mapping[str, Any]) -> Obj:
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": meta}
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """Nodes and the unfinished pods of the whole cluster, from the same stores."""
+
+    nodes: tuple[Mapping[str, Any], ...]
+    pods: tuple[Mapping[str, Any], ...]
+
+    def free_per_node(self, node_selector: Mapping[str, str]) -> list[int]:
+        """Free GPUs of each node of a pool (allocatable − requested)."""
+        return free_gpus_per_node(self.nodes, self.pods, node_selector)
+
+    def pods_of(self, namespace: str, name: str) -> list[Mapping[str, Any]]:
+        """The pods of one ModelDeployment (counted with the same free GPUs)."""
+        return [p for p in self.pods
+                if (p.get("metadata") or {}).get("namespace") == namespace
+                and ((p.get("metadata") or {}).get("labels") or {}).get(NAME_LABEL) == name]
+
+
+@dataclass
+class Callbacks:
+    """Who hears about changes: a ModelDeployment, one of its children or pods, the cluster."""
+
+    model: OnChange = lambda obj: None
+    owned: Callable[[str, str], None] = lambda namespace, name: None
+    cluster: Callable[[], None] = lambda: None
+
+
+@dataclass
+class ClusterView:
+    """Stores, their informers and the installed optional APIs; see the module docstring."""
+
+    kube: Kube
+    namespaces: tuple[str, ...]  # empty: all namespaces
+    watch_timeout: int = 300
+    discovery_interval: float = 300.0
+    callbacks: Callbacks = field(default_factory=Callbacks)
+    stores: dict[Kind, Store] = field(default_factory=dict)
+    kinds: ChildKinds = field(
+        default_factory=lambda: ChildKinds(leader_worker_set=False, service_monitor=False))
+    _informers: dict[Kind, list[Informer]] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _discovered_at: float = 0.0
+    _discovering: asyncio.Task[None] | None = None
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    # --- start / stop ----------------------------------------------------------------------
+
+    def _watch(self, kind: Kind, on_change: OnChange, store: Store,
+               label_selector: str | None = None, cluster_scoped: bool = False) -> None:
+        scopes: tuple[str | None, ...] = (None,) if self.clusterwide or cluster_scoped \
+            else self.namespaces
+        informers = [Informer(self.kube, kind[0], kind[1], store, namespace=ns,
+                              label_selector=label_selector, on_change=on_change,
+                              watch_timeout=self.watch_timeout) for ns in scopes]
+        self.stores[kind] = store
+        self._informers[kind] = informers
+        for informer in informers:
+            self._tasks.append(asyncio.create_task(informer.run_forever(),
+                                                   name=f"watch {kind[1]} {informer.namespace}"))
+
+    async def start(self) -> None:
+        """Discover the optional APIs, start every informer, wait for their first lists."""
+        self.kinds = await self._discover()
+        self._watch(MODEL_DEPLOYMENT, self.callbacks.model, Store(trim_model))
+        for kind in CORE_CHILDREN + self._optional(self.kinds):
+            self._watch(kind, self._child_changed, Store(), MANAGED_BY_SELECTOR)
+        if self.clusterwide:
+            self._watch(POD, self._pod_changed, Store(trim_pod))
+            self._watch(NODE, self._cluster_changed, Store(trim_node), cluster_scoped=True)
+            self._watch(GPU_POOL, self._cluster_changed, Store(trim_model), cluster_scoped=True)
+        else:
+            self._watch(POD, self._pod_changed, Store(trim_pod), NAME_LABEL)
+        self._tasks.append(asyncio.create_task(self._rediscover_forever(), name="discovery"))
+        await self.synced()
+
+    async def synced(self) -> None:
+        for informers in list(self._informers.values()):
+            for informer in informers:
+                await informer.synced.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- discovery -------------------------------------------------------------------------
+
+    @staticmethod
+    def _optional(kinds: ChildKinds) -> tuple[Kind, ...]:
+        served = (kinds.leader_worker_set, kinds.service_monitor, kinds.scaled_object)
+        return tuple(k for k, on in zip(OPTIONAL_CHILDREN, served, strict=True) if on)
+
+    async def _discover(self) -> ChildKinds:
+        self._discovered_at = time.monotonic()
+        lws, monitors, keda = [await self.kube.served(*kind) for kind in OPTIONAL_CHILDREN]
+        return ChildKinds(leader_worker_set=lws, service_monitor=monitors, scaled_object=keda)
+
+    async def rediscover(self) -> None:
+        """Re-read discovery; start watching an optional kind installed since."""
+        await self.kube.refresh_discovery()
+        kinds = await self._discover()
+        for kind in self._optional(kinds):
+            if kind not in self._informers:
+                self._watch(kind, self._child_changed, Store(), MANAGED_BY_SELECTOR)
+        for informers in self._informers.values():
+            for informer in informers:
+                await informer.synced.wait()
+        if kinds != self.kinds:
+            logger.info("installed APIs changed: %s", kinds)
+            self.kinds = kinds
+            self.callbacks.cluster()
+
+    def rediscover_soon(self, min_age: float) -> None:
+        """A ModelDeployment needs an API discovery did not list: look again, in the background,
+        unless discovery ran less than `min_age` seconds ago."""
+        if time.monotonic() - self._discovered_at < min_age or \
+                (self._discovering is not None and not self._discovering.done()):
+            return
+        self._discovering = asyncio.create_task(self._rediscover_logged(), name="discovery now")
+        self._tasks.append(self._discovering)
+
+    async def _rediscover_logged(self) -> None:
+        try:
+            await self.rediscover()
+        except KubeError as exc:
+            logger.warning("API discovery failed: %s", exc)
+
+    async def _rediscover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.discovery_interval)
+            try:
+                await self.rediscover()
+            except KubeError as exc:
+                logger.warning("API discovery failed: %s", exc)
+
+    # --- change routing --------------------------------------------------------------------
+
+    def _child_changed(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == MODEL_DEPLOYMENT[1] and \
+                    ref.get("apiVersion") == API_VERSION:
+                self.callbacks.owned(str(meta.get("namespace")), str(ref.get("name")))
+
+    def _pod_changed(self, pod: Mapping[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(NAME_LABEL)
+        if owner:
+            self.callbacks.owned(str(meta.get("namespace")), str(owner))
+
+    def _cluster_changed(self, obj: Mapping[str, Any]) -> None:
+        self.callbacks.cluster()
+
+    # --- reads (from the stores only) ------------------------------------------------------
+
+    def model(self, namespace: str, name: str) -> Obj | None:
+        return self.stores[MODEL_DEPLOYMENT].get(namespace, name)
+
+    def store_of(self, api_version: str, kind: str) -> Store | None:
+        return self.stores.get((api_version, kind))
+
+    def children(self, refs: list[ChildRef]) -> dict[ChildRef, Obj | None]:
+        """What exists at each candidate child name (None: absent or not watched)."""
+        out: dict[ChildRef, Obj | None] = {}
+        for ref in refs:
+            store = self.store_of(ref.api_version, ref.kind)
+            out[ref] = store.get(ref.namespace, ref.name) if store is not None else None
+        return out
+
+    def pods_of(self, namespace: str, name: str) -> list[Obj]:
+        return [p for p in self.stores[POD]
+                if (p.get("metadata") or {}).get("namespace") == namespace
+                and ((p.get("metadata") or {}).get("labels") or {}).get(NAME_LABEL) == name]
+
+    def capacity(self) -> ClusterCapacity | None:
+        """Nodes and unfinished pods; None in a namespaced install (capacity unknown)."""
+        if not self.clusterwide:
+            return None
+        pods = tuple(p for p in self.stores[POD]
+                     if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+        return ClusterCapacity(tuple(self.stores[NODE]), pods)
+
+    def pools(self) -> list[GPUPool]:
+        """GPUPool objects; else pools discovered from Node labels; in a namespaced install the
+        packaged default pools."""
+        if not self.clusterwide:
+            return default_pools()
+        pools = []
+        for obj in self.stores[GPU_POOL]:
+            try:
+                pools.append(GPUPool.model_validate(obj))
+            except ValidationError as exc:
+                logger.warning("GPUPool %s is invalid and ignored: %s",
+                               (obj.get("metadata") or {}).get("name"),
+                               str(exc).splitlines()[0])
+        if pools:
+            return sorted(pools, key=lambda p: p.name)
+        return discover_pools(list(self.stores[NODE]))

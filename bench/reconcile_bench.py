@@ -7,12 +7,14 @@ the emulator (tests/integration/emulator.py) runs in this process on 127.0.0.1. 
   all N converged;
 - API requests per object the operator (and kopf for it) sent until convergence, reads and
   writes;
-- writes during a no-op resync window (must be 0);
+- writes and non-watch reads during a no-op resync window of two resync periods (both must
+  be 0), and the passes the operator ran in it (its own `modeldeploy_reconcile_passes_total`);
 - the operator's RSS (peak and at the end);
 - the floor: the same writes (apply Deployment, apply Service, patch status) sent by a minimal
-  script with as many threads as the operator has API workers, and the ratio to it.
+  script with as many threads as the operator runs reconciles at once (16), and the ratio.
 
-Run: python bench/reconcile_bench.py --n 10 100 500. Results go into docs/PERFORMANCE.md by hand.
+Run: python bench/reconcile_bench.py --n 10 100 500 2000. Results go into docs/PERFORMANCE.md by
+hand.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,9 @@ from modeldeploy.render import render_objects  # noqa: E402
 
 NS = "bench"
 TESTS_AGENT = "modeldeploy-tests"
-API_WORKERS = 8
+FLOOR_WORKERS = 16  # the operator's default --max-concurrent
+# The operator's watches: ModelDeployments, GPUPools, Nodes, Pods and five child kinds.
+WATCHES = 9
 
 
 def client(kubeconfig: Path) -> kubernetes.client.ApiClient:
@@ -71,7 +76,16 @@ def rss_kib(pid: int) -> tuple[int, int]:
 
 
 def operator_requests(log: list[LoggedRequest]) -> list[LoggedRequest]:
-    return [r for r in log if r.resource and not r.user_agent.startswith(TESTS_AGENT)]
+    return [r for r in log if not r.user_agent.startswith(TESTS_AGENT)]
+
+
+def passes(metrics_port: int) -> int:
+    """Reconcile passes the operator ran, from its own metrics endpoint."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                   if line.startswith("modeldeploy_reconcile_passes_total{")))
 
 
 def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
@@ -82,16 +96,18 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
     custom = kubernetes.client.CustomObjectsApi(api)
     custom.create_cluster_custom_object("modeldeploy.dev", "v1alpha1", "gpupools", gpu_pool())
     log_file = (workdir / "operator.log").open("w")
+    metrics_port = closed_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", "from modeldeploy.cli.main import app; app()", "run",
-         "--kubeconfig", str(kubeconfig),
+         "--kubeconfig", str(kubeconfig), "--metrics-port", str(metrics_port),
+         "--metrics-address", "127.0.0.1",
          "--resync-interval", str(resync), "--hub-endpoint",
          f"http://127.0.0.1:{closed_port()}", "--hub-timeout", "0.5", "--log-format", "plain"],
         stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
-        # A watch is logged when it ends: wait for the six streams (models, pools, children).
-        while server.emulator.open_watches() < 6:
+        # A watch is logged when it ends: wait for every stream to be open.
+        while server.emulator.open_watches() < WATCHES:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"operator did not start; see {log_file.name}")
             time.sleep(0.05)
@@ -137,9 +153,10 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
         converging = operator_requests(server.emulator.requests_since(mark))
         rss_converged = rss_kib(proc.pid)
         # No-op resync window: two resync periods on a converged world.
-        quiet = server.emulator.log_mark()
+        quiet, passes_before = server.emulator.log_mark(), passes(metrics_port)
         time.sleep(2 * resync + 0.5)
         window = operator_requests(server.emulator.requests_since(quiet))
+        window_passes = passes(metrics_port) - passes_before
         rss_end, rss_peak = rss_kib(proc.pid)
         writes = [r for r in converging if r.is_write]
         breakdown = collections.Counter(
@@ -152,9 +169,8 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
             "writes_per_object": len(writes) / n,
             "reads_per_object": (len(converging) - len(writes)) / n,
             "noop_window_writes": sum(r.is_write for r in window),
-            "noop_window_reads": len(window),
-            "noop_window_passes": sum(r.verb == "get" and r.resource == "deployments"
-                                      for r in window),
+            "noop_window_reads": sum(r.method == "GET" and r.verb != "watch" for r in window),
+            "noop_window_passes": window_passes,
             "rss_baseline_mib": baseline_rss / 1024, "rss_converged_mib": rss_converged[0] / 1024,
             "rss_end_mib": rss_end / 1024, "rss_peak_mib": rss_peak / 1024,
         }
@@ -172,7 +188,7 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
 def floor_client(kubeconfig: Path) -> None:
     """The minimal script (run as a subprocess, like the operator): list the ModelDeployments,
     render each offline, then time only the writes: apply Deployment, apply Service, patch
-    status, with as many threads as the operator has API workers. Prints the seconds."""
+    status, with as many threads as the operator runs reconciles at once. Prints the seconds."""
     api = client(kubeconfig)
     custom = kubernetes.client.CustomObjectsApi(api)
     pool = GPUPool.model_validate(gpu_pool())
@@ -204,7 +220,7 @@ def floor_client(kubeconfig: Path) -> None:
             {"status": {"observedGeneration": 1}}, _content_type="application/merge-patch+json")
 
     start = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(API_WORKERS) as executor:
+    with concurrent.futures.ThreadPoolExecutor(FLOOR_WORKERS) as executor:
         list(executor.map(converge, work))
     print(time.monotonic() - start)
 
@@ -232,7 +248,7 @@ def floor_bench(n: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500, 2000])
     parser.add_argument("--resync", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--floor-client", type=Path, help=argparse.SUPPRESS)
@@ -243,7 +259,8 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}")
     header = ("| N | converge all (s) | p50 (s) | p99 (s) | API req/object (reads + writes) | "
-              "no-op resync: writes / passes | RSS peak (MiB) | floor (s) | floor req/object | "
+              "no-op resync: writes / reads / passes | RSS peak (MiB) | floor (s) | "
+              "floor req/object | "
               "time ratio |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
@@ -253,7 +270,8 @@ def main() -> None:
         print(f"| {n} | {op['wall_s']:.2f} | {op['p50_s']:.2f} | {op['p99_s']:.2f} | "
               f"{op['requests_per_object']:.1f} ({op['reads_per_object']:.1f} + "
               f"{op['writes_per_object']:.1f}) | {op['noop_window_writes']} / "
-              f"{op['noop_window_passes']} | {op['rss_peak_mib']:.0f} | "
+              f"{op['noop_window_reads']} / {op['noop_window_passes']} | "
+              f"{op['rss_peak_mib']:.0f} | "
               f"{fl['wall_s']:.2f} | {fl['requests_per_object']:.1f} | "
               f"{op['wall_s'] / fl['wall_s']:.1f}x |", flush=True)
         print(f"<!-- {op} {fl} -->", flush=True)

@@ -68,15 +68,35 @@ def test_discovery_replaces_reading_crds() -> None:
         assert not rbac.allows("apiextensions.k8s.io", "customresourcedefinitions", verb)
 
 
-def test_the_operators_own_api_calls_are_allowed() -> None:
-    """Every resource the shell's Kube client knows is covered for what it does with it."""
-    from modeldeploy.shell import kube
+# The plural of every kind the operator watches (what RBAC rules name).
+PLURALS = {"ModelDeployment": "modeldeployments", "GPUPool": "gpupools", "Pod": "pods",
+           "Node": "nodes", "Deployment": "deployments", "Service": "services",
+           "PodDisruptionBudget": "poddisruptionbudgets",
+           "PersistentVolumeClaim": "persistentvolumeclaims",
+           "HorizontalPodAutoscaler": "horizontalpodautoscalers",
+           "LeaderWorkerSet": "leaderworkersets", "ServiceMonitor": "servicemonitors",
+           "ScaledObject": "scaledobjects"}
 
-    for res in kube.RESOURCES.values():
-        assert rbac.allows(res.group, res.plural, "list") or res.plural == "events", res
-    for res in (kube.MODEL_DEPLOYMENTS, kube.GPU_POOLS):
-        assert rbac.allows(res.group, f"{res.plural}/status", "patch")
-    assert rbac.allows(kube.EVENTS.group, kube.EVENTS.plural, "create")
+
+def test_the_operators_own_api_calls_are_allowed() -> None:
+    """Every kind the operator's informers watch is listable and watchable; every child kind
+    is patchable (server-side apply) and deletable; statuses and events are writable."""
+    from modeldeploy.shell import view
+
+    def group(api_version: str) -> str:
+        return api_version.rpartition("/")[0]
+
+    children = view.CORE_CHILDREN + view.OPTIONAL_CHILDREN
+    for api_version, kind in children + (view.MODEL_DEPLOYMENT, view.GPU_POOL, view.POD,
+                                         view.NODE):
+        for verb in ("list", "watch"):
+            assert rbac.allows(group(api_version), PLURALS[kind], verb), (kind, verb)
+    for api_version, kind in children:
+        for verb in ("patch", "delete"):
+            assert rbac.allows(group(api_version), PLURALS[kind], verb), (kind, verb)
+    for api_version, kind in (view.MODEL_DEPLOYMENT, view.GPU_POOL):
+        assert rbac.allows(group(api_version), f"{PLURALS[kind]}/status", "patch")
+    assert rbac.allows("", "events", "create")
 
 
 def test_namespaced_mode_grants_nothing_cluster_scoped() -> None:

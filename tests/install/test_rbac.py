@@ -87,8 +87,7 @@ def test_the_operators_own_api_calls_are_allowed() -> None:
         return api_version.rpartition("/")[0]
 
     children = view.CORE_CHILDREN + view.OPTIONAL_CHILDREN
-    for api_version, kind in children + (view.MODEL_DEPLOYMENT, view.GPU_POOL, view.POD,
-                                         view.NODE):
+    for api_version, kind in (*children, view.MODEL_DEPLOYMENT, view.GPU_POOL, view.POD, view.NODE):
         for verb in ("list", "watch"):
             assert rbac.allows(group(api_version), PLURALS[kind], verb), (kind, verb)
     for api_version, kind in children:

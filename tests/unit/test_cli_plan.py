@@ -104,3 +104,16 @@ def test_architecture_in_spec_plans_a_model_outside_the_catalog(tmp_path: Path) 
     assert code == 0, err
     doc = json.loads(out)[0]
     assert doc["model"] == "acme/private-7b" and doc["feasible"]
+
+
+def test_plan_names_the_vllm_release_and_notes_an_uncalibrated_one(tmp_path: Path) -> None:
+    spec = MD.format(model="meta-llama/Llama-3.1-8B-Instruct",
+                     extra="  serving: {image: 'vllm/vllm-openai:v0.12.3'}")
+    path = write(tmp_path, spec)
+    code, out, _ = plan(path, "--offline")
+    assert code == 0
+    assert "note: vLLM 0.12.3 has no calibrated memory profile; sized with the nearest earlier known release, 0.11.0" in " ".join(out.split())
+    code, out, _ = plan(path, "--offline", "-o", "json")
+    doc = json.loads(out)[0]
+    assert doc["vllmVersion"] == "0.12.3" and doc["notes"]
+    assert {"activationGiB", "nonTorchGiB", "cudaGraphGiB", "outsideBudgetGiB"} <= set(doc["memoryPerGPU"])

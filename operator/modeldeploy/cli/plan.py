@@ -55,6 +55,8 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
         console.print(f"[bold]{p.name}[/bold]: {p.reason}", highlight=False)
         for s in p.suggestions:
             console.print(f"  would fit: {s}", highlight=False)
+        for note in p.notes:
+            console.print(f"  note: {note}", highlight=False)
 
 
 @app.command("plan")

@@ -68,6 +68,29 @@ _V1_NON_TORCH = (0.13, 0.55)  # v0.11.0 on H100: 0.13-0.14 GiB at TP 1, 0.54-0.5
 # reports 1-2 GiB on rank 0 of consumer GPUs at TP 2.
 _V1_BEFORE_SNAPSHOT = (0.61, 1.54, 2.0)
 
+
+def _v1(release: tuple[int, int, int], sampler: float, graphs_in_budget: bool, source: str) -> VllmProfile:
+    """A V1-engine profile: the shared V1 constants plus what changes between releases."""
+    return VllmProfile(
+        release=release, v1_engine=True, forward_bytes_per_unit=_V1_FORWARD, sampler_bytes_per_logit=sampler,
+        non_torch_single_gib=_V1_NON_TORCH[0], non_torch_multi_gib=_V1_NON_TORCH[1],
+        cuda_graphs_in_budget=graphs_in_budget,
+        # Outside the budget: logged capture deltas of v0.11 (≤ 0.10 GiB dense, 0.39-1.03 MoE).
+        # Inside it (v0.21+): logged "Estimated CUDA graph memory" 0.13-0.61 GiB dense (LMCache#3430,
+        # club-3090#104/#127), 1.28 GiB for a DeepSeek-V3.2-class MoE and 2.22 GiB for
+        # Qwen3.5-35B-A3B at TP 4 (vllm-project/vllm#50722).
+        cuda_graph_dense_gib=0.6 if graphs_in_budget else 0.5, cuda_graph_moe_gib=2.2 if graphs_in_budget else 1.0,
+        before_snapshot_single_gib=_V1_BEFORE_SNAPSHOT[0], before_snapshot_nvlink_gib=_V1_BEFORE_SNAPSHOT[1],
+        before_snapshot_pcie_gib=_V1_BEFORE_SNAPSHOT[2], source=source,
+    )
+
+
+# Source A (vLLM v0.11.0, H100): the activation of every text model is 9.59-9.89 × the fp32
+# logits of 1024 rows (median 9.73 → 38.9 bytes per logit). Source B (v0.15.1, H100): whole
+# overhead 0.41-0.89 GiB with 1024 rows × 32000 logits, so the sampler peak is at most 0.28 GiB
+# there: ≤ 8.9 bytes per logit (the upper bound is kept: it errs high).
+_SAMPLER_V011, _SAMPLER_V015 = 38.9, 8.9
+
 PROFILES: tuple[VllmProfile, ...] = (
     VllmProfile(
         release=(0, 6, 5), v1_engine=False,
@@ -79,63 +102,16 @@ PROFILES: tuple[VllmProfile, ...] = (
         before_snapshot_single_gib=0.0, before_snapshot_nvlink_gib=0.0, before_snapshot_pcie_gib=0.0,
         source="vllm-project/vllm#10511 (V0 worker.py memory profile)",
     ),
-    VllmProfile(
-        release=(0, 8, 0), v1_engine=True,  # the V1 engine is the default from v0.8.0
-        forward_bytes_per_unit=_V1_FORWARD, sampler_bytes_per_logit=38.9,
-        non_torch_single_gib=_V1_NON_TORCH[0], non_torch_multi_gib=_V1_NON_TORCH[1],
-        cuda_graphs_in_budget=False, cuda_graph_dense_gib=0.5, cuda_graph_moe_gib=1.0,
-        before_snapshot_single_gib=_V1_BEFORE_SNAPSHOT[0], before_snapshot_nvlink_gib=_V1_BEFORE_SNAPSHOT[1],
-        before_snapshot_pcie_gib=_V1_BEFORE_SNAPSHOT[2],
-        source="V1 engine; no logs of 0.8-0.10 held: uses the v0.11.0 calibration",
-    ),
-    VllmProfile(
-        release=(0, 11, 0), v1_engine=True,
-        # Source A (vLLM v0.11.0, H100): the activation of every text model is 9.59-9.89 × the
-        # fp32 logits of 1024 rows (median 9.73 → 38.9 bytes per logit); CUDA graphs logged
-        # -0.88…+0.10 GiB dense, 0.39-1.03 GiB MoE, captured after the KV cache (outside it).
-        forward_bytes_per_unit=_V1_FORWARD, sampler_bytes_per_logit=38.9,
-        non_torch_single_gib=_V1_NON_TORCH[0], non_torch_multi_gib=_V1_NON_TORCH[1],
-        cuda_graphs_in_budget=False, cuda_graph_dense_gib=0.5, cuda_graph_moe_gib=1.0,
-        before_snapshot_single_gib=_V1_BEFORE_SNAPSHOT[0], before_snapshot_nvlink_gib=_V1_BEFORE_SNAPSHOT[1],
-        before_snapshot_pcie_gib=_V1_BEFORE_SNAPSHOT[2],
-        source="llm-d-incubation/llm-d-planner docs/empirical-vllm-memory-results.md (source A)",
-    ),
-    VllmProfile(
-        release=(0, 15, 1), v1_engine=True,
-        # Source B (v0.15.1, H100): whole overhead 0.41-0.89 GiB with 1024 rows × 32000 logits,
-        # so the sampler peak is at most 0.28 GiB there: ≤ 8.9 bytes per logit (upper bound kept).
-        forward_bytes_per_unit=_V1_FORWARD, sampler_bytes_per_logit=8.9,
-        non_torch_single_gib=_V1_NON_TORCH[0], non_torch_multi_gib=_V1_NON_TORCH[1],
-        cuda_graphs_in_budget=False, cuda_graph_dense_gib=0.5, cuda_graph_moe_gib=1.0,
-        before_snapshot_single_gib=_V1_BEFORE_SNAPSHOT[0], before_snapshot_nvlink_gib=_V1_BEFORE_SNAPSHOT[1],
-        before_snapshot_pcie_gib=_V1_BEFORE_SNAPSHOT[2],
-        source="inference-sim/sim-to-real-accuracy-validation design doc §4.2 (source B)",
-    ),
-    VllmProfile(
-        release=(0, 21, 0), v1_engine=True,
-        # gpu_worker.py: "CUDA graph memory profiling is enabled (default since v0.21.0)" — the
-        # estimate is subtracted from the KV budget. Logged "Estimated CUDA graph memory":
-        # 0.13-0.61 GiB for dense models (e.g. LMCache#3430, club-3090#104/#127), 1.28 GiB for a
-        # DeepSeek-V3.2-class MoE at TP 4, 2.22 GiB for Qwen3.5-35B-A3B at TP 4 (vllm#50722).
-        forward_bytes_per_unit=_V1_FORWARD, sampler_bytes_per_logit=8.9,
-        non_torch_single_gib=_V1_NON_TORCH[0], non_torch_multi_gib=_V1_NON_TORCH[1],
-        cuda_graphs_in_budget=True, cuda_graph_dense_gib=0.6, cuda_graph_moe_gib=2.2,
-        before_snapshot_single_gib=_V1_BEFORE_SNAPSHOT[0], before_snapshot_nvlink_gib=_V1_BEFORE_SNAPSHOT[1],
-        before_snapshot_pcie_gib=_V1_BEFORE_SNAPSHOT[2],
-        source="vllm/v1/worker/gpu_worker.py (CUDA-graph estimate in the budget, default since v0.21.0)",
-    ),
-    VllmProfile(
-        release=(0, 30, 0), v1_engine=True,
-        # Same accounting as 0.21.0: logs of 0.27.1 (gpustack/runner#251) and of an engine started
-        # 2026-10-08, after v0.30.0's release (TraceLens#1055), still print "CUDA graph memory
-        # profiling is enabled (default since v0.21.0)"; the PR to turn it off (vllm#45197) closed.
-        forward_bytes_per_unit=_V1_FORWARD, sampler_bytes_per_logit=8.9,
-        non_torch_single_gib=_V1_NON_TORCH[0], non_torch_multi_gib=_V1_NON_TORCH[1],
-        cuda_graphs_in_budget=True, cuda_graph_dense_gib=0.6, cuda_graph_moe_gib=2.2,
-        before_snapshot_single_gib=_V1_BEFORE_SNAPSHOT[0], before_snapshot_nvlink_gib=_V1_BEFORE_SNAPSHOT[1],
-        before_snapshot_pcie_gib=_V1_BEFORE_SNAPSHOT[2],
-        source="as 0.21.0; the default image (docs/decisions/default-vllm-image.md)",
-    ),
+    _v1((0, 8, 0), _SAMPLER_V011, False, "V1 engine (default from v0.8.0); no logs of 0.8-0.10: the v0.11.0 calibration"),
+    _v1((0, 11, 0), _SAMPLER_V011, False, "llm-d-incubation/llm-d-planner docs/empirical-vllm-memory-results.md (source A)"),
+    _v1((0, 15, 1), _SAMPLER_V015, False, "inference-sim/sim-to-real-accuracy-validation design doc §4.2 (source B)"),
+    # gpu_worker.py: "CUDA graph memory profiling is enabled (default since v0.21.0)": the
+    # estimate is subtracted from the KV budget.
+    _v1((0, 21, 0), _SAMPLER_V015, True, "vllm/v1/worker/gpu_worker.py (CUDA-graph estimate in the budget)"),
+    # Same accounting: logs of 0.27.1 (gpustack/runner#251) and of an engine started 2026-10-08,
+    # after v0.30.0's release (AMD-AGI/TraceLens#1055), still print that line; the PR to turn the
+    # estimate off by default (vllm-project/vllm#45197) was closed unmerged.
+    _v1((0, 30, 0), _SAMPLER_V015, True, "as 0.21.0; the default image (docs/decisions/default-vllm-image.md)"),
 )
 DEFAULT_RELEASE = (0, 30, 0)  # the image's default tag; docs/decisions/default-vllm-image.md
 

@@ -55,13 +55,26 @@ class Rule:
         return out
 
 
-def _pow2(field: str, limit: int) -> Rule:
-    powers = ", ".join(str(1 << i) for i in range(limit.bit_length()) if 1 << i <= limit)
-    return Rule(
-        f"!has(self.{field}) || self.{field} in [{powers}]",
-        f"{field} must be a power of two",
-        f".{field}",
-    )
+# Pins checked against an explicit spec.model.architecture (the models' `pin_rule_broken`); the
+# planner applies the same vLLM rules to facts from the catalog or the hub. Names are bound with
+# CEL ternaries: `kv` is kvHeads, defaulting to attentionHeads.
+_ARCH = "self.model.architecture"
+_TP = "self.placement.tensorParallelSize"
+_PP = "self.placement.pipelineParallelSize"
+_KV = f"(has({_ARCH}.kvHeads) ? {_ARCH}.kvHeads : {_ARCH}.attentionHeads)"
+_WITH_TP = f"!has(self.model.architecture) || !has(self.placement) || !has({_TP}) || "
+_WITH_PP = f"!has(self.model.architecture) || !has(self.placement) || !has({_PP}) || "
+PIN_RULES = (
+    Rule(_WITH_TP + f"{_ARCH}.attentionHeads % {_TP} == 0",
+         "vLLM needs the attention heads divisible by placement.tensorParallelSize",
+         ".placement.tensorParallelSize"),
+    Rule(_WITH_TP + f"has({_ARCH}.kvLoraRank) || ({_TP} >= {_KV} ? {_TP} % {_KV} == 0 : {_KV} % {_TP} == 0)",
+         "vLLM needs the KV heads divisible by placement.tensorParallelSize, or it a multiple of them",
+         ".placement.tensorParallelSize"),
+    Rule(_WITH_PP + f"{_PP} <= {_ARCH}.layers",
+         "vLLM needs placement.pipelineParallelSize at most the model's layers",
+         ".placement.pipelineParallelSize"),
+)
 
 
 # CEL mirrors of the models' cross-field validators, keyed by the model they sit on. Messages are
@@ -80,7 +93,7 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
         Rule("!has(self.expertsPerToken) || !has(self.experts) || self.expertsPerToken <= self.experts",
              "expertsPerToken cannot exceed experts", ".expertsPerToken"),
     ),
-    Placement: (_pow2("tensorParallelSize", 64), _pow2("pipelineParallelSize", 64)),
+    ModelDeploymentSpec: PIN_RULES,
     Autoscaling: (
         Rule("self.minReplicas <= self.maxReplicas", "minReplicas must be ≤ maxReplicas",
              ".minReplicas"),

@@ -82,13 +82,28 @@ RULE_CASES: dict[str, tuple[list[Any], list[Any]]] = {
         [{**ARCH, "experts": 8, "expertsPerToken": 8}, {**ARCH, "expertsPerToken": 2}],
         [{**ARCH, "experts": 8, "expertsPerToken": 9}],
     ),
-    "tensorParallelSize must be a power of two": (
-        [{}, {"tensorParallelSize": 1}, {"tensorParallelSize": 8}, {"tensorParallelSize": 64}],
-        [{"tensorParallelSize": 3}, {"tensorParallelSize": 6}, {"tensorParallelSize": 48}],
+    "vLLM needs the attention heads divisible by placement.tensorParallelSize": (
+        [{"model": {"name": "m"}, "placement": {"tensorParallelSize": 3}},
+         {"model": {"name": "m", "architecture": {**ARCH, "attentionHeads": 40, "kvHeads": 10}},
+          "placement": {"tensorParallelSize": 5}},
+         {"model": {"name": "m", "architecture": ARCH}, "placement": {}}],
+        [{"model": {"name": "m", "architecture": {**ARCH, "attentionHeads": 40}},
+          "placement": {"tensorParallelSize": 6}}],
     ),
-    "pipelineParallelSize must be a power of two": (
-        [{}, {"pipelineParallelSize": 2}, {"pipelineParallelSize": 16}],
-        [{"pipelineParallelSize": 3}, {"pipelineParallelSize": 12}],
+    "vLLM needs the KV heads divisible by placement.tensorParallelSize, or it a multiple of them": (
+        [{"model": {"name": "m", "architecture": {**ARCH, "kvHeads": 8}}, "placement": {"tensorParallelSize": 16}},
+         {"model": {"name": "m", "architecture": {**ARCH, "kvHeads": 8}}, "placement": {"tensorParallelSize": 4}},
+         {"model": {"name": "m", "architecture": {**ARCH, "attentionHeads": 40, "kvLoraRank": 512,
+                                                  "qkRopeHeadDim": 64}}, "placement": {"tensorParallelSize": 20}}],
+        [{"model": {"name": "m", "architecture": {**ARCH, "attentionHeads": 40, "kvHeads": 10}},
+          "placement": {"tensorParallelSize": 4}},
+         {"model": {"name": "m", "architecture": {**ARCH, "attentionHeads": 48, "kvHeads": 8}},
+          "placement": {"tensorParallelSize": 12}}],
+    ),
+    "vLLM needs placement.pipelineParallelSize at most the model's layers": (
+        [{"model": {"name": "m", "architecture": ARCH}, "placement": {"pipelineParallelSize": 32}},
+         {"model": {"name": "m"}, "placement": {"pipelineParallelSize": 64}}],
+        [{"model": {"name": "m", "architecture": ARCH}, "placement": {"pipelineParallelSize": 33}}],
     ),
     "minReplicas must be ≤ maxReplicas": (
         [{}, {"minReplicas": 2, "maxReplicas": 4}, {"minReplicas": 3, "maxReplicas": 3}],
@@ -175,10 +190,12 @@ INVALID: list[tuple[str, Schema, str, str]] = [
     ("pool name with uppercase", md({"placement": {"pools": ["H100"]}}), "does not match", REJECT),
     ("unknown policy", md({"placement": {"policy": "random"}}), "is not one of", REJECT),
     ("TP too large", md({"placement": {"tensorParallelSize": 128}}), "greater than the maximum of 64", REJECT),
-    ("TP not a power of two", md({"placement": {"tensorParallelSize": 3}}),
-     "tensorParallelSize must be a power of two", SAME),
-    ("PP not a power of two", md({"placement": {"pipelineParallelSize": 6}}),
-     "pipelineParallelSize must be a power of two", SAME),
+    ("TP does not divide the heads", md({"model": {"name": "m", "architecture": {**ARCH, "attentionHeads": 40}},
+                                         "placement": {"tensorParallelSize": 6}}),
+     "vLLM needs the attention heads divisible by placement.tensorParallelSize", SAME),
+    ("PP above the layers", md({"model": {"name": "m", "architecture": ARCH},
+                                "placement": {"pipelineParallelSize": 48}}),
+     "vLLM needs placement.pipelineParallelSize at most the model's layers", SAME),
     ("min above max", md({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}),
      "minReplicas must be ≤ maxReplicas", SAME),
     ("min above default max", md({"autoscaling": {"minReplicas": 2}}),
@@ -352,3 +369,14 @@ def test_architecture_rules_agree_with_the_models(arch: Schema) -> None:
 def test_pin_and_surge_rules_agree_with_the_models(tp: int, pp: int, surge: int | str) -> None:
     _agree(md({"placement": {"tensorParallelSize": tp, "pipelineParallelSize": pp},
                "rollout": {"maxSurge": surge}}))
+
+
+@given(st.integers(1, 64), st.integers(1, 64), st.sampled_from([8, 12, 32, 40, 64]),
+       st.sampled_from([1, 2, 4, 8, 10, 16]), st.integers(1, 80), st.booleans())
+def test_pins_on_an_architecture_agree_with_the_models(
+        tp: int, pp: int, heads: int, kv: int, layers: int, mla: bool) -> None:
+    arch: Schema = {**ARCH, "attentionHeads": heads, "kvHeads": min(kv, heads), "layers": layers}
+    if mla:
+        arch.update(kvLoraRank=512, qkRopeHeadDim=64)
+    _agree(md({"model": {"name": "m", "architecture": arch},
+               "placement": {"tensorParallelSize": tp, "pipelineParallelSize": pp}}))

@@ -471,3 +471,16 @@ def test_the_cli_runs_the_operator_with_json_logs_and_liveness(
     records = [json.loads(line) for line in lines]
     assert any("operator started" in r.get("message", "") for r in records)
     assert_rbac_allows(emulator_server)
+
+
+def test_without_leaderworkerset_a_single_node_layout_is_chosen(
+        operator: OperatorThread, cluster: Cluster) -> None:
+    # phi-4 (29.3 GiB of bf16 weights) on two 1 × L4 nodes is the cheapest layout that the policy
+    # may choose with multiNode allowed, but LeaderWorkerSet is not served: one 4 × L4 node at TP 2.
+    cluster.create_pool(gpu_pool("l4-x1", gpus=1, price=0.5))
+    cluster.create(model_deployment("phi", model="microsoft/phi-4",
+                                    placement={"multiNode": "allowed"}))
+    cluster.wait_condition("phi", "Reconciling", "True")
+    plan = cluster.md("phi")["status"]["plan"]
+    assert (plan["pool"], plan["tensorParallelSize"], plan["nodesPerReplica"]) == ("l4", 2, 1)
+    assert cluster.deployment("phi") is not None

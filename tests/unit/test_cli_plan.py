@@ -86,7 +86,7 @@ spec: {gpu: {product: NVIDIA-L4, memoryGiB: 22.49}, gpusPerNode: 1, maxNodes: 2}
         (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  serving: {gpuMemoryUtilization: 7}"), "spec.serving.gpuMemoryUtilization"),
         (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  serving: {maxModelLen: 99999999999}"), "spec.serving.maxModelLen"),
         (MD.format(model="acme/unknown-model", extra=""), "acme/unknown-model"),
-        (MD.format(model="microsoft/phi-4", extra="  placement: {tensorParallelSize: 4}"), "spec.placement.tensorParallelSize: 10 KV heads are not divisible by TP 4"),
+        (MD.format(model="microsoft/phi-4", extra="  placement: {tensorParallelSize: 4}"), "spec.placement.tensorParallelSize: vLLM refuses TP 4 for microsoft/phi-4: 10 KV heads are not divisible by TP 4"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "is not a ModelDeployment"),
     ],
 )

@@ -99,7 +99,7 @@ def test_qwen3_235b_fp8_is_refused_at_tp8_and_runs_at_tp4() -> None:
     assert plan.tensor_parallel_size == 4
     block = [r for r in plan.rejected if r.tensor_parallel_size == 8]
     assert block and "block" in block[0].reason and "1536" in block[0].reason
-    with pytest.raises(InvalidSpec, match=r"spec.placement.tensorParallelSize: FP8 block"):
+    with pytest.raises(InvalidSpec, match=r"spec.placement.tensorParallelSize: vLLM refuses TP 8 for .*: FP8 block"):
         plan_deployment(make_md("Qwen/Qwen3-235B-A22B-FP8", placement={"tensorParallelSize": 8}), qwen, [H100X8])
 
 
@@ -115,6 +115,9 @@ def test_llama_70b_on_a100_trades_context_for_gpus() -> None:
     # The default 2 × 8192 tokens fit at TP 2 (A100s keep vLLM's small batch defaults).
     short = plan_deployment(make_md(llama.id), llama, [A100X8, H100X8])
     assert short.tensor_parallel_size == 2 and short.cost_per_hour == pytest.approx(6.86)
+    # maxNumSeqs is vLLM's concurrency cap only: it neither shrinks nor grows the KV reserved.
+    capped = plan_deployment(make_md(llama.id, serving={"maxNumSeqs": 64}), llama, [A100X8, H100X8])
+    assert capped.tensor_parallel_size == 2 and capped.kv_sequences == 2 and capped.max_num_seqs == 64
 
 
 def test_policies_pick_their_optimum() -> None:
@@ -139,7 +142,7 @@ def test_moe_is_sized_by_total_parameters() -> None:
 
 def test_pin_breaking_a_vllm_rule_is_a_spec_error() -> None:
     phi = facts("microsoft/phi-4")  # 40 heads, 10 KV heads
-    with pytest.raises(InvalidSpec, match=r"spec.placement.tensorParallelSize: 10 KV heads are not divisible by TP 4"):
+    with pytest.raises(InvalidSpec, match=r"spec.placement.tensorParallelSize: vLLM refuses TP 4 for microsoft/phi-4: 10 KV heads are not divisible by TP 4"):
         plan_deployment(make_md("microsoft/phi-4", placement={"tensorParallelSize": 4}), phi, [A100X8])
 
 
@@ -159,11 +162,12 @@ def test_unknown_pool_in_allow_list() -> None:
 def test_infeasible_plan_says_what_would_fit() -> None:
     llama = facts("meta-llama/Llama-3.1-8B-Instruct")
     one_node = make_pool("a10g-1", "NVIDIA-A10G", 22.30, 1, max_nodes=1)
-    plan = plan_deployment(make_md(llama.id, serving={"maxModelLen": 131072, "maxNumSeqs": 4}), llama, [one_node])
+    plan = plan_deployment(make_md(llama.id, serving={"maxModelLen": 131072}), llama, [one_node])
     assert not plan.feasible and plan.failure == "NoFeasibleLayout"
     assert "needs" in plan.reason and "NVIDIA-A10G gives 20.1 GiB" in plan.reason
-    assert any(s.startswith("set spec.serving.maxModelLen ≤ 8416") for s in plan.suggestions)
-    assert any("at least 89 GiB per GPU at TP 1" in s for s in plan.suggestions)
+    assert not plan.reason.endswith(("…", ",")) and "rejected" in plan.reason
+    assert plan.suggestions[0].startswith("set spec.serving.maxModelLen: 16832 or less")
+    assert plan.suggestions[-1].startswith("use a pool whose GPUs report at least")
     # fp8 halves neither enough here; it is suggested only where it makes the plan fit.
     assert not any("fp8" in s for s in plan.suggestions)
     llama70 = facts("meta-llama/Llama-3.3-70B-Instruct")

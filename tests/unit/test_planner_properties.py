@@ -72,7 +72,8 @@ def deployments(draw: st.DrawFn, facts: ModelFacts) -> ModelDeployment:
     if draw(st.booleans()):
         serving["kvCacheDtype"] = "fp8"
     serving["gpuMemoryUtilization"] = draw(st.sampled_from([0.8, 0.9, 0.95]))
-    placement = {"policy": draw(st.sampled_from(["cheapest", "fewestGPUs", "fastest"]))}
+    placement = {"policy": draw(st.sampled_from(["cheapest", "fewestGPUs", "fastest"])),
+                 "multiNode": draw(st.sampled_from(["whenNeeded", "allowed", "never"]))}
     return make_md("test/random", serving=serving, placement=placement, replicas=draw(st.integers(1, 3)))
 
 
@@ -89,15 +90,21 @@ def _block_ok(f: ModelFacts, tp: int) -> bool:
     return width % tp == 0 and (width // tp) % f.weight_block_size[0] == 0
 
 
-def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool]) -> list[tuple[GPUPool, int, int, int]]:
-    """Every feasible (pool, TP, PP, nodes), enumerated without the planner's search code."""
+def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool],
+           lws: bool = True) -> list[tuple[GPUPool, int, int, int]]:
+    """Every feasible (pool, TP, PP, nodes), enumerated without the planner's search code.
+
+    Across nodes only with LeaderWorkerSet served and multiNode not never; with whenNeeded only
+    when no pool has a single-node layout; with allowed, in pools whose own nodes cannot."""
     prec = precision_for(f, md.spec.model, md.spec.serving)
     weights = weights_for(f, prec)
     s = md.spec.serving
     vllm = profile_for_image(s.image).profile
     length = s.max_model_len or min(f.max_context, 8192)
-    seqs = s.max_num_seqs or 2
-    out = []
+    seqs = 2  # maxNumSeqs is vLLM's cap only; the KV cache holds two full-length sequences
+    multi = md.spec.placement.multi_node
+    out: list[tuple[GPUPool, int, int, int]] = []
+    later: list[tuple[GPUPool, list[tuple[GPUPool, int, int, int]]]] = []
     for pool in all_pools:
         gpn = pool.spec.gpus_per_node
         def fits(tp: int, pp: int, nodes: int, pool: GPUPool = pool, gpn: int = gpn) -> bool:
@@ -124,16 +131,19 @@ def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool]) -> list
         single = [(tp, pp) for tp in range(1, gpn + 1) for pp in range(1, gpn // tp + 1)
                   if (pp == 1 or not pool.spec.gpu.nvlink) and fits(tp, pp, 1)]
         out += [(pool, tp, pp, 1) for tp, pp in single]
-        if not single:
-            limit = min(16, pool.spec.max_nodes or 16, f.layers)
-            allowed = [t for t in range(1, gpn + 1) if f.attention_heads % t == 0 and _kv_rule_ok(f, t) and _block_ok(f, t)]
-            if allowed:  # one stage per node at the widest allowed TP
-                tp = max(allowed)
-                for nodes in range(2, limit + 1):
-                    if fits(tp, nodes, nodes):
-                        out.append((pool, tp, nodes, nodes))
-                        break
-    return out
+        across: list[tuple[GPUPool, int, int, int]] = []
+        limit = min(16, pool.spec.max_nodes or 16, f.layers)
+        allowed = [t for t in range(1, gpn + 1) if f.attention_heads % t == 0 and _kv_rule_ok(f, t) and _block_ok(f, t)]
+        if allowed:  # one stage per node at the widest allowed TP
+            tp = max(allowed)
+            for nodes in range(2, limit + 1):
+                if fits(tp, nodes, nodes):
+                    across.append((pool, tp, nodes, nodes))
+                    break
+        later.append((pool, across if not single or multi == "whenNeeded" else []))
+    if not lws or multi == "never" or (multi == "whenNeeded" and out):
+        return out
+    return out + [c for _, across in later for c in across]
 
 
 @settings(max_examples=200)
@@ -142,11 +152,12 @@ def test_planner_matches_exhaustive_search_and_rules(data: st.DataObject) -> Non
     f = data.draw(architectures())
     ps = data.draw(pools())
     md = data.draw(deployments(f))
-    plan = plan_deployment(md, f, ps)  # must not raise
-    best = oracle(md, f, ps)
+    lws = data.draw(st.booleans())
+    plan = plan_deployment(md, f, ps, multi_node_served=lws)  # must not raise
+    best = oracle(md, f, ps, lws)
     assert plan.feasible == bool(best), plan.reason
     if not plan.feasible:
-        assert plan.reason and plan.failure == "NoFeasibleLayout"
+        assert plan.reason and plan.failure in ("NoFeasibleLayout", "MultiNodeUnavailable")
         return
     tp, pp = plan.tensor_parallel_size, plan.pipeline_parallel_size
     assert tp is not None and pp is not None and plan.memory_per_gpu is not None

@@ -54,6 +54,14 @@ class Policy(StrEnum):
     FASTEST = "fastest"
 
 
+class MultiNode(StrEnum):
+    """When a replica may span several nodes (a LeaderWorkerSet running vLLM over Ray)."""
+
+    WHEN_NEEDED = "whenNeeded"  # only when no single node of any allowed pool holds the model
+    ALLOWED = "allowed"  # the policy may choose across nodes even when one node would do
+    NEVER = "never"  # one node per replica, or infeasible
+
+
 class AutoscalingMetric(StrEnum):
     REQUESTS_WAITING = "requestsWaiting"
     REQUESTS_RUNNING = "requestsRunning"
@@ -121,7 +129,7 @@ class EnvVar(ApiModel):
 
 class Serving(ApiModel):
     max_model_len: int | None = Field(default=None, ge=128, le=100_000_000, description="Longest sequence (prompt + output) to serve; default min(model maximum, 8192).")
-    max_num_seqs: int | None = Field(default=None, ge=1, le=4096, description="Concurrent full-length sequences the KV cache must hold; passed as --max-num-seqs. Default: the KV cache holds 2, vLLM's scheduler cap stays at its default.")
+    max_num_seqs: int | None = Field(default=None, ge=1, le=4096, description="vLLM's cap on sequences served at once (--max-num-seqs); it does not size the KV cache. Default: vLLM's own.")
     max_num_batched_tokens: int | None = Field(default=None, ge=128, le=1_048_576, description="Tokens per scheduler step (--max-num-batched-tokens); default 8192 on GPUs with 70 GiB or more, else 2048.")
     kv_cache_dtype: KvCacheDtype = Field(default=KvCacheDtype.AUTO, description="KV cache dtype (--kv-cache-dtype); fp8 halves KV memory.")
     gpu_memory_utilization: float = Field(default=0.9, ge=0.5, le=0.98, description="Fraction of each GPU's total memory vLLM may use.")
@@ -152,6 +160,10 @@ class Placement(ApiModel):
     tensor_parallel_size: int | None = Field(default=None, ge=1, le=64, description="Pin the tensor-parallel size.")
     pipeline_parallel_size: int | None = Field(default=None, ge=1, le=64, description="Pin the pipeline-parallel size.")
     policy: Policy = Field(default=Policy.CHEAPEST, description="How to choose among feasible layouts.")
+    multi_node: MultiNode = Field(
+        default=MultiNode.WHEN_NEEDED,
+        description="Layouts across nodes (LeaderWorkerSet): whenNeeded (only when no single node of any "
+                    "allowed pool holds the model), allowed (the policy chooses freely) or never.")
 
     @field_validator("pools")
     @classmethod
@@ -218,6 +230,27 @@ class Cache(ApiModel):
     storage_class_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="StorageClass for the claim; shared needs one that supports ReadWriteMany. Default: the operator's cache storage class (chart value cache.storageClassName), else the cluster default.")
 
 
+def pin_rule_broken(arch: Architecture, tp: int | None, pp: int | None) -> str | None:
+    """The vLLM rule a TP / PP pin breaks for an explicit architecture, or None.
+
+    The same rules as `planner.rules` (vLLM ModelConfig.verify_with_parallel_config: heads divisible
+    by TP; QKVParallelLinear: KV heads divisible by TP, or TP a multiple of them; PP ≤ layers),
+    restated here so that the CRD's CEL rules and the models agree on a spec alone.
+    """
+    kv = arch.kv_heads or arch.attention_heads
+    mla = arch.kv_lora_rank is not None
+    if tp is not None and arch.attention_heads % tp:
+        return (f"vLLM needs the attention heads divisible by placement.tensorParallelSize "
+                f"({arch.attention_heads} heads, TP {tp})")
+    if tp is not None and not mla and (tp % kv if tp >= kv else kv % tp):
+        return (f"vLLM needs the KV heads divisible by placement.tensorParallelSize, or it a "
+                f"multiple of them ({kv} KV heads, TP {tp})")
+    if pp is not None and pp > arch.layers:
+        return (f"vLLM needs placement.pipelineParallelSize at most the model's layers "
+                f"({arch.layers} layers, PP {pp})")
+    return None
+
+
 class ModelDeploymentSpec(ApiModel):
     model: ModelSource = Field(description="Which model to serve.")
     serving: Serving = Field(default_factory=Serving, description="vLLM serving settings.")
@@ -230,12 +263,12 @@ class ModelDeploymentSpec(ApiModel):
 
     @model_validator(mode="after")
     def _pins(self) -> ModelDeploymentSpec:
-        for label, pin in (
-            ("placement.tensorParallelSize", self.placement.tensor_parallel_size),
-            ("placement.pipelineParallelSize", self.placement.pipeline_parallel_size),
-        ):
-            if pin is not None and pin & (pin - 1):
-                raise ValueError(f"{label} must be a power of two (got {pin})")
+        arch = self.model.architecture
+        if arch is not None:
+            reason = pin_rule_broken(arch, self.placement.tensor_parallel_size,
+                                     self.placement.pipeline_parallel_size)
+            if reason:
+                raise ValueError(reason)
         return self
 
     def min_replicas(self) -> int:

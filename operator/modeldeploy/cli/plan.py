@@ -66,6 +66,7 @@ def plan_command(
     output: PlanFormat = typer.Option(PlanFormat.TABLE, "--output", "-o", help="table (for people), json or yaml."),
     offline: bool = typer.Option(False, "--offline", help="Never contact the Hugging Face hub (catalog and spec facts only)."),
     hub_endpoint: str | None = typer.Option(None, "--hub-endpoint", envvar="HF_ENDPOINT", help="Hugging Face endpoint for models outside the catalog."),
+    no_lws: bool = typer.Option(False, "--no-lws", help="Plan as if LeaderWorkerSet were not installed: one node per replica."),
 ) -> None:
     """Plan GPU pool, tensor/pipeline parallelism and memory for each ModelDeployment.
 
@@ -75,7 +76,7 @@ def plan_command(
         inputs = load_inputs(files, pools)
         if not inputs.deployments:
             fail("no ModelDeployment documents in the given files")
-        planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint))
+        planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint), not no_lws)
     except ModeldeployError as exc:
         fail(str(exc))
     docs = [item.plan.wire() for item in planned]

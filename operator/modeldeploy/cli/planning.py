@@ -33,14 +33,18 @@ def hub_fetcher(offline: bool, endpoint: str | None = None, timeout: float = 10.
     return HubClient(endpoint=endpoint, timeout=timeout).fetch
 
 
-def plan_all(inputs: Inputs, fetch: Fetch | None = None) -> list[PlannedDeployment]:
-    """Plan each ModelDeployment on the given pools (the default catalog when none given)."""
+def plan_all(inputs: Inputs, fetch: Fetch | None = None,
+             multi_node_served: bool = True) -> list[PlannedDeployment]:
+    """Plan each ModelDeployment on the given pools (the default catalog when none given).
+
+    multi_node_served: plan as if the LeaderWorkerSet API is served (`--no-lws`: it is not).
+    """
     pools = inputs.pools or default_pools()
     by_name = {p.name: p for p in pools}
     catalog = load_catalog()
     out = []
     for md in inputs.deployments:
         facts = resolve_facts(md.spec.model, catalog, fetch)
-        plan = plan_deployment(md, facts, pools)
+        plan = plan_deployment(md, facts, pools, multi_node_served)
         out.append(PlannedDeployment(md, facts, plan, by_name.get(plan.pool or "")))
     return out

@@ -46,6 +46,9 @@ MonitorOpt = Annotated[
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Never contact the Hugging Face hub.")
 ]
+NoLwsOpt = Annotated[
+    bool, typer.Option("--no-lws", help="Render as if LeaderWorkerSet were not installed.")
+]
 HubOpt = Annotated[
     str | None,
     typer.Option("--hub-endpoint", envvar="HF_ENDPOINT", help="Hugging Face endpoint to use."),
@@ -60,6 +63,7 @@ def render_command(
     service_monitor: MonitorOpt = False,
     offline: OfflineOpt = False,
     hub_endpoint: HubOpt = None,
+    no_lws: NoLwsOpt = False,
 ) -> None:
     """Render the Deployment or LeaderWorkerSet, Service, PodDisruptionBudget (and cache PVC,
     ServiceMonitor) for each ModelDeployment, in a stable order.
@@ -72,7 +76,7 @@ def render_command(
         inputs = load_inputs(files, pools or [])
         if not inputs.deployments:
             _fail("no ModelDeployment documents in the given files", EXIT_INVALID)
-        planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint))
+        planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint), not no_lws)
         infeasible = [item.plan for item in planned if not item.plan.feasible]
         if infeasible:
             p = infeasible[0]

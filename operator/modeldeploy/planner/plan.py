@@ -39,7 +39,10 @@ class Plan(_Out):
     namespace: str | None = None
     model: str
     feasible: bool
-    failure: str | None = Field(default=None, description="NoFeasibleLayout or PoolNotFound when not feasible")
+    failure: str | None = Field(
+        default=None,
+        description="When not feasible: NoFeasibleLayout, PoolNotFound, MultiNodeUnavailable, or (CLI) "
+                    "InvalidSpec / ModelUnresolved / ModelFactsUnavailable with `error`")
     pool: str | None = None
     gpu_product: str | None = None
     gpu_memory_gib: float | None = Field(default=None, alias="gpuMemoryGiB")
@@ -63,6 +66,7 @@ class Plan(_Out):
     decode_tokens_per_second: float | None = Field(default=None, description="Single-stream decode estimate (bandwidth-bound)")
     vllm_version: str | None = Field(default=None, description="vLLM release the memory was sized for (from serving.image)")
     policy: str = "cheapest"
+    multi_node: str = Field(default="whenNeeded", description="spec.placement.multiNode as applied")
     reason: str
     rejected: list[Rejection] = Field(default_factory=list)
     suggestions: list[str] = Field(default_factory=list)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..api import GPUPool, KvCacheDtype, ModelDeployment, Policy
+from ..api import GPUPool, KvCacheDtype, ModelDeployment, MultiNode, Policy
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from .memory import (
@@ -21,12 +21,20 @@ from .memory import (
 from .overhead import profile_for_image
 from .plan import MemoryPerGPU, Plan, Rejection
 from .rules import model_rules
-from .search import Candidate, Request, all_candidates, decode_speed, policy_key, tp_options
+from .search import (
+    Candidate,
+    Request,
+    all_candidates,
+    decode_speed,
+    multi_node_refusal,
+    policy_key,
+    tp_options,
+)
 
 ANY_POOL = "*"  # rejections that hold for every pool (a rule of the model itself)
 
 
-def build_request(md: ModelDeployment, facts: ModelFacts) -> Request:
+def build_request(md: ModelDeployment, facts: ModelFacts, multi_node_served: bool = True) -> Request:
     serving, placement = md.spec.serving, md.spec.placement
     if serving.max_model_len is not None and serving.max_model_len > facts.max_context:
         raise InvalidSpec(
@@ -35,7 +43,10 @@ def build_request(md: ModelDeployment, facts: ModelFacts) -> Request:
         )
     return Request(
         max_model_len=serving.max_model_len or min(facts.max_context, DEFAULT_MAX_MODEL_LEN),
-        kv_sequences=serving.max_num_seqs or DEFAULT_KV_SEQUENCES,
+        # --max-num-seqs is vLLM's concurrency cap only: vLLM needs KV for one full-length
+        # sequence to start, not for maxNumSeqs of them (vllm/v1/core/kv_cache_utils.py,
+        # check_enough_kv_cache_memory); the KV cache is sized for DEFAULT_KV_SEQUENCES.
+        kv_sequences=DEFAULT_KV_SEQUENCES,
         batched_tokens=serving.max_num_batched_tokens,
         max_num_seqs=serving.max_num_seqs,
         utilization=serving.gpu_memory_utilization,
@@ -44,15 +55,19 @@ def build_request(md: ModelDeployment, facts: ModelFacts) -> Request:
         pp_pin=placement.pipeline_parallel_size,
         policy=Policy(placement.policy),
         min_replicas=max(md.spec.min_replicas(), 1),
+        multi_node=MultiNode(placement.multi_node),
+        multi_node_served=multi_node_served,
     )
 
 
 def _check_pins(facts: ModelFacts, precision: Precision, req: Request) -> None:
     """A pin that breaks a vLLM rule is a spec error, whatever the pools."""
     if req.tp_pin is not None and (reason := model_rules(facts, precision, req.tp_pin, 1)):
-        raise InvalidSpec(f"spec.placement.tensorParallelSize: {reason}")
+        raise InvalidSpec(f"spec.placement.tensorParallelSize: vLLM refuses TP {req.tp_pin} "
+                          f"for {facts.id}: {reason}")
     if req.pp_pin is not None and (reason := model_rules(facts, precision, 1, req.pp_pin)):
-        raise InvalidSpec(f"spec.placement.pipelineParallelSize: {reason}")
+        raise InvalidSpec(f"spec.placement.pipelineParallelSize: vLLM refuses PP {req.pp_pin} "
+                          f"for {facts.id}: {reason}")
 
 
 def _select_pools(md: ModelDeployment, pools: Sequence[GPUPool]) -> tuple[list[GPUPool], list[str]]:
@@ -75,11 +90,12 @@ def _model_rule_rejections(facts: ModelFacts, precision: Precision, pools: Seque
 class _Search:
     """One planning problem; re-run with variations to suggest what would fit."""
 
-    def __init__(self, md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool]) -> None:
+    def __init__(self, md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
+                 multi_node_served: bool = True) -> None:
         self.md, self.facts, self.pools = md, facts, pools
         self.precision = precision_for(facts, md.spec.model, md.spec.serving)
         self.weights = weights_for(facts, self.precision)
-        self.request = build_request(md, facts)
+        self.request = build_request(md, facts, multi_node_served)
 
     def best(self, precision: Precision | None = None, request: Request | None = None) -> tuple[Candidate | None, list[Candidate]]:
         precision = precision or self.precision
@@ -111,46 +127,115 @@ def _choice_reason(c: Candidate, policy: str, others: int, req: Request) -> str:
     )
 
 
-def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
-    """The smallest changes that would make the deployment fit somewhere."""
-    out: list[str] = []
-    req, prec = search.request, search.precision
+UTILIZATION_CEILING = 0.95  # highest gpuMemoryUtilization suggested: vLLM's CUDA graphs and NCCL
+# buffers are partly outside its budget, and 0.95 is the most vLLM's docs show in examples
+
+
+def _largest_fitting_length(search: _Search) -> tuple[int, Candidate] | None:
+    req = search.request
     low, high, fit = 128, req.max_model_len - 1, None
-    while low <= high:  # largest maxModelLen that fits (KV need is monotone in length)
+    while low <= high:  # KV need is monotone in length
         mid = (low + high) // 2
         found, _ = search.best(request=replace(req, max_model_len=mid))
         if found:
             fit, low = (mid, found), mid + 1
         else:
             high = mid - 1
-    if fit:
-        out.append(f"set spec.serving.maxModelLen ≤ {fit[0]} (fits {_describe(fit[1])})")
-    if prec.effective_quantization == "none" and search.md.spec.model.quantization is None:
+    return fit
+
+
+def _smallest_fitting_utilization(search: _Search) -> tuple[float, Candidate] | None:
+    req = search.request
+    steps = range(round(req.utilization * 100) + 1, round(UTILIZATION_CEILING * 100) + 1)
+    for hundredths in steps:  # few steps: linear is clearer than bisection
+        found, _ = search.best(request=replace(req, utilization=hundredths / 100))
+        if found:
+            return hundredths / 100, found
+    return None
+
+
+def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
+    """Changes that would make the deployment fit, smallest change first: a memory knob, then
+    the KV cache's precision, then what is served (context length), then the weights' precision,
+    then where it runs (layouts across nodes, bigger GPUs)."""
+    out: list[str] = []
+    req, prec, md = search.request, search.precision, search.md
+    if util := _smallest_fitting_utilization(search):
+        out.append(f"set spec.serving.gpuMemoryUtilization: {util[0]:g} (fits {_describe(util[1])})")
+    if md.spec.serving.kv_cache_dtype == KvCacheDtype.AUTO and prec.kv_bytes > 1:
+        found, _ = search.best(precision=replace(prec, kv_bytes=1))
+        if found:
+            out.append(f"set spec.serving.kvCacheDtype: fp8 (fits {_describe(found)})")
+    if fit := _largest_fitting_length(search):
+        out.append(f"set spec.serving.maxModelLen: {fit[0]} or less (fits {_describe(fit[1])})")
+    if prec.effective_quantization == "none" and md.spec.model.quantization is None:
         fp8 = replace(prec, linear_bytes=1.0, quantization_flag="fp8", effective_quantization="fp8", native=False)
         found, _ = search.best(precision=fp8)
         if found:
             out.append(f"set spec.model.quantization: fp8 (fits {_describe(found)})")
-    if search.md.spec.serving.kv_cache_dtype == KvCacheDtype.AUTO and prec.kv_bytes > 1:
-        found, _ = search.best(precision=replace(prec, kv_bytes=1))
+    if refusal := multi_node_refusal(req):
+        found, _ = search.best(request=replace(req, multi_node=MultiNode.ALLOWED, multi_node_served=True))
         if found:
-            out.append(f"set spec.serving.kvCacheDtype: fp8 (fits {_describe(found)})")
-    if req.kv_sequences > 1:
-        found, _ = search.best(request=replace(req, kv_sequences=1))
-        if found and not out:
-            out.append(f"lower spec.serving.maxNumSeqs to 1 (fits {_describe(found)})")
+            fix = "set spec.placement.multiNode: whenNeeded" if req.multi_node == MultiNode.NEVER \
+                else "install LeaderWorkerSet"
+            out.append(f"{fix} (fits {_describe(found)})")
     sized = [c for c in candidates if c.memory is not None and c.nodes == 1 and c.pp == 1]
     if sized:
         c = min(sized, key=lambda c: (c.memory.needed if c.memory else 0.0, c.tp))
         assert c.memory is not None
         gib = (c.memory.needed / req.utilization) / GIB
-        out.append(f"or a pool whose GPUs report at least {gib:.0f} GiB per GPU at TP {c.tp}")
+        out.append(f"use a pool whose GPUs report at least {gib:.0f} GiB each at TP {c.tp}")
     return out
 
 
-def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool]) -> Plan:
-    """Choose the layout for `md` among `pools`, or say why none fits and what would."""
+def _no_layout_reason(search: _Search) -> str:
+    """Why no pool offers any layout at all: the pins, or the pools' node sizes."""
+    req, facts = search.request, search.facts
+    widest = max(p.spec.gpus_per_node for p in search.pools)
+    if req.tp_pin and req.tp_pin > widest:
+        return (f"tensorParallelSize {req.tp_pin} needs {req.tp_pin} GPUs in one node (vLLM runs "
+                f"tensor parallelism within a node, only pipeline stages across nodes); the "
+                f"largest node of the allowed pools has {widest}")
+    if req.pp_pin and req.pp_pin > 1 and (refusal := multi_node_refusal(req)):
+        return (f"pipelineParallelSize {req.pp_pin} fits in no single node of the allowed pools "
+                f"at TP {req.tp_pin or 1}, and layouts across nodes are off: {refusal}")
+    pins = " and ".join(f"{k} {v}" for k, v in (("tensorParallelSize", req.tp_pin),
+                                                  ("pipelineParallelSize", req.pp_pin)) if v)
+    return f"no pool offers a layout{' with ' + pins if pins else ''} that {facts.id} allows"
+
+
+def _infeasible_reason(search: _Search, candidates: list[Candidate]) -> tuple[str, str]:
+    """(failure, reason): one complete sentence; the per-layout detail is in `rejected`."""
+    facts, req = search.facts, search.request
+    if not search.pools:
+        return "NoFeasibleLayout", "no GPU pools to plan on"
+    if not candidates:
+        return "NoFeasibleLayout", _no_layout_reason(search)
+    refusal = multi_node_refusal(req)
+    if refusal is not None:
+        found, _ = search.best(request=replace(req, multi_node=MultiNode.ALLOWED, multi_node_served=True))
+        if found is not None:
+            failure = "MultiNodeUnavailable" if not req.multi_node_served else "NoFeasibleLayout"
+            return failure, (f"{facts.id} fits no single node of the allowed pools; it needs "
+                             f"{_describe(found)}, but layouts across nodes are off: {refusal}")
+    pools = sorted({c.pool.name for c in candidates})
+    sized = [c for c in candidates if c.memory is not None]
+    closest = min(sized, key=lambda c: (c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus))
+    return "NoFeasibleLayout", (f"{facts.id} fits no pool of the {len(pools)} allowed "
+                                f"({', '.join(pools)}); the closest layout, {_describe(closest)}, "
+                                f"{closest.rejection}; every layout tried is listed in rejected")
+
+
+def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
+                    multi_node_served: bool = True) -> Plan:
+    """Choose the layout for `md` among `pools`, or say why none fits and what would.
+
+    multi_node_served: whether the LeaderWorkerSet API that runs a replica across nodes is
+    served (the operator reads API discovery; the CLI assumes it is unless --no-lws).
+    Raises InvalidSpec for a spec vLLM cannot serve whatever the pools (pins breaking a rule).
+    """
     selected, missing = _select_pools(md, pools)
-    search = _Search(md, facts, selected)
+    search = _Search(md, facts, selected, multi_node_served)
     req, prec = search.request, search.precision
     _check_pins(facts, prec, req)
     vllm = profile_for_image(md.spec.serving.image)
@@ -160,7 +245,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         max_model_len=req.max_model_len, max_num_seqs=md.spec.serving.max_num_seqs,
         kv_sequences=req.kv_sequences, kv_cache_dtype=str(md.spec.serving.kv_cache_dtype),
         quantization=prec.quantization_flag, dtype=str(md.spec.model.dtype),
-        policy=str(req.policy), replicas=md.spec.replicas,
+        policy=str(req.policy), replicas=md.spec.replicas, multi_node=str(req.multi_node),
     )
     if missing and not selected:
         known = ", ".join(sorted(p.name for p in pools)) or "none"
@@ -172,16 +257,8 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         for c in candidates if c.rejection
     ]
     if best is None:
-        if not selected:
-            reason = "no GPU pools to plan on"
-        elif not candidates:
-            pins = f" with TP {req.tp_pin}" if req.tp_pin else ""
-            reason = f"no pool offers a layout{pins} that {facts.id} allows"
-        else:
-            reason = f"{facts.id} fits no pool: " + "; ".join(
-                f"{r.pool}: {r.reason}" for r in rejected if r.pool != ANY_POOL
-            )[:1500]
-        return Plan(**base, feasible=False, failure="NoFeasibleLayout", reason=reason,
+        failure, reason = _infeasible_reason(search, candidates)
+        return Plan(**base, feasible=False, failure=failure, reason=reason,
                     rejected=rejected, suggestions=_suggestions(search, candidates))
     m = best.memory
     assert m is not None

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..api import GPUPool, Policy
+from ..api import GPUPool, MultiNode, Policy
 from ..facts import ModelFacts
 from .memory import GIB, GpuMemory, Precision, Weights, gpu_memory
 from .overhead import VllmProfile, batch_defaults, overhead_for, utilization_rejection
@@ -30,6 +30,8 @@ class Request:
     pp_pin: int | None
     policy: Policy
     min_replicas: int
+    multi_node: MultiNode = MultiNode.WHEN_NEEDED
+    multi_node_served: bool = True  # the LeaderWorkerSet API a multi-node replica runs on
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,8 @@ def _memory_rejection(m: GpuMemory, pool: GPUPool, tp: int, pp: int, req: Reques
     return (
         f"needs {m.needed / GIB:.1f} GiB per GPU at {layout} (weights {m.weights / GIB:.1f} + "
         f"KV {m.kv_required / GIB:.1f} for {req.kv_sequences} × {req.max_model_len} tokens + "
-        f"overhead {m.overhead / GIB:.1f}); an {gpu.product} gives {m.budget / GIB:.1f} GiB at "
-        f"utilization {req.utilization:g}"
+        f"overhead {m.overhead / GIB:.1f}); each {gpu.product} gives {m.budget / GIB:.1f} GiB at "
+        f"gpuMemoryUtilization {req.utilization:g}"
     )
 
 
@@ -138,31 +140,38 @@ def _pinned(req: Request, tp: int, pp: int) -> bool:
     return (req.tp_pin is None or req.tp_pin == tp) and (req.pp_pin is None or req.pp_pin == pp)
 
 
-def pool_candidates(
+def single_node_candidates(
     facts: ModelFacts, precision: Precision, weights: Weights, req: Request, pool: GPUPool
 ) -> list[Candidate]:
-    """Single-node layouts first; PP across nodes only when no single node can hold it."""
+    """Every layout of one replica on one node of `pool` that the pins and vLLM's rules allow."""
     gpn = pool.spec.gpus_per_node
     out: list[Candidate] = []
     for tp in tp_options(facts, gpn):
         if model_rules(facts, precision, tp, 1):
             continue  # model-level rule: reported once, not per pool
-        # PP inside one node only pays off without NVLink (SIZING-FACTS rule 12).
-        pps = range(1, gpn // tp + 1) if not pool.spec.gpu.nvlink else [1]
+        # PP inside one node only pays off without NVLink (SIZING-FACTS rule 12), unless pinned.
+        pps = range(1, gpn // tp + 1) if not pool.spec.gpu.nvlink else sorted({1, req.pp_pin or 1})
         for pp in pps:
-            if (pp == 1 or gpn // tp >= pp) and _pinned(req, tp, pp) and not model_rules(facts, precision, tp, pp):
+            if tp * pp <= gpn and _pinned(req, tp, pp) and not model_rules(facts, precision, tp, pp):
                 out.append(evaluate(facts, precision, weights, req, pool, tp, pp, 1))
-    if any(c.feasible for c in out):
-        return out
-    # Across nodes, each node is one pipeline stage using the widest TP the model allows in a
-    # node (SIZING-FACTS rule 12: TP = GPUs per node, PP = nodes).
-    tp = max((t for t in tp_options(facts, gpn) if not model_rules(facts, precision, t, 1)), default=0)
+    return out
+
+
+def multi_node_candidates(
+    facts: ModelFacts, precision: Precision, weights: Weights, req: Request, pool: GPUPool
+) -> list[Candidate]:
+    """Layouts with one pipeline stage per node (SIZING-FACTS rule 12: TP within a node, PP across
+    nodes), at the widest TP the model allows in a node or the pinned one. Reports only what
+    informs: the smallest node count that fits and the one just below it (or, when none fits,
+    the largest tried): fewer nodes never fit once more do not."""
+    gpn = pool.spec.gpus_per_node
+    allowed = [t for t in tp_options(facts, gpn) if not model_rules(facts, precision, t, 1)]
+    tp = req.tp_pin if req.tp_pin in allowed else (max(allowed, default=0) if req.tp_pin is None else 0)
     if not tp:
-        return out
+        return []
     limit = min(MAX_NODES_SEARCHED, pool.spec.max_nodes or MAX_NODES_SEARCHED, facts.layers)
     counts = [n for n in range(2, limit + 1) if _pinned(req, tp, n) and not model_rules(facts, precision, tp, n)]
-    # Report only what informs: the smallest node count that fits and the one just below it
-    # (or, when none fits, the largest tried). Fewer nodes never fit once more do not.
+    out: list[Candidate] = []
     previous: Candidate | None = None
     for nodes in counts:
         c = evaluate(facts, precision, weights, req, pool, tp, nodes, nodes, explain=False)
@@ -177,10 +186,34 @@ def pool_candidates(
     return out
 
 
+def multi_node_refusal(req: Request) -> str | None:
+    """Why layouts across nodes are not considered at all (None: they may be)."""
+    if req.multi_node == MultiNode.NEVER:
+        return "spec.placement.multiNode is never"
+    if not req.multi_node_served:
+        return "the LeaderWorkerSet API (leaderworkerset.x-k8s.io/v1) that runs them is not served"
+    return None
+
+
 def all_candidates(
     facts: ModelFacts, precision: Precision, weights: Weights, req: Request, pools: Sequence[GPUPool]
 ) -> list[Candidate]:
-    return [c for pool in pools for c in pool_candidates(facts, precision, weights, req, pool)]
+    """Single-node layouts of every pool; layouts across nodes only when allowed and served, and
+    (multiNode whenNeeded, the default) only when no single node of any pool holds the model:
+    a Ray-connected chain of nodes is slower, fails more often and costs the same GPUs, so a
+    platform engineer takes it only when nothing else fits. With multiNode allowed, a pool offers
+    them when its own nodes cannot hold the model (the policy then chooses among all pools)."""
+    single = {p.name: single_node_candidates(facts, precision, weights, req, p) for p in pools}
+    if multi_node_refusal(req) is not None:
+        return [c for p in pools for c in single[p.name]]
+    needed = not any(c.feasible for cs in single.values() for c in cs)
+    out: list[Candidate] = []
+    for pool in pools:
+        out += single[pool.name]
+        pool_fits = any(c.feasible for c in single[pool.name])
+        if needed or (req.multi_node == MultiNode.ALLOWED and not pool_fits):
+            out += multi_node_candidates(facts, precision, weights, req, pool)
+    return out
 
 
 def policy_key(

@@ -117,16 +117,15 @@ def _suggest(plan: Plan) -> str:
 async def _plan(ctx: ReconcileContext, md: ModelDeployment) -> tuple[Plan, GPUPool | Failure]:
     facts = await ctx.facts.resolve(md.spec.model)
     pools = ctx.view.pools()
-    plan = plan_deployment(md, facts, pools)
+    # Layouts across nodes only where LeaderWorkerSet is served: the planner then prefers a
+    # single node, and says MultiNodeUnavailable only when nothing else fits.
+    plan = plan_deployment(md, facts, pools,
+                           multi_node_served=ctx.view.kinds.leader_worker_set)
     if not plan.feasible:
-        reason = Reason.POOL_NOT_FOUND if plan.failure == "PoolNotFound" else \
-            Reason.NO_FEASIBLE_LAYOUT
-        return plan, Failure(reason, _suggest(plan))
-    nodes = plan.nodes_per_replica or 1
-    if nodes > 1 and not ctx.view.kinds.leader_worker_set:
-        return plan, Failure(Reason.MULTI_NODE_UNAVAILABLE, (
-            f"the layout needs {nodes} nodes per replica, which runs as a LeaderWorkerSet, but "
-            "the LeaderWorkerSet API (leaderworkerset.x-k8s.io/v1) is not installed"))
+        reasons = {"PoolNotFound": Reason.POOL_NOT_FOUND,
+                   "MultiNodeUnavailable": Reason.MULTI_NODE_UNAVAILABLE}
+        return plan, Failure(reasons.get(plan.failure or "", Reason.NO_FEASIBLE_LAYOUT),
+                             _suggest(plan))
     scaling = md.spec.autoscaling
     if scaling is not None and scaling.mode == AutoscalingMode.KEDA and \
             not ctx.view.kinds.scaled_object:

@@ -67,13 +67,13 @@ _WITH_PP = f"!has(self.model.architecture) || !has(self.placement) || !has({_PP}
 PIN_RULES = (
     Rule(_WITH_TP + f"{_ARCH}.attentionHeads % {_TP} == 0",
          "vLLM needs the attention heads divisible by placement.tensorParallelSize",
-         ".placement.tensorParallelSize"),
+         ".placement"),
     Rule(_WITH_TP + f"has({_ARCH}.kvLoraRank) || ({_TP} >= {_KV} ? {_TP} % {_KV} == 0 : {_KV} % {_TP} == 0)",
          "vLLM needs the KV heads divisible by placement.tensorParallelSize, or it a multiple of them",
-         ".placement.tensorParallelSize"),
+         ".placement"),
     Rule(_WITH_PP + f"{_PP} <= {_ARCH}.layers",
          "vLLM needs placement.pipelineParallelSize at most the model's layers",
-         ".placement.pipelineParallelSize"),
+         ".placement"),
 )
 
 

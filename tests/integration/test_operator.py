@@ -199,7 +199,8 @@ def test_model_too_big_has_no_feasible_layout(operator: OperatorThread,
                                                               "namespace": cluster.ns}})
     facts = load_catalog().get("meta-llama/Llama-3.1-405B-Instruct")
     assert facts is not None
-    expected = plan_deployment(md, facts, [GPUPool.model_validate(gpu_pool())])
+    # the emulator serves no LeaderWorkerSet API
+    expected = plan_deployment(md, facts, [GPUPool.model_validate(gpu_pool())], multi_node_served=False)
     assert not expected.feasible and message.startswith(expected.reason)
     assert cluster.md("huge")["status"]["plan"]["reason"] == expected.reason
     assert list(cluster.children()) == []

@@ -173,7 +173,7 @@ def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
         found, _ = search.best(precision=fp8)
         if found:
             out.append(f"set spec.model.quantization: fp8 (fits {_describe(found)})")
-    if refusal := multi_node_refusal(req):
+    if multi_node_refusal(req) is not None:
         found, _ = search.best(request=replace(req, multi_node=MultiNode.ALLOWED, multi_node_served=True))
         if found:
             fix = "set spec.placement.multiNode: whenNeeded" if req.multi_node == MultiNode.NEVER \

@@ -101,7 +101,7 @@ def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool],
     s = md.spec.serving
     vllm = profile_for_image(s.image).profile
     length = s.max_model_len or min(f.max_context, 8192)
-    seqs = 2  # maxNumSeqs is vLLM's cap only; the KV cache holds two full-length sequences
+    seqs = min(s.max_num_seqs or 2, 2)  # maxNumSeqs is vLLM's cap: KV for two sequences at most
     multi = md.spec.placement.multi_node
     out: list[tuple[GPUPool, int, int, int]] = []
     later: list[tuple[GPUPool, list[tuple[GPUPool, int, int, int]]]] = []

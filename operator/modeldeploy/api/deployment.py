@@ -129,7 +129,7 @@ class EnvVar(ApiModel):
 
 class Serving(ApiModel):
     max_model_len: int | None = Field(default=None, ge=128, le=100_000_000, description="Longest sequence (prompt + output) to serve; default min(model maximum, 8192).")
-    max_num_seqs: int | None = Field(default=None, ge=1, le=4096, description="vLLM's cap on sequences served at once (--max-num-seqs); it does not size the KV cache. Default: vLLM's own.")
+    max_num_seqs: int | None = Field(default=None, ge=1, le=4096, description="vLLM's cap on sequences served at once (--max-num-seqs); it never reserves KV for more than 2 full-length sequences (1 when set to 1). Default: vLLM's own.")
     max_num_batched_tokens: int | None = Field(default=None, ge=128, le=1_048_576, description="Tokens per scheduler step (--max-num-batched-tokens); default 8192 on GPUs with 70 GiB or more, else 2048.")
     kv_cache_dtype: KvCacheDtype = Field(default=KvCacheDtype.AUTO, description="KV cache dtype (--kv-cache-dtype); fp8 halves KV memory.")
     gpu_memory_utilization: float = Field(default=0.9, ge=0.5, le=0.98, description="Fraction of each GPU's total memory vLLM may use.")

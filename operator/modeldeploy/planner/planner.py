@@ -45,8 +45,9 @@ def build_request(md: ModelDeployment, facts: ModelFacts, multi_node_served: boo
         max_model_len=serving.max_model_len or min(facts.max_context, DEFAULT_MAX_MODEL_LEN),
         # --max-num-seqs is vLLM's concurrency cap only: vLLM needs KV for one full-length
         # sequence to start, not for maxNumSeqs of them (vllm/v1/core/kv_cache_utils.py,
-        # check_enough_kv_cache_memory); the KV cache is sized for DEFAULT_KV_SEQUENCES.
-        kv_sequences=DEFAULT_KV_SEQUENCES,
+        # check_enough_kv_cache_memory). The KV cache is sized for DEFAULT_KV_SEQUENCES, or
+        # fewer when the cap allows fewer at once; a larger cap never reserves more.
+        kv_sequences=min(serving.max_num_seqs or DEFAULT_KV_SEQUENCES, DEFAULT_KV_SEQUENCES),
         batched_tokens=serving.max_num_batched_tokens,
         max_num_seqs=serving.max_num_seqs,
         utilization=serving.gpu_memory_utilization,
@@ -220,7 +221,7 @@ def _infeasible_reason(search: _Search, candidates: list[Candidate]) -> tuple[st
                              f"{_describe(found)}, but layouts across nodes are off: {refusal}")
     pools = sorted({c.pool.name for c in candidates})
     sized = [c for c in candidates if c.memory is not None]
-    closest = min(sized, key=lambda c: (c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus))
+    closest = min(sized, key=lambda c: (c.nodes > 1, c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus))
     return "NoFeasibleLayout", (f"{facts.id} fits no pool of the {len(pools)} allowed "
                                 f"({', '.join(pools)}); the closest layout, {_describe(closest)}, "
                                 f"{closest.rejection}; every layout tried is listed in rejected")

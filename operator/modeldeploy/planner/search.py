@@ -161,13 +161,14 @@ def multi_node_candidates(
     facts: ModelFacts, precision: Precision, weights: Weights, req: Request, pool: GPUPool
 ) -> list[Candidate]:
     """Layouts with one pipeline stage per node (SIZING-FACTS rule 12: TP within a node, PP across
-    nodes), at the widest TP the model allows in a node or the pinned one. Reports only what
+    nodes) at the widest TP the model allows in a node: a narrower TP pin runs its pipeline
+    stages inside one node instead (single_node_candidates). Reports only what
     informs: the smallest node count that fits and the one just below it (or, when none fits,
     the largest tried): fewer nodes never fit once more do not."""
     gpn = pool.spec.gpus_per_node
     allowed = [t for t in tp_options(facts, gpn) if not model_rules(facts, precision, t, 1)]
-    tp = req.tp_pin if req.tp_pin in allowed else (max(allowed, default=0) if req.tp_pin is None else 0)
-    if not tp:
+    tp = max(allowed, default=0)
+    if not tp or req.tp_pin not in (None, tp):
         return []
     limit = min(MAX_NODES_SEARCHED, pool.spec.max_nodes or MAX_NODES_SEARCHED, facts.layers)
     counts = [n for n in range(2, limit + 1) if _pinned(req, tp, n) and not model_rules(facts, precision, tp, n)]

@@ -1,0 +1,74 @@
+"""From model facts and a layout to the performance model's inputs (modeldeploy.perf). Pure.
+
+`layout_load` says what one GPU of a layout reads and computes per token; `hardware_for`
+picks the GPU numbers the layout uses (the TFLOP/s of its compute format, the link among its
+TP group). MoE experts are split from the dense weights by the model's own counts: with E
+routed experts of which k are active, one expert holds (total − active) / (E − k) parameters.
+"""
+
+from __future__ import annotations
+
+from ..facts import ModelFacts
+from ..facts.gpus import GPUSpec
+from ..perf.load import ComputeFormat, LayoutLoad
+from ..perf.model import Hardware
+from .memory import Precision, Weights, kv_bytes_per_token_layer, layers_on_stage
+
+FP8_COMPUTE_CAPABILITY = (8, 9)  # W8A8 FP8 GEMMs need Ada/Hopper (SIZING-FACTS.md)
+
+
+def expert_parameters(facts: ModelFacts) -> float:
+    """Parameters in routed experts (all of them), 0 for a dense model."""
+    experts, active, k = facts.experts or 0, facts.active_parameters, facts.experts_per_token or 0
+    if not facts.is_moe or active is None or not 0 < k < experts:
+        return 0.0
+    return experts * (facts.parameters - active) / (experts - k)
+
+
+def compute_format(precision: Precision, gpu: GPUSpec) -> ComputeFormat:
+    """FP8 GEMMs for FP8 weights on GPUs that have FP8 tensor cores; 16 bit otherwise
+    (Ampere runs FP8 weights as W8A16 Marlin, SIZING-FACTS.md; AWQ/GPTQ dequantize)."""
+    if precision.effective_quantization == "fp8" and gpu.fp8_tflops and gpu.compute_capability >= FP8_COMPUTE_CAPABILITY:
+        return ComputeFormat.FP8
+    return ComputeFormat.BF16
+
+
+def layout_load(
+    facts: ModelFacts, precision: Precision, weights: Weights, gpu: GPUSpec,
+    *, tp: int, pp: int, nodes: int, expert_parallel: bool,
+) -> LayoutLoad:
+    """Per-GPU bytes and FLOPs of the most loaded stage of a TP × PP layout."""
+    stage = layers_on_stage(facts, pp)
+    share = max(stage.full + stage.sliding + stage.linear, 1) / facts.layers  # of the body on this stage
+    embed_params = facts.vocab_size * facts.hidden_size
+    experts = expert_parameters(facts)
+    body_params = max(facts.parameters - embed_params * (1 if facts.tie_word_embeddings else 2), 1)
+    expert_bytes = min(experts * weights.body / body_params, weights.body)
+    # Every step reads the body's dense part and the lm_head; the input embedding is a lookup.
+    dense_bytes = (weights.body - expert_bytes) * share + weights.embed_copy
+    active = (facts.active_parameters or facts.parameters) if experts else facts.parameters
+    per_layer_kv = kv_bytes_per_token_layer(facts, tp, precision.kv_bytes)
+    q_width = facts.attention_heads * facts.head_dim / tp
+    return LayoutLoad(
+        tp=tp, pp=pp, nodes=nodes, expert_parallel=expert_parallel,
+        layers=max(stage.full + stage.sliding + stage.linear, 1),
+        dense_bytes=dense_bytes / tp,
+        expert_bytes=expert_bytes * share / tp,
+        experts=facts.experts or 0,
+        experts_per_token=facts.experts_per_token or 0,
+        flops_per_token=2 * max(active - embed_params, 1) * share / tp,
+        attention_flops_per_token2=4 * q_width * stage.full,
+        kv_bytes_per_token=per_layer_kv * stage.full,
+        window_kv_bytes_per_token=per_layer_kv * stage.sliding,
+        window_tokens=facts.sliding_window or 0,
+        state_bytes_per_sequence=stage.linear * facts.linear_state_bytes_per_layer / tp,
+        allreduce_bytes_per_token=facts.hidden_size * precision.embed_bytes,
+        compute=compute_format(precision, gpu),
+    )
+
+
+def hardware_for(gpu: GPUSpec, load: LayoutLoad) -> Hardware:
+    """The GPU's bandwidth, the TFLOP/s of the layout's compute format and its TP link."""
+    dense16 = gpu.dense16_tflops or 0.0
+    tflops = {ComputeFormat.FP8: gpu.fp8_tflops, ComputeFormat.FP4: gpu.fp4_tflops}.get(load.compute) or dense16
+    return Hardware(bandwidth_gbps=gpu.hbm_bandwidth_gbps, tflops=tflops, link_gbps=gpu.link_gbps(load.tp))

@@ -14,6 +14,7 @@ from modeldeploy.facts.gpus import GPUSpec, LinkTopology, load_gpu_catalog, look
 from modeldeploy.perf import FITTED, Limits, Workload, predict
 from modeldeploy.perf.model import decode_step_ms, max_concurrency, prefill_ms
 from modeldeploy.planner.memory import gpu_memory, precision_for, weights_for
+from modeldeploy.planner.overhead import DEFAULT_RELEASE, overhead_for, profile_for_release
 from modeldeploy.planner.performance import compute_format, expert_parameters, hardware_for, layout_load
 
 H100 = lookup_gpu("NVIDIA-H100-80GB-HBM3")
@@ -28,8 +29,10 @@ def _inputs(model: str, gpu: GPUSpec, tp: int, in_out: int = 2048):  # type: ign
     precision = precision_for(facts, ModelSource(name=model), Serving())
     weights = weights_for(facts, precision)
     load = layout_load(facts, precision, weights, gpu, tp=tp, pp=1, nodes=1, expert_parallel=False)
+    profile = profile_for_release(DEFAULT_RELEASE)
+    overhead = overhead_for(profile, facts, tp=tp, pp=1, tokens=8192, rows=1024, nvlink=True)
     memory = gpu_memory(facts, precision, weights, tp=tp, pp=1, gpu_gib=gpu.memory_gib, utilization=0.9,
-                        max_model_len=in_out, kv_sequences=1, batched_tokens=8192)
+                        max_model_len=in_out, kv_sequences=1, overhead=overhead)
     return load, hardware_for(gpu, load), max(memory.kv_tokens, in_out)
 
 

@@ -54,13 +54,13 @@ class PerfConstants:
 # Fitted 2026-11-30 on all 207 rows of bench/data/vllm-latency-h100.csv with
 # `bench/perf_model_bench.py --fit` (errors and leave-one-model-out: docs/PERFORMANCE.md).
 FITTED = PerfConstants(
-    bandwidth_efficiency=0.8955,
-    compute_efficiency=0.6163,
-    step_us=1447.842,
-    layer_us=35.7058,
-    tp_layer_us=5.1136,
-    sequence_layer_us=0.5694,
-    link_efficiency=0.8835,
-    request_us=36671.6277,
-    arrival_burst=0.1569,
+    bandwidth_efficiency=0.87,
+    compute_efficiency=0.6403,
+    step_us=1526.8477,
+    layer_us=31.2535,
+    tp_layer_us=6.2421,
+    sequence_layer_us=0.4154,
+    link_efficiency=0.7596,
+    request_us=36001.2212,
+    arrival_burst=0.1624,
 )

@@ -19,7 +19,8 @@ from ..facts.gpus import GPUSpec, lookup_gpu
 from ..perf.constants import PerfConstants
 from ..perf.load import LayoutLoad
 from ..perf.model import Hardware, Limits, Prediction, Workload, predict
-from .memory import Precision, default_batched_tokens, gpu_memory, weights_for
+from .memory import Precision, gpu_memory, weights_for
+from .overhead import batch_defaults, overhead_for, profile_for_image
 from .performance import hardware_for, layout_load
 
 # Measured checkpoints with the architecture of a catalog entry (bench/data/README.md).
@@ -82,29 +83,33 @@ class Case:
     row: MeasuredRow
     load: LayoutLoad
     hardware: Hardware
-    kv_tokens: int
-    chunk: int
+    limits: Limits
 
     @property
     def workload(self) -> Workload:
         return Workload(self.row.input_tokens, self.row.output_tokens, concurrency=float(self.row.concurrency))
 
     def predict(self, constants: PerfConstants) -> Prediction:
-        limits = Limits(self.kv_tokens, MEASURED_MAX_NUM_SEQS, self.chunk)
-        return predict(self.load, self.hardware, constants, self.workload, limits)
+        return predict(self.load, self.hardware, constants, self.workload, self.limits)
 
 
 def build_case(row: MeasuredRow, facts: ModelFacts, gpu: GPUSpec) -> Case:
+    """The row as the planner would see it: vLLM's batch defaults and memory accounting for
+    the row's release ("unrecorded": the default image's), KV room at the default utilization."""
     precision = measured_precision(facts, row.precision)
     weights = weights_for(facts, precision)
-    nodes = 1
-    load = layout_load(facts, precision, weights, gpu, tp=row.tp, pp=row.pp, nodes=nodes,
+    load = layout_load(facts, precision, weights, gpu, tp=row.tp, pp=row.pp, nodes=1,
                        expert_parallel=row.expert_parallel)
-    chunk = default_batched_tokens(gpu.memory_gib)
+    profile = profile_for_image(f"vllm/vllm-openai:v{row.vllm_version}").profile
+    length = row.input_tokens + row.output_tokens
+    defaults = batch_defaults(profile, gpu.product, gpu.memory_gib, length)
+    overhead = overhead_for(profile, facts, tp=row.tp, pp=row.pp, tokens=defaults.tokens,
+                            rows=defaults.sequences, nvlink=gpu.gpu_link_topology != "none")
     memory = gpu_memory(facts, precision, weights, tp=row.tp, pp=row.pp, gpu_gib=gpu.memory_gib,
-                        utilization=MEASURED_UTILIZATION, max_model_len=row.input_tokens + row.output_tokens,
-                        kv_sequences=1, batched_tokens=chunk)
-    return Case(row, load, hardware_for(gpu, load), memory.kv_tokens, chunk)
+                        utilization=MEASURED_UTILIZATION, max_model_len=length, kv_sequences=1,
+                        overhead=overhead)
+    limits = Limits(memory.kv_tokens, defaults.sequences, defaults.tokens)
+    return Case(row, load, hardware_for(gpu, load), limits)
 
 
 def build_cases(rows: Iterable[MeasuredRow], facts_of: Callable[[str], ModelFacts | None]) -> list[Case]:

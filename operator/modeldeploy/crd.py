@@ -32,6 +32,8 @@ from .api import (
     Placement,
     Rollout,
     Serving,
+    Slo,
+    Workload,
 )
 from .api.base import DNS_SUBDOMAIN
 from .api.pool import LABEL_VALUE
@@ -94,6 +96,11 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
              "expertsPerToken cannot exceed experts", ".expertsPerToken"),
     ),
     ModelDeploymentSpec: PIN_RULES,
+    Workload: (
+        Rule("has(self.concurrency) != has(self.requestsPerSecond)",
+             "give exactly one of concurrency or requestsPerSecond"),
+    ),
+    Slo: (Rule("has(self.ttftMs) || has(self.tpotMs)", "give ttftMs, tpotMs or both"),),
     Autoscaling: (
         Rule("self.minReplicas <= self.maxReplicas", "minReplicas must be ≤ maxReplicas",
              ".minReplicas"),

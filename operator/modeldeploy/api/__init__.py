@@ -37,6 +37,7 @@ from .status import (
     RolloutStatus,
     ScalingDecision,
 )
+from .workload import Slo, Workload
 
 __all__ = [
     "API_VERSION",
@@ -77,5 +78,7 @@ __all__ = [
     "ScalingDecision",
     "SecretKeyRef",
     "Serving",
+    "Slo",
     "Toleration",
+    "Workload",
 ]

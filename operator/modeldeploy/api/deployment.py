@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import DNS_LABEL, DNS_SUBDOMAIN, ApiModel
 from .metadata import ObjectMeta
+from .workload import Slo, Workload
 
 # A Hugging Face repo id ("org/name") or a bare catalog id. No spaces, no "..", no URL.
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$"
@@ -136,6 +137,8 @@ class Serving(ApiModel):
     image: str = Field(default=DEFAULT_IMAGE, max_length=512, pattern=IMAGE, description="vLLM OpenAI server image.")
     extra_args: list[str] = Field(default_factory=list, max_length=64, description="Extra vLLM arguments, one argv element each; must not contradict the plan.")
     env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables for the vLLM container.")
+    workload: Workload | None = Field(default=None, description="The load to size for: the KV cache holds it, the planner picks the replica count and predicts latency and cost.")
+    slo: Slo | None = Field(default=None, description="Latency targets at the workload; cheapest then means cheapest that meets them.")
 
     @field_validator("extra_args")
     @classmethod

@@ -25,6 +25,8 @@ class PerfConstants:
     - `sequence_layer_us`: per sequence per layer per step (attention metadata, small kernels), µs.
     - `link_efficiency`: share of the GPU link's bandwidth an all-reduce achieves.
     - `request_us`: per request before its first token (HTTP, tokenizer, detokenizer), µs.
+    - `first_token_steps`: decode steps a new request spends before its first token streams
+      (waiting for the step under way, the step that carries its prefill, output processing).
     - `arrival_burst`: share of the other running requests whose prefills a closed-loop
       client's prompt finds ahead of it (requests of equal length arrive in partial waves).
     """
@@ -37,6 +39,7 @@ class PerfConstants:
     sequence_layer_us: float
     link_efficiency: float
     request_us: float
+    first_token_steps: float
     arrival_burst: float
 
     @classmethod
@@ -54,13 +57,14 @@ class PerfConstants:
 # Fitted 2026-11-30 on all 207 rows of bench/data/vllm-latency-h100.csv with
 # `bench/perf_model_bench.py --fit` (errors and leave-one-model-out: docs/PERFORMANCE.md).
 FITTED = PerfConstants(
-    bandwidth_efficiency=0.87,
-    compute_efficiency=0.6403,
-    step_us=1526.8477,
-    layer_us=31.2535,
-    tp_layer_us=6.2421,
-    sequence_layer_us=0.4154,
-    link_efficiency=0.7596,
-    request_us=36001.2212,
-    arrival_burst=0.1624,
+    bandwidth_efficiency=0.9347,
+    compute_efficiency=0.5978,
+    step_us=1155.1849,
+    layer_us=50.2023,
+    tp_layer_us=2.883,
+    sequence_layer_us=0.3765,
+    link_efficiency=0.7935,
+    request_us=24145.6465,
+    first_token_steps=0.8825,
+    arrival_burst=0.1576,
 )

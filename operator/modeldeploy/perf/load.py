@@ -27,7 +27,8 @@ class LayoutLoad:
       lm_head, MoE router and shared experts), bytes per GPU.
     - `expert_bytes`: routed-expert weights held by the GPU, bytes; a step reads the share of
       experts its batch touches (`experts`, `experts_per_token`).
-    - `flops_per_token`: 2 × active parameters per GPU (matmul FLOPs of one token).
+    - `flops_per_token`: 2 × active parameters per GPU (matmul FLOPs of one token), of which
+      `expert_flops_per_token` run in the routed experts' grouped GEMMs.
     - `attention_flops_per_token2`: causal attention FLOPs per GPU per (token × context token),
       so prefill attention costs this × L² / 2.
     - `kv_bytes_per_token`: KV read per context token per GPU for full-attention layers;
@@ -46,6 +47,7 @@ class LayoutLoad:
     experts: int
     experts_per_token: int
     flops_per_token: float
+    expert_flops_per_token: float  # the routed experts' share of flops_per_token
     attention_flops_per_token2: float
     kv_bytes_per_token: float
     window_kv_bytes_per_token: float

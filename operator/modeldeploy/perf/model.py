@@ -26,7 +26,11 @@ from dataclasses import dataclass
 from .constants import PerfConstants
 from .load import LayoutLoad
 
-MAX_PREFILL_SHARE = 0.98  # ρ stays below 1: beyond it the queue grows without bound
+MAX_PREFILL_SHARE = 0.98
+# A grouped expert GEMM with m token rows per expert fills the tensor cores at about
+# m / (m + 64): Hopper's wgmma tiles are 64 rows tall (CUTLASS sm90 grouped GEMM), so an expert
+# that sees a handful of tokens runs mostly empty tiles.
+EXPERT_GEMM_HALF_ROWS = 64.0  # ρ stays below 1: beyond it the queue grows without bound
 # Between nodes (PP across nodes) activations cross the network: 400 Gb/s per GPU
 # (AWS p5: 3,200 Gbps EFA for 8 H100s, https://aws.amazon.com/ec2/instance-types/p5/).
 INTER_NODE_GBPS = 50.0
@@ -106,7 +110,11 @@ def decode_step_ms(load: LayoutLoad, hw: Hardware, k: PerfConstants, batch: floa
 def prefill_ms(load: LayoutLoad, hw: Hardware, k: PerfConstants, tokens: int, chunk: int) -> float:
     """Engine time to prefill one prompt of `tokens`, in chunks of `chunk` tokens, ms."""
     chunks = max(1, math.ceil(tokens / max(chunk, 1)))
-    flops = tokens * load.flops_per_token + load.attention_flops_per_token2 * tokens * tokens / 2
+    dense_flops = tokens * (load.flops_per_token - load.expert_flops_per_token)
+    flops = dense_flops + load.attention_flops_per_token2 * tokens * tokens / 2
+    if load.experts > 1:
+        rows = min(tokens, chunk) * load.experts_per_token / load.experts  # per expert per chunk
+        flops += tokens * load.expert_flops_per_token * (rows + EXPERT_GEMM_HALF_ROWS) / rows
     compute = _ms(flops / (hw.tflops * 1e12 * min(k.compute_efficiency, 1.0)))
     weights = load.dense_bytes + load.expert_bytes * load.touched_expert_fraction(min(tokens, chunk))
     memory = chunks * _ms(weights / (hw.bandwidth_gbps * 1e9 * min(k.bandwidth_efficiency, 1.0)))
@@ -144,7 +152,7 @@ class _Engine:
             queue = self.k.arrival_burst * max(self.running - 1, 0.0) * self.prefill / 2
         else:
             queue = share * self.prefill / (2 * (1 - share))
-        ttft = self.k.request_us / 1e3 + self.prefill + self.step + queue
+        ttft = self.k.request_us / 1e3 + self.prefill + self.k.first_token_steps * self.step + queue
         return ttft, tpot
 
     def request_ms(self, rate_per_ms: float) -> float:

@@ -25,6 +25,12 @@ def expert_parameters(facts: ModelFacts) -> float:
     return experts * (facts.parameters - active) / (experts - k)
 
 
+def _active_expert_parameters(facts: ModelFacts) -> float:
+    """Routed-expert parameters one token uses (k of the E experts)."""
+    experts = expert_parameters(facts)
+    return experts * (facts.experts_per_token or 0) / facts.experts if experts and facts.experts else 0.0
+
+
 def compute_format(precision: Precision, gpu: GPUSpec) -> ComputeFormat:
     """FP8 GEMMs for FP8 weights on GPUs that have FP8 tensor cores; 16 bit otherwise
     (Ampere runs FP8 weights as W8A16 Marlin, SIZING-FACTS.md; AWQ/GPTQ dequantize)."""
@@ -57,6 +63,7 @@ def layout_load(
         experts=facts.experts or 0,
         experts_per_token=facts.experts_per_token or 0,
         flops_per_token=2 * max(active - embed_params, 1) * share / tp,
+        expert_flops_per_token=2 * _active_expert_parameters(facts) * share / tp,
         attention_flops_per_token2=4 * q_width * stage.full,
         kv_bytes_per_token=per_layer_kv * stage.full,
         window_kv_bytes_per_token=per_layer_kv * stage.sliding,

@@ -34,6 +34,21 @@ class Rejection(_Out):
     reason: str
 
 
+class Performance(_Out):
+    """One replica at its share of spec.serving.workload (modeldeploy.perf; docs/PERFORMANCE.md)."""
+
+    ttft_ms: float = Field(description="Mean time to first token, ms")
+    tpot_ms: float = Field(description="Mean time per output token after the first, ms")
+    output_tokens_per_second: float = Field(description="Output tokens/s of one replica (Little's law on TTFT, TPOT and concurrency)")
+    requests_per_second: float = Field(description="Requests/s one replica completes")
+    concurrency: float = Field(description="Requests in flight on one replica")
+    max_concurrency: int = Field(description="Requests of the workload's length the KV cache holds at once; beyond it requests wait")
+    replicas: int = Field(description="Replicas sharing the workload in this prediction")
+    cost_per_million_output_tokens: float | None = Field(default=None, description="GPUs × $/GPU-hour / (output tokens/s × 3600) × 10^6")
+    cost_per_million_tokens: float | None = Field(default=None, description="Same per input + output token")
+    meets_slo: bool = Field(alias="meetsSLO", description="spec.serving.slo holds (without one: no request waits for a KV slot)")
+
+
 class Plan(_Out):
     name: str
     namespace: str | None = None
@@ -65,6 +80,9 @@ class Plan(_Out):
     cost_per_hour: float | None = None
     decode_tokens_per_second: float | None = Field(default=None, description="Single-stream decode estimate (bandwidth-bound)")
     vllm_version: str | None = Field(default=None, description="vLLM release the memory was sized for (from serving.image)")
+    performance: Performance | None = Field(default=None, description="Predicted latency, throughput and cost at spec.serving.workload")
+    replicas_for_workload: int | None = Field(default=None, description="Replicas the workload needs to meet the SLO (without one: to run without queueing)")
+    performance_note: str | None = Field(default=None, description="Why performance is absent, or how far the SLO is missed")
     policy: str = "cheapest"
     multi_node: str = Field(default="whenNeeded", description="spec.placement.multiNode as applied")
     reason: str

@@ -1,0 +1,176 @@
+"""Sizing for a workload: replica count, predicted latency, cost per million tokens. Pure.
+
+For each feasible layout, the smallest replica count whose per-replica share of the load
+meets the SLO (without an SLO: runs without queueing for a KV slot), the prediction for one
+replica at its share, and the hourly cost of them all. `cheapest` then means the lowest $/h
+that meets the SLO; `fastest` the lowest TPOT. Replica counts are searched by doubling and
+bisection: latency only grows with the load per replica (tests/unit/test_perf_model.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..api import GPUPool, ModelDeployment, Slo, Workload
+from ..facts import ModelFacts
+from ..facts.gpus import effective_gpu_spec, missing_gpu_spec_fields
+from ..perf import FITTED, Limits, Prediction
+from ..perf import Workload as PerfWorkload
+from ..perf import predict as perf_predict
+from .memory import Precision, Weights
+from .overhead import VllmProfile, batch_defaults
+from .performance import hardware_for, layout_load
+from .search import Candidate
+
+MAX_REPLICAS = 1000  # spec.replicas and autoscaling.maxReplicas allow at most this many
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """The workload part of a spec: the load, its targets, and how replicas are decided."""
+
+    workload: Workload
+    slo: Slo | None
+    fixed_replicas: int | None  # spec.replicas given and no autoscaling
+    autoscaled: bool
+    min_replicas: int
+    max_replicas: int
+    max_num_seqs: int | None
+
+    @classmethod
+    def from_spec(cls, md: ModelDeployment) -> LoadRequest | None:
+        serving, spec = md.spec.serving, md.spec
+        if serving.workload is None:
+            return None
+        scaling = spec.autoscaling
+        fixed = spec.replicas if scaling is None and "replicas" in spec.model_fields_set else None
+        low = max(scaling.min_replicas, 1) if scaling is not None else 1
+        high = scaling.max_replicas if scaling is not None else MAX_REPLICAS
+        return cls(serving.workload, serving.slo, fixed, scaling is not None, low, high, serving.max_num_seqs)
+
+    def share(self, replicas: int) -> PerfWorkload:
+        """One replica's part of the load when `replicas` share it evenly."""
+        w = self.workload
+        if w.concurrency is not None:
+            return PerfWorkload(w.input_tokens, w.output_tokens, concurrency=w.concurrency / replicas)
+        assert w.requests_per_second is not None
+        return PerfWorkload(w.input_tokens, w.output_tokens, requests_per_second=w.requests_per_second / replicas)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """A layout at the workload: replicas it needs, and one replica at its share of the load."""
+
+    candidate: Candidate
+    replicas_for_workload: int
+    meets_slo: bool  # at replicas_for_workload
+    serving_replicas: int  # how many share the load in the plan (fixed, autoscaled or 1)
+    prediction: Prediction  # one replica at load / serving_replicas
+    best: Prediction  # one replica at load / replicas_for_workload (the SLO check)
+
+    def cost_per_hour(self, fixed: bool) -> float | None:
+        """$/h of the replicas that serve the load (the fixed count when spec.replicas is set)."""
+        cost = self.candidate.cost
+        count = self.serving_replicas if fixed else self.replicas_for_workload
+        return None if cost is None else round(cost * count, 4)
+
+
+def meets(p: Prediction, slo: Slo | None) -> bool:
+    """The SLO holds (or, without one, no request waits for a KV slot and the rate is served)."""
+    if p.saturated:
+        return False
+    if slo is None:
+        return p.running >= p.concurrency - 1e-9
+    return (slo.ttft_ms is None or p.ttft_ms <= slo.ttft_ms) and (slo.tpot_ms is None or p.tpot_ms <= slo.tpot_ms)
+
+
+def slo_shortfall(p: Prediction, slo: Slo | None) -> float:
+    """How far a prediction is from the SLO: the worst ratio predicted / target (≤ 1 meets)."""
+    if slo is None:
+        return 1.0 if meets(p, slo) else max(p.concurrency / max(p.running, 1e-9), 1.0 + 1e-9)
+    ratios = [p.ttft_ms / slo.ttft_ms] if slo.ttft_ms else []
+    ratios += [p.tpot_ms / slo.tpot_ms] if slo.tpot_ms else []
+    return max(ratios + ([math.inf] if p.saturated else []))
+
+
+def replica_capacity(c: Candidate) -> int:
+    """Replicas of this layout the pool can hold (its maxNodes), at most MAX_REPLICAS."""
+    spec = c.pool.spec
+    if spec.max_nodes is None:
+        return MAX_REPLICAS
+    per_node = spec.gpus_per_node // c.gpus_per_pod if c.nodes == 1 else 1
+    return max(1, min(MAX_REPLICAS, spec.max_nodes * per_node if c.nodes == 1 else spec.max_nodes // c.nodes))
+
+
+def smallest_meeting(ok: Callable[[int], bool], low: int, high: int) -> int | None:
+    """Smallest r in [low, high] with ok(r), for ok monotone (False…False True…True)."""
+    if low > high:
+        return None
+    step, probe = 1, low
+    while probe < high and not ok(probe):  # doubling finds a bracket in log steps
+        low, probe, step = probe + 1, min(high, probe + step), step * 2
+    if not ok(probe):
+        return None
+    while low < probe:
+        mid = (low + probe) // 2
+        if ok(mid):
+            probe = mid
+        else:
+            low = mid + 1
+    return probe
+
+
+class WorkloadSizer:
+    """Predicts and sizes candidates of one planning problem (caches per candidate)."""
+
+    def __init__(self, facts: ModelFacts, precision: Precision, weights: Weights, load: LoadRequest,
+                 vllm: VllmProfile, max_model_len: int) -> None:
+        self.facts, self.precision, self.weights, self.load = facts, precision, weights, load
+        self.vllm, self.max_model_len = vllm, max_model_len
+
+    def predictor(self, c: Candidate) -> Callable[[int], Prediction] | None:
+        """One replica's prediction as a function of the replica count; None without GPU specs."""
+        gpu = effective_gpu_spec(c.pool.spec.gpu)
+        if gpu is None or c.memory is None:
+            return None
+        layout = layout_load(self.facts, self.precision, self.weights, gpu, tp=c.tp, pp=c.pp,
+                             nodes=c.nodes, expert_parallel=self.facts.is_moe and c.tp > 1)
+        hardware = hardware_for(gpu, layout)
+        defaults = batch_defaults(self.vllm, c.pool.spec.gpu.product, c.pool.spec.gpu.memory_gi_b, self.max_model_len)
+        limits = Limits(c.memory.kv_tokens, self.load.max_num_seqs or defaults.sequences, c.batched_tokens)
+        cache: dict[int, Prediction] = {}
+
+        def at(replicas: int) -> Prediction:
+            if replicas not in cache:
+                cache[replicas] = perf_predict(layout, hardware, FITTED, self.load.share(replicas), limits)
+            return cache[replicas]
+
+        return at
+
+    def size(self, c: Candidate) -> Sizing | None:
+        """Replicas the load needs (up to what the pool holds) and the plan's replica count:
+        spec.replicas when given, the autoscaling bounds around the need, else one."""
+        at = self.predictor(c)
+        if at is None:
+            return None
+        load = self.load
+        cap = replica_capacity(c)
+        found = smallest_meeting(lambda r: meets(at(r), load.slo), 1, cap)
+        needed = found if found is not None else cap
+        if load.fixed_replicas is not None:
+            serving = max(load.fixed_replicas, 1)
+        elif load.autoscaled:
+            serving = min(max(needed, load.min_replicas), load.max_replicas)
+        else:
+            serving = 1
+        meets_at_plan = meets(at(serving), load.slo) if load.fixed_replicas is not None else found is not None
+        return Sizing(c, needed, meets_at_plan, serving, at(serving), at(needed))
+
+
+def missing_specs_message(pool: GPUPool) -> str:
+    """Why a pool's layout has no performance prediction, and which fields would give one."""
+    fields = ", ".join(f"spec.gpu.{f}" for f in missing_gpu_spec_fields(pool.spec.gpu))
+    return (f"no performance prediction: GPU {pool.spec.gpu.product} is not in the GPU catalog; "
+            f"give GPUPool {pool.name} {fields}")

@@ -37,6 +37,21 @@ class Condition(ApiModel):
     last_transition_time: str | None = Field(default=None, description="When status last changed (RFC 3339).")
 
 
+class Performance(ApiModel):
+    """One replica at its share of spec.serving.workload (modeldeploy.perf; docs/PERFORMANCE.md)."""
+
+    ttft_ms: float = Field(description="Mean time to first token, ms")
+    tpot_ms: float = Field(description="Mean time per output token after the first, ms")
+    output_tokens_per_second: float = Field(description="Output tokens/s of one replica (Little's law on TTFT, TPOT and concurrency)")
+    requests_per_second: float = Field(description="Requests/s one replica completes")
+    concurrency: float = Field(description="Requests in flight on one replica")
+    max_concurrency: int = Field(description="Requests of the workload's length the KV cache holds at once; beyond it requests wait")
+    replicas: int = Field(description="Replicas sharing the workload in this prediction")
+    cost_per_million_output_tokens: float | None = Field(default=None, description="GPUs × $/GPU-hour / (output tokens/s × 3600) × 10^6")
+    cost_per_million_tokens: float | None = Field(default=None, description="Same per input + output token")
+    meets_slo: bool = Field(alias="meetsSLO", description="spec.serving.slo holds (without one: no request waits for a KV slot)")
+
+
 class PlanStatus(ApiModel):
     pool: str | None = Field(default=None, description="Chosen GPUPool.")
     gpu_product: str | None = Field(default=None, alias="gpuProduct", description="GPU product of the pool.")
@@ -50,6 +65,8 @@ class PlanStatus(ApiModel):
     kv_cache_tokens: int | None = Field(default=None, description="Tokens the KV cache holds per replica.")
     max_model_len: int | None = Field(default=None, description="Max model length served.")
     cost_per_hour: float | None = Field(default=None, description="Indicative cost per replica-hour (USD).")
+    performance: Performance | None = Field(default=None, description="Predicted latency, throughput and cost of one replica at its share of spec.serving.workload.")
+    replicas_for_workload: int | None = Field(default=None, description="Replicas spec.serving.workload needs to meet spec.serving.slo.")
     reason: str = Field(default="", max_length=4096, description="Why this layout (or why none).")
 
 

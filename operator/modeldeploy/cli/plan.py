@@ -50,6 +50,7 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
             f"{p.cost_per_hour:.2f}" if p.cost_per_hour is not None else "-",
         )
     console.print(table)
+    _performance_table(planned, console)
     for item in planned:
         p = item.plan
         console.print(f"[bold]{p.name}[/bold]: {p.reason}", highlight=False)
@@ -57,6 +58,32 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
             console.print(f"  would fit: {s}", highlight=False)
         for note in p.notes:
             console.print(f"  note: {note}", highlight=False)
+
+
+def _money(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _performance_table(planned: list[PlannedDeployment], console: Console) -> None:
+    """Predicted latency, throughput and cost per replica at spec.serving.workload."""
+    rows = [item.plan for item in planned if item.plan.performance is not None]
+    if not rows:
+        return
+    table = Table(title="at the workload (one replica at its share)", show_lines=False)
+    for col in ("Name", "Replicas needed", "Replicas", "In flight", "TTFT ms", "TPOT ms", "Out tok/s",
+                "Req/s", "Max in flight", "$/M out", "$/M tokens", "SLO"):
+        table.add_column(col, justify="left" if col in {"Name", "SLO"} else "right")
+    for p in rows:
+        perf = p.performance
+        assert perf is not None
+        table.add_row(
+            p.name, str(p.replicas_for_workload or "-"), str(perf.replicas), f"{perf.concurrency:.1f}",
+            f"{perf.ttft_ms:.0f}", f"{perf.tpot_ms:.1f}", f"{perf.output_tokens_per_second:.0f}",
+            f"{perf.requests_per_second:.2f}", str(perf.max_concurrency),
+            _money(perf.cost_per_million_output_tokens), _money(perf.cost_per_million_tokens),
+            "met" if perf.meets_slo else "[red]missed[/red]",
+        )
+    console.print(table)
 
 
 @app.command("plan")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ..api.status import Performance
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
@@ -32,21 +34,6 @@ class Rejection(_Out):
     tensor_parallel_size: int
     pipeline_parallel_size: int
     reason: str
-
-
-class Performance(_Out):
-    """One replica at its share of spec.serving.workload (modeldeploy.perf; docs/PERFORMANCE.md)."""
-
-    ttft_ms: float = Field(description="Mean time to first token, ms")
-    tpot_ms: float = Field(description="Mean time per output token after the first, ms")
-    output_tokens_per_second: float = Field(description="Output tokens/s of one replica (Little's law on TTFT, TPOT and concurrency)")
-    requests_per_second: float = Field(description="Requests/s one replica completes")
-    concurrency: float = Field(description="Requests in flight on one replica")
-    max_concurrency: int = Field(description="Requests of the workload's length the KV cache holds at once; beyond it requests wait")
-    replicas: int = Field(description="Replicas sharing the workload in this prediction")
-    cost_per_million_output_tokens: float | None = Field(default=None, description="GPUs × $/GPU-hour / (output tokens/s × 3600) × 10^6")
-    cost_per_million_tokens: float | None = Field(default=None, description="Same per input + output token")
-    meets_slo: bool = Field(alias="meetsSLO", description="spec.serving.slo holds (without one: no request waits for a KV slot)")
 
 
 class Plan(_Out):

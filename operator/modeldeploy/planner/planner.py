@@ -30,6 +30,7 @@ from .search import (
     policy_key,
     tp_options,
 )
+from .workload import LoadRequest, WorkloadSizer, choose, performance, request_for_workload
 
 ANY_POOL = "*"  # rejections that hold for every pool (a rule of the model itself)
 
@@ -41,7 +42,7 @@ def build_request(md: ModelDeployment, facts: ModelFacts, multi_node_served: boo
             f"spec.serving.maxModelLen: {serving.max_model_len} exceeds {facts.id}'s maximum "
             f"context of {facts.max_context} tokens"
         )
-    return Request(
+    return request_for_workload(Request(
         max_model_len=serving.max_model_len or min(facts.max_context, DEFAULT_MAX_MODEL_LEN),
         # --max-num-seqs is vLLM's concurrency cap only: vLLM needs KV for one full-length
         # sequence to start, not for maxNumSeqs of them (vllm/v1/core/kv_cache_utils.py,
@@ -58,7 +59,7 @@ def build_request(md: ModelDeployment, facts: ModelFacts, multi_node_served: boo
         min_replicas=max(md.spec.min_replicas(), 1),
         multi_node=MultiNode(placement.multi_node),
         multi_node_served=multi_node_served,
-    )
+    ), md, facts)
 
 
 def _check_pins(facts: ModelFacts, precision: Precision, req: Request) -> None:
@@ -261,10 +262,11 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         failure, reason = _infeasible_reason(search, candidates)
         return Plan(**base, feasible=False, failure=failure, reason=reason,
                     rejected=rejected, suggestions=_suggestions(search, candidates))
+    workload_fields, best, reason_note = _workload(search, candidates, best)
     m = best.memory
     assert m is not None
     feasible_count = sum(1 for c in candidates if c.feasible)
-    reason = _choice_reason(best, str(req.policy), feasible_count, req)
+    reason = _choice_reason(best, str(req.policy), feasible_count, req) + reason_note
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
     return Plan(
@@ -292,7 +294,27 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         decode_tokens_per_second=round(decode_speed(facts, prec, search.weights, best), 1),
         reason=reason,
         rejected=rejected,
+        **workload_fields,
     )
+
+
+def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> tuple[dict[str, Any], Candidate, str]:
+    """With spec.serving.workload: the layout × replica count for the load, its prediction."""
+    load = LoadRequest.from_spec(search.md)
+    if load is None:
+        return {}, best, ""
+    sizer = WorkloadSizer(search.facts, search.precision, search.weights, load, search.request.vllm,
+                          search.request.max_model_len)
+    choice = choose(sizer, [c for c in candidates if c.feasible], search.request.policy, best, _describe)
+    fields: dict[str, Any] = {"performance_note": choice.note}
+    note = f"; {choice.note}" if choice.note else ""
+    if choice.sizing is not None:
+        s = choice.sizing
+        fields.update(performance=performance(s, load), replicas_for_workload=s.replicas_for_workload)
+        p = s.prediction
+        note = (f"; at the workload {s.replicas_for_workload} replica(s) needed, one replica at its share: "
+                f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms, {p.output_tokens_per_second:.0f} output tokens/s") + note
+    return fields, choice.candidate, note
 
 
 __all__ = ["Weights", "build_request", "plan_deployment"]

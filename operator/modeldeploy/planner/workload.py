@@ -10,10 +10,12 @@ bisection: latency only grows with the load per replica (tests/unit/test_perf_mo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from ..api import GPUPool, ModelDeployment, Slo, Workload
+from ..api import GPUPool, ModelDeployment, Policy, Slo, Workload
+from ..api.status import Performance
+from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from ..facts.gpus import effective_gpu_spec, missing_gpu_spec_fields
 from ..perf import FITTED, Limits, Prediction
@@ -22,7 +24,7 @@ from ..perf import predict as perf_predict
 from .memory import Precision, Weights
 from .overhead import VllmProfile, batch_defaults
 from .performance import hardware_for, layout_load
-from .search import Candidate
+from .search import Candidate, Request
 
 MAX_REPLICAS = 1000  # spec.replicas and autoscaling.maxReplicas allow at most this many
 
@@ -174,3 +176,101 @@ def missing_specs_message(pool: GPUPool) -> str:
     fields = ", ".join(f"spec.gpu.{f}" for f in missing_gpu_spec_fields(pool.spec.gpu))
     return (f"no performance prediction: GPU {pool.spec.gpu.product} is not in the GPU catalog; "
             f"give GPUPool {pool.name} {fields}")
+
+
+def request_for_workload(req: Request, md: ModelDeployment, facts: ModelFacts) -> Request:
+    """With a workload: maxModelLen covers a request (when unset), the memory fit needs one
+    maxModelLen sequence (the load itself is met by replicas), --max-num-seqs is only a cap.
+    Raises InvalidSpec when a request is longer than maxModelLen or the model's context."""
+    w = md.spec.serving.workload
+    if w is None:
+        return req
+    need, given = w.tokens_per_request, md.spec.serving.max_model_len
+    if given is not None and need > given:
+        raise InvalidSpec(f"spec.serving.workload: inputTokens + outputTokens = {need} exceeds "
+                          f"spec.serving.maxModelLen {given}")
+    if need > facts.max_context:
+        raise InvalidSpec(f"spec.serving.workload: inputTokens + outputTokens = {need} exceeds "
+                          f"{facts.id}'s maximum context of {facts.max_context} tokens")
+    return replace(req, max_model_len=given or max(req.max_model_len, need), kv_sequences=1)
+
+
+def _tail(c: Candidate) -> tuple[object, ...]:
+    return (c.nodes, -(c.memory.kv_tokens if c.memory else 0), c.pool.name, c.tp, c.pp)
+
+
+def rank_key(policy: Policy, load: LoadRequest) -> Callable[[Sizing], tuple[object, ...]]:
+    """Smaller is better: layouts meeting the SLO first (else the closest), then the policy:
+    cheapest = lowest $/h for the load, fastest = lowest TPOT, fewestGPUs = fewest GPUs."""
+    fixed = load.fixed_replicas is not None
+
+    def key(s: Sizing) -> tuple[object, ...]:
+        miss = 0.0 if s.meets_slo else round(slo_shortfall(s.best, load.slo), 6)
+        cost = s.cost_per_hour(fixed)
+        gpus = s.candidate.gpus * (s.serving_replicas if fixed else s.replicas_for_workload)
+        tpot = round(s.prediction.tpot_ms, 6)
+        if policy == Policy.FASTEST:
+            return (miss, tpot, cost is None, cost or 0.0, gpus, *_tail(s.candidate))
+        if policy == Policy.FEWEST_GPUS:
+            return (miss, gpus, cost is None, cost or 0.0, tpot, *_tail(s.candidate))
+        return (miss, cost is None, cost or 0.0, gpus, tpot, *_tail(s.candidate))
+
+    return key
+
+
+@dataclass(frozen=True)
+class WorkloadChoice:
+    """The layout chosen for the workload, its sizing (None: no GPU specs) and a note."""
+
+    candidate: Candidate
+    sizing: Sizing | None
+    note: str | None
+
+
+def choose(sizer: WorkloadSizer, feasible: Sequence[Candidate], policy: Policy, fallback: Candidate,
+           describe: Callable[[Candidate], str]) -> WorkloadChoice:
+    """Rank every feasible layout at the workload; without GPU specs anywhere keep `fallback`."""
+    sized = [s for s in (sizer.size(c) for c in feasible) if s is not None]
+    if not sized:
+        return WorkloadChoice(fallback, None, missing_specs_message(fallback.pool))
+    best = min(sized, key=rank_key(policy, sizer.load))
+    note = None if best.meets_slo else _miss_note(best, sizer.load, describe)
+    return WorkloadChoice(best.candidate, best, note)
+
+
+def _miss_note(s: Sizing, load: LoadRequest, describe: Callable[[Candidate], str]) -> str:
+    p, slo = s.best, load.slo
+    if slo is None:
+        return (f"the workload does not fit without queueing: closest is {describe(s.candidate)} with "
+                f"{s.replicas_for_workload} replicas (as many as its pool holds), {p.concurrency:.1f} requests "
+                f"in flight per replica, {p.max_concurrency} fit its KV cache")
+    parts = []
+    if slo.ttft_ms is not None:
+        parts.append(f"TTFT {p.ttft_ms:.0f} ms vs {slo.ttft_ms:g} ({(p.ttft_ms / slo.ttft_ms - 1) * 100:+.0f} %)")
+    if slo.tpot_ms is not None:
+        parts.append(f"TPOT {p.tpot_ms:.1f} ms vs {slo.tpot_ms:g} ({(p.tpot_ms / slo.tpot_ms - 1) * 100:+.0f} %)")
+    return (f"no layout meets spec.serving.slo at the workload: closest is {describe(s.candidate)} with "
+            f"{s.replicas_for_workload} replicas: " + ", ".join(parts))
+
+
+def performance(s: Sizing, load: LoadRequest) -> Performance:
+    """The plan's `performance` block: one replica at its share; cost per million tokens =
+    GPUs × $/GPU-hour / (tokens/s × 3600) × 10^6."""
+    p, c = s.prediction, s.candidate
+    price = c.pool.spec.price_per_gpu_hour
+    hourly = None if price is None else c.gpus * price
+
+    def per_million(tokens_per_second: float) -> float | None:
+        if hourly is None or tokens_per_second <= 0:
+            return None
+        return round(hourly / (tokens_per_second * 3600) * 1e6, 4)
+
+    return Performance(
+        ttft_ms=round(p.ttft_ms, 2), tpot_ms=round(p.tpot_ms, 3),
+        output_tokens_per_second=round(p.output_tokens_per_second, 2),
+        requests_per_second=round(p.requests_per_second, 4), concurrency=round(p.concurrency, 3),
+        max_concurrency=p.max_concurrency, replicas=s.serving_replicas,
+        cost_per_million_output_tokens=per_million(p.output_tokens_per_second),
+        cost_per_million_tokens=per_million(p.requests_per_second * load.workload.tokens_per_request),
+        meets_slo=meets(p, load.slo),
+    )

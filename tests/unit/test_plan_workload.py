@@ -1,0 +1,162 @@
+"""Planning for spec.serving.workload: replicas, prediction, cost, SLO, bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from modeldeploy.api import GPUPool, ModelDeployment
+from modeldeploy.errors import InvalidSpec
+from modeldeploy.facts.catalog import load_catalog
+from modeldeploy.planner import default_pools, plan_deployment
+from modeldeploy.planner.planner import _Search
+from modeldeploy.planner.workload import LoadRequest, WorkloadSizer, meets, replica_capacity
+
+LLAMA_70B = "meta-llama/Llama-3.3-70B-Instruct"
+
+
+def _md(model: str = LLAMA_70B, **serving: Any) -> ModelDeployment:
+    spec: dict[str, Any] = {"model": {"name": model}, "serving": serving}
+    for key in ("replicas", "autoscaling", "placement"):
+        if key in serving:
+            spec[key] = serving.pop(key)
+    return ModelDeployment.model_validate({"metadata": {"name": "m", "namespace": "ns"}, "spec": spec})
+
+
+def _plan(md: ModelDeployment, pools: list[GPUPool] | None = None):  # type: ignore[no-untyped-def]
+    facts = load_catalog().get(md.spec.model.name)
+    assert facts is not None
+    return plan_deployment(md, facts, pools if pools is not None else default_pools())
+
+
+def test_plan_keeps_every_key_and_adds_performance() -> None:
+    plain = _plan(_md()).wire()
+    loaded = _plan(_md(workload={"inputTokens": 1000, "outputTokens": 200, "concurrency": 16})).wire()
+    assert set(plain) <= set(loaded)
+    assert plain["performance"] is None and plain["replicasForWorkload"] is None
+    perf = loaded["performance"]
+    assert set(perf) >= {"ttftMs", "tpotMs", "outputTokensPerSecond", "requestsPerSecond", "maxConcurrency",
+                         "costPerMillionOutputTokens", "costPerMillionTokens", "meetsSLO"}
+    assert loaded["replicasForWorkload"] >= 1
+
+
+def test_littles_law_and_cost_formula_hold_on_the_plan() -> None:
+    plan = _plan(_md(workload={"inputTokens": 2000, "outputTokens": 400, "concurrency": 24}))
+    perf, pool = plan.performance, next(p for p in default_pools() if p.name == plan.pool)
+    assert perf is not None and pool.spec.price_per_gpu_hour is not None
+    latency_s = (perf.ttft_ms + (400 - 1) * perf.tpot_ms) / 1e3
+    assert perf.output_tokens_per_second == pytest.approx(perf.concurrency * 400 / latency_s, rel=2e-3)
+    hourly = plan.gpus_per_replica * pool.spec.price_per_gpu_hour
+    assert perf.cost_per_million_output_tokens == pytest.approx(
+        hourly / (perf.output_tokens_per_second * 3600) * 1e6, rel=1e-3)
+    assert perf.cost_per_million_tokens == pytest.approx(
+        hourly / (perf.requests_per_second * 2400 * 3600) * 1e6, rel=2e-3)
+
+
+def test_one_replica_takes_the_whole_load_unless_replicas_or_autoscaling_say_otherwise() -> None:
+    workload = {"inputTokens": 1000, "outputTokens": 500, "concurrency": 3000}
+    alone = _plan(_md(workload=dict(workload)))
+    assert alone.performance is not None and alone.performance.replicas == 1
+    assert alone.performance.concurrency == 3000 and alone.replicas_for_workload is not None
+    assert alone.replicas_for_workload > 1 and not alone.performance.meets_slo  # beyond --max-num-seqs they queue
+    fixed = _plan(_md(workload=dict(workload), replicas=3))
+    assert fixed.performance is not None and fixed.performance.replicas == 3
+    assert fixed.performance.concurrency == pytest.approx(1000)
+    scaled = _plan(_md(workload=dict(workload), autoscaling={"minReplicas": 1, "maxReplicas": 50}))
+    assert scaled.performance is not None and scaled.replicas_for_workload is not None
+    assert scaled.performance.replicas == scaled.replicas_for_workload and scaled.performance.meets_slo
+
+
+def test_more_load_never_needs_fewer_replicas() -> None:
+    counts = []
+    for concurrency in (8, 64, 512, 2048):
+        plan = _plan(_md(workload={"inputTokens": 1000, "outputTokens": 500, "concurrency": concurrency},
+                         placement={"pools": ["aws-p5-h100-x8"], "tensorParallelSize": 4}))
+        counts.append(plan.replicas_for_workload)
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_request_longer_than_max_model_len_is_invalid() -> None:
+    with pytest.raises(InvalidSpec, match=r"spec.serving.workload: inputTokens \+ outputTokens = 9000 exceeds spec.serving.maxModelLen 8192"):
+        _plan(_md(maxModelLen=8192, workload={"inputTokens": 8000, "outputTokens": 1000, "concurrency": 1}))
+    with pytest.raises(InvalidSpec, match="maximum context"):
+        _plan(_md(workload={"inputTokens": 200_000, "outputTokens": 1000, "concurrency": 1}))
+    longer = _plan(_md(workload={"inputTokens": 12_000, "outputTokens": 1000, "concurrency": 1}))
+    assert longer.max_model_len == 13_000  # unset maxModelLen grows to hold a request
+
+
+@pytest.mark.parametrize("workload", [
+    {"inputTokens": 0, "outputTokens": 10, "concurrency": 1},
+    {"inputTokens": 10, "outputTokens": -1, "concurrency": 1},
+    {"inputTokens": 10, "outputTokens": 10, "concurrency": 0},
+    {"inputTokens": 10, "outputTokens": 10},
+    {"inputTokens": 10, "outputTokens": 10, "concurrency": 1, "requestsPerSecond": 1},
+])
+def test_out_of_range_workloads_are_refused_by_the_schema(workload: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _md(workload=workload)
+
+
+def test_an_unmeetable_slo_names_the_closest_layout_and_the_gap() -> None:
+    plan = _plan(_md(workload={"inputTokens": 1000, "outputTokens": 200, "concurrency": 4}, slo={"tpotMs": 0.5}))
+    assert plan.feasible and plan.performance is not None and not plan.performance.meets_slo
+    note = plan.performance_note or ""
+    assert "closest is" in note and "TPOT" in note and "%" in note
+    assert plan.pool is not None and plan.pool in note
+
+
+def test_gpu_without_specs_plans_memory_and_says_which_fields_to_give() -> None:
+    pool = GPUPool.model_validate({"metadata": {"name": "mystery"}, "spec": {
+        "gpu": {"product": "NVIDIA-Mystery-96GB", "memoryGiB": 95}, "gpusPerNode": 8, "pricePerGPUHour": 3}})
+    plan = _plan(_md(workload={"inputTokens": 1000, "outputTokens": 200, "concurrency": 4}), [pool])
+    assert plan.feasible and plan.performance is None
+    assert "memoryBandwidthGBps" in (plan.performance_note or "") and "mystery" in (plan.performance_note or "")
+    described = GPUPool.model_validate({"metadata": {"name": "mystery"}, "spec": {
+        "gpu": {"product": "NVIDIA-Mystery-96GB", "memoryGiB": 95, "memoryBandwidthGBps": 1800,
+                "bf16TFLOPS": 500, "computeCapability": "12.0"}, "gpusPerNode": 8, "pricePerGPUHour": 3}})
+    assert _plan(_md(workload={"inputTokens": 1000, "outputTokens": 200, "concurrency": 4}), [described]).performance
+
+
+def test_requests_per_second_is_served_by_enough_replicas() -> None:
+    plan = _plan(_md(workload={"inputTokens": 1000, "outputTokens": 300, "requestsPerSecond": 40},
+                     autoscaling={"minReplicas": 1, "maxReplicas": 100}))
+    assert plan.performance is not None and plan.replicas_for_workload is not None
+    assert plan.performance.requests_per_second * plan.performance.replicas == pytest.approx(40, rel=1e-2)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=st.sampled_from(["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-32B"]),
+       concurrency=st.integers(1, 400), ttft=st.sampled_from([None, 300, 1000, 5000]),
+       tpot=st.sampled_from([None, 15, 30, 80]))
+def test_cheapest_with_slo_equals_the_exhaustive_optimum(model: str, concurrency: int, ttft: int | None,
+                                                         tpot: int | None) -> None:
+    slo = {k: v for k, v in (("ttftMs", ttft), ("tpotMs", tpot)) if v is not None}
+    md = _md(model, workload={"inputTokens": 1000, "outputTokens": 300, "concurrency": concurrency},
+             autoscaling={"minReplicas": 1, "maxReplicas": 1000}, **({"slo": slo} if slo else {}))
+    plan = _plan(md)
+    facts = load_catalog().get(model)
+    assert facts is not None
+    search = _Search(md, facts, default_pools())
+    load = LoadRequest.from_spec(md)
+    assert load is not None
+    sizer = WorkloadSizer(facts, search.precision, search.weights, load, search.request.vllm, search.request.max_model_len)
+    best: float | None = None
+    for c in search.best()[1]:
+        at = sizer.predictor(c) if c.feasible else None
+        if at is None or c.cost is None:
+            continue
+        for replicas in range(1, replica_capacity(c) + 1):  # every (layout, replica count)
+            if meets(at(replicas), load.slo):
+                cost = c.cost * replicas
+                best = cost if best is None else min(best, cost)
+                break  # more replicas of the same layout only cost more
+    if best is None:
+        assert plan.performance is not None and plan.replicas_for_workload is not None
+        assert plan.performance_note is not None
+        return
+    assert plan.cost_per_hour is not None and plan.replicas_for_workload is not None
+    assert plan.cost_per_hour * plan.replicas_for_workload == pytest.approx(best, rel=1e-6)

@@ -123,6 +123,16 @@ RULE_CASES: dict[str, tuple[list[Any], list[Any]]] = {
         [{"metric": "kvCacheUsage"}, {"metric": "kvCacheUsage", "target": 2},
          {"metric": "kvCacheUsage", "target": 1.01}],
     ),
+    "give exactly one of concurrency or requestsPerSecond": (
+        [{"inputTokens": 10, "outputTokens": 5, "concurrency": 2},
+         {"inputTokens": 10, "outputTokens": 5, "requestsPerSecond": 0.5}],
+        [{"inputTokens": 10, "outputTokens": 5},
+         {"inputTokens": 10, "outputTokens": 5, "concurrency": 2, "requestsPerSecond": 1}],
+    ),
+    "give ttftMs, tpotMs or both": (
+        [{"ttftMs": 500}, {"tpotMs": 20}, {"ttftMs": 500, "tpotMs": 20}],
+        [{}],
+    ),
     "maxSurge must be 'auto' or an integer 0-1000": (
         ["auto", 0, 1, 1000],
         ["fast", "25%", "", -1, 1001],

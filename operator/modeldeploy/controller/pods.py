@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..render.context import HASH_ANNOTATION, LWS_WORKER_INDEX_LABEL
+from .children import NAME_LABEL
 from .discovery import allocatable_gpus, node_matches
 from .poolstatus import FINISHED, requested_by_node
 from .status import Workload
@@ -143,3 +145,20 @@ def recount(workload: Workload, pods: Sequence[Mapping[str, Any]], revision: str
     return dataclasses.replace(
         workload, replicas=-(-len(live) // size), updated=len(own) // size,
         ready=ready_pods // size, available=ready_pods // size, current=True)
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """Nodes and the unfinished pods of the whole cluster, as the watches show them at once."""
+
+    nodes: tuple[Mapping[str, Any], ...]
+    pods: tuple[Mapping[str, Any], ...]
+
+    def free_per_node(self, node_selector: Mapping[str, str]) -> list[int]:
+        """Free GPUs of each node of a pool (allocatable − requested)."""
+        return free_gpus_per_node(self.nodes, self.pods, node_selector)
+
+    def pods_of(self, namespace: str, name: str) -> list[Mapping[str, Any]]:
+        """The pods of one ModelDeployment (counted with the same free GPUs)."""
+        return [p for p in self.pods if _meta(p).get("namespace") == namespace
+                and (_meta(p).get("labels") or {}).get(NAME_LABEL) == name]

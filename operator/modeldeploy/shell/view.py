@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..api import API_VERSION, GPUPool
 from ..controller.children import NAME_LABEL, ChildKinds, ChildRef
 from ..controller.discovery import discover_pools
-from ..controller.pods import free_gpus_per_node
+from ..controller.pods import ClusterCapacity
 from ..planner import default_pools
 from .informer import Informer, OnChange, Store
 from .kube import Kube, KubeError
@@ -83,24 +83,6 @@ def trim_node(node: Mapping[str, Any]) -> Obj:
 def trim_model(obj: Mapping[str, Any]) -> Obj:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return {**obj, "metadata": meta}
-
-
-@dataclass(frozen=True)
-class ClusterCapacity:
-    """Nodes and the unfinished pods of the whole cluster, from the same stores."""
-
-    nodes: tuple[Mapping[str, Any], ...]
-    pods: tuple[Mapping[str, Any], ...]
-
-    def free_per_node(self, node_selector: Mapping[str, str]) -> list[int]:
-        """Free GPUs of each node of a pool (allocatable − requested)."""
-        return free_gpus_per_node(self.nodes, self.pods, node_selector)
-
-    def pods_of(self, namespace: str, name: str) -> list[Mapping[str, Any]]:
-        """The pods of one ModelDeployment (counted with the same free GPUs)."""
-        return [p for p in self.pods
-                if (p.get("metadata") or {}).get("namespace") == namespace
-                and ((p.get("metadata") or {}).get("labels") or {}).get(NAME_LABEL) == name]
 
 
 @dataclass

@@ -1,33 +1,23 @@
 """The workload a pass applies: rendered with the capacity observed, tracked, maybe rolled back.
+Pure: capacity comes in as a snapshot (`pods.ClusterCapacity`), the clock as a number.
 
 1. Render with the rollout inputs recorded on the live workload (between rollouts the strategy
    stays what it was, so free GPUs changing never rewrites the workload).
 2. `controller.rollouts.step`: record a revision that became Ready, classify a stuck rollout,
    decide a rollback (or keep holding one).
-3. When a revision is about to go live (a new template, a rollback, a first create), observe the
-   target pool's free GPUs now and render again with them: that is the strategy of this rollout.
+3. When a revision is about to go live (a new template, a rollback, a first create), render
+   again with the target pool's free GPUs: that is the strategy of this rollout, kept until it
+   is done.
 4. Stamp the revision and the rollout memory on the workload (`workload_to_apply`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..api import GPUPool, ModelDeployment
-from ..controller.pods import bound_replicas
-from ..controller.rollouts import (
-    RolloutStep,
-    RolloutView,
-    parse_inputs,
-    pool_of,
-    step,
-    workload_to_apply,
-)
-from ..controller.status import workload_of
-from ..controller.upgrades import UpgradeSlots
 from ..decisions.capacity import capacity_replicas, replicas_that_fit
 from ..decisions.rollout import RolloutStrategy
 from ..planner import Plan
@@ -38,7 +28,16 @@ from ..render import (
     render_objects,
     rollout_strategy,
 )
-from .view import ClusterCapacity
+from .pods import ClusterCapacity, bound_replicas
+from .rollouts import (
+    RolloutStep,
+    RolloutView,
+    parse_inputs,
+    pool_of,
+    step,
+    workload_to_apply,
+)
+from .status import workload_of
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 
@@ -109,25 +108,19 @@ def replicas_capacity(md: ModelDeployment, plan: Plan, pool: GPUPool,
 def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
             capacity: ClusterCapacity | None, live: Mapping[str, Any] | None,
             pods: Sequence[Mapping[str, Any]] | None, generation: int | None,
-            now: float, upgrades: UpgradeSlots | None = None) -> Prepared:
+            now: float, upgrade_slot: bool = True) -> Prepared:
     """Render, track and stamp the workload (raises what `render_objects` raises).
 
-    A rendering change (operator upgrade) starts only with a slot of `upgrades` (None: no
-    limit); the slot is taken here and released once that rollout is complete."""
+    A rendering change (operator upgrade) starts only with `upgrade_slot` (the shell's
+    `UpgradeSlots` said one is free); `Prepared.step.upgrading` says whether it holds one."""
     recorded = parse_inputs(live) if live is not None else None
     inputs = recorded or RolloutInputs()
     objects = render_objects(md, plan, pool, options, rollout=inputs)
-    view = RolloutView(
+    decided = step(RolloutView(
         desired=_workload(objects), live=live, pods=pods, generation=generation,
         auto_rollback=md.spec.rollout.auto_rollback,
         deadline_seconds=progress_deadline(md, plan, options), now=now,
-        upgrade_slot=upgrades is None)
-    decided = step(view)
-    uid = str(md.metadata.uid)
-    if decided.queued and upgrades is not None and upgrades.may_start(uid, now):
-        decided = step(dataclasses.replace(view, upgrade_slot=True))
-    if upgrades is not None:
-        upgrades.record(uid, decided.upgrading, now)
+        upgrade_slot=upgrade_slot))
     if decided.fresh_capacity or recorded is None:
         # A rollout's strategy is chosen once, from the watch-fed capacity, and then kept.
         fresh = observed_inputs(md, plan, pool, capacity, live)

@@ -1,0 +1,386 @@
+"""One reconcile decision for one ModelDeployment: `decide(snapshot, facts, options, now)`. Pure.
+
+validate -> plan -> render once (with the rollout inputs) -> rollout step -> the children to
+apply or delete -> autoscale decision -> status -> events. The shell observes (`Snapshot`,
+from its watch-fed stores, the model facts, the autoscaler's scrapes and memory), calls this,
+and executes the returned `Actions`; it never reads the API to decide.
+
+A problem of the ModelDeployment never raises: it becomes a typed `Stalled` reason in the
+status. The status is computed as the world will be once the actions are written: an applied
+workload whose spec changes gets a generation its controller has not observed yet (so the
+status says Reconciling until the controller reports), a deleted child is gone. When a write
+fails, the shell decides again with `write_failure`: no write, the failure in the status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api import GPUPool, ModelDeployment, ModelDeploymentStatus, ObjectMeta
+from ..api.deployment import AutoscalingMode
+from ..api.status import AutoscalingStatus
+from ..decisions.autoscale import Decision, ScalingHistory, to_status
+from ..decisions.autoscale import Observation as ScalingObservation
+from ..decisions.autoscale import decide as decide_scaling
+from ..decisions.metrics import Scrape
+from ..errors import InvalidSpec, ModeldeployError, describe_validation_error
+from ..facts import ModelFacts
+from ..planner import Plan, plan_deployment
+from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
+from .children import NAME_LABEL, ChildKinds, ChildRef, Owner, contains, diff_children, owned, ref_of
+from .events import EventSpec, events_for
+from .memory import rfc3339
+from .pods import ClusterCapacity, group_size, recount
+from .rollouts import FailedRevision, complete, downtime_of, failure_of, revision_of, status_of
+from .status import (
+    TRANSIENT,
+    Failure,
+    Observation,
+    Reason,
+    capacity_overdue,
+    compute_status,
+    parse_status,
+    pending_gpu,
+    status_patch,
+    workload_of,
+)
+from .workload import WORKLOAD_KINDS, Prepared, prepare, replicas_capacity
+
+Obj = dict[str, Any]
+COMPONENT_LABEL = "app.kubernetes.io/component"
+FIELD_MANAGER = "modeldeploy"
+MISSING_API = (Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one decision reads, as the shell's watch-fed stores show it."""
+
+    body: Mapping[str, Any]  # the ModelDeployment
+    children: Mapping[ChildRef, Obj | None]  # every candidate child (None: absent)
+    pods: Sequence[Mapping[str, Any]]  # its pods
+    pools: Sequence[GPUPool]
+    kinds: ChildKinds  # optional APIs the cluster serves
+    capacity: ClusterCapacity | None = None  # None: unknown (namespaced install)
+    scrapes: tuple[Scrape, ...] = ()  # the builtin autoscaler's reading of its Ready pods
+    history: ScalingHistory = field(default_factory=ScalingHistory)  # the autoscaler's memory
+    upgrade_slot: bool = True  # an operator-caused rollout may start (`UpgradeSlots`)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Set `spec.replicas` through the workload's scale subresource, preconditioned on the
+    version the decision read (the shell substitutes the version its own apply returned)."""
+
+    ref: ChildRef
+    replicas: int
+    resource_version: str | None
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What to write, and the status as it will be."""
+
+    status: ModelDeploymentStatus
+    status_patch: dict[str, Any] | None  # merge patch of status, None: nothing changed
+    events: tuple[EventSpec, ...] = ()  # emitted once the status patch is written
+    handovers: tuple[Obj, ...] = ()  # applied first, as REPLICAS_FIELD_MANAGER
+    applies: tuple[Obj, ...] = ()  # server-side applies (owned, hash-stamped)
+    deletes: tuple[tuple[ChildRef, str], ...] = ()  # (child, uid precondition)
+    scale: Scale | None = None
+    scaling: Decision | None = None  # the autoscaler's decision; its history is the memory
+    upgrading: bool = False  # holds an operator-caused rollout slot
+    rolled_back: FailedRevision | None = None  # the revision this decision rolled back from
+    failure: Failure | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.failure is not None and self.failure.reason in TRANSIENT
+
+    @property
+    def missing_api(self) -> bool:
+        return self.failure is not None and self.failure.reason in MISSING_API
+
+
+def as_failure(exc: ModeldeployError) -> Failure:
+    """A typed status reason for an error of the ModelDeployment (InvalidSpec else)."""
+    reasons = {r.value for r in Reason}
+    return Failure(Reason(exc.reason) if exc.reason in reasons else Reason.INVALID_SPEC,
+                   str(exc))
+
+
+def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
+    """The typed object, or InvalidSpec naming the offending field."""
+    document = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+    try:
+        return ModelDeployment.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidSpec(describe_validation_error(exc)) from None
+
+
+def names_of(name: str) -> ChildNames:
+    """The children's names: they derive from the name alone, so they are known (and an old
+    child can be found) even when the spec is invalid."""
+    unvalidated: Any = ModelDeployment
+    return child_names(unvalidated.model_construct(metadata=ObjectMeta(name=name)))
+
+
+def _suggest(plan: Plan) -> str:
+    return f"{plan.reason}; try: " + "; ".join(plan.suggestions) if plan.suggestions \
+        else plan.reason
+
+
+def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
+                    kinds: ChildKinds) -> tuple[Plan, GPUPool | Failure]:
+    """The plan and its pool, or why it cannot run here (no layout, no pool, an API missing)."""
+    # Layouts across nodes only where LeaderWorkerSet is served: the planner then prefers a
+    # single node, and says MultiNodeUnavailable only when nothing else fits.
+    plan = plan_deployment(md, facts, list(pools), multi_node_served=kinds.leader_worker_set)
+    if not plan.feasible:
+        reasons = {"PoolNotFound": Reason.POOL_NOT_FOUND,
+                   "MultiNodeUnavailable": Reason.MULTI_NODE_UNAVAILABLE}
+        return plan, Failure(reasons.get(plan.failure or "", Reason.NO_FEASIBLE_LAYOUT),
+                             _suggest(plan))
+    scaling = md.spec.autoscaling
+    if scaling is not None and scaling.mode == AutoscalingMode.KEDA and not kinds.scaled_object:
+        return plan, Failure(Reason.KEDA_UNAVAILABLE, (
+            "autoscaling.mode keda renders a KEDA ScaledObject, but the KEDA API "
+            "(keda.sh/v1alpha1 scaledobjects) is not installed; install KEDA or use mode "
+            "builtin"))
+    return plan, next(p for p in pools if p.name == plan.pool)
+
+
+def live_replicas(workload: Mapping[str, Any]) -> int:
+    """The workload's `spec.replicas`; absent means the API default, 1."""
+    value = (workload.get("spec") or {}).get("replicas")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def _merged(live: Any, desired: Any) -> Any:
+    if isinstance(live, Mapping) and isinstance(desired, Mapping):
+        return {**live, **{k: _merged(live.get(k), v) for k, v in desired.items()}}
+    return desired
+
+
+def applied_view(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Obj:
+    """A child as it will be once `desired` is applied (server-side apply merges our fields
+    over the live object; a spec change is a generation the controller has not observed)."""
+    if live is None:
+        return {**desired, "metadata": {**(desired.get("metadata") or {}), "generation": 1}}
+    meta = dict(live.get("metadata") or {})
+    for key in ("labels", "annotations"):
+        meta[key] = {**(meta.get(key) or {}), **((desired.get("metadata") or {}).get(key) or {})}
+    spec = live.get("spec")
+    if "spec" in desired and not contains(spec, desired["spec"]):
+        meta["generation"] = int(meta.get("generation") or 0) + 1
+        spec = _merged(spec or {}, desired["spec"])
+    return {**live, "metadata": meta, "spec": spec}
+
+
+@dataclass
+class _Pass:
+    """What a decision derived on its way to the status (internal)."""
+
+    md: ModelDeployment | None = None
+    plan: Plan | None = None
+    pool: GPUPool | None = None
+    failure: Failure | None = None
+    prepared: Prepared | None = None
+
+
+def _validate_and_plan(snapshot: Snapshot, facts: ModelFacts | Failure | None) -> _Pass:
+    run = _Pass()
+    try:
+        run.md = parse_model_deployment(snapshot.body)
+    except ModeldeployError as exc:
+        run.failure = as_failure(exc)
+        return run
+    if not isinstance(facts, ModelFacts):
+        run.failure = facts or Failure(Reason.MODEL_UNRESOLVED, "model facts not resolved")
+        return run
+    run.plan, pool = plan_on_cluster(run.md, facts, snapshot.pools, snapshot.kinds)
+    if isinstance(pool, Failure):
+        run.failure = pool
+    else:
+        run.pool = pool
+    return run
+
+
+def _planned_workload(run: _Pass, namespace: str) -> ChildRef:
+    assert run.md is not None and run.plan is not None
+    names = child_names(run.md)
+    if (run.plan.nodes_per_replica or 1) > 1:
+        return ChildRef("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", namespace,
+                        names.leader_worker_set)
+    return ChildRef("apps/v1", "Deployment", namespace, names.deployment)
+
+
+def _autoscaled(md: ModelDeployment | None) -> bool:
+    scaling = md.spec.autoscaling if md is not None else None
+    return scaling is not None and scaling.mode == AutoscalingMode.BUILTIN
+
+
+def _desired(run: _Pass, snapshot: Snapshot, owner: Owner, options: RenderOptions,
+             now: float) -> list[Obj]:
+    """Render once and step the rollout: the owned children (fills run.prepared / failure)."""
+    assert run.md is not None and run.plan is not None and run.pool is not None
+    live = snapshot.children.get(_planned_workload(run, owner.namespace))
+    pods = snapshot.pods if live is not None and (
+        _autoscaled(run.md) or not complete(workload_of(live))) else None
+    generation = (snapshot.body.get("metadata") or {}).get("generation")
+    try:
+        run.prepared = prepare(run.md, run.plan, run.pool, options, snapshot.capacity, live,
+                               pods, generation, now, snapshot.upgrade_slot)
+    except ModeldeployError as exc:  # InvalidSpec, PlanNotRenderable
+        run.failure = as_failure(exc)
+        return []
+    return [owned(obj, owner) for obj in run.prepared.objects]
+
+
+@dataclass(frozen=True)
+class _Writes:
+    handovers: tuple[Obj, ...] = ()
+    applies: tuple[Obj, ...] = ()
+    deletes: tuple[tuple[ChildRef, str], ...] = ()
+
+
+def _writes(run: _Pass, desired: list[Obj], children: Mapping[ChildRef, Obj | None],
+            owner: Owner) -> _Writes:
+    diff = diff_children(desired, children, owner)
+    if diff.conflicts:
+        run.failure = Failure(Reason.APPLY_FAILED, "; ".join(msg for _, msg in diff.conflicts))
+        return _Writes()
+    handovers = []
+    for obj in diff.apply:
+        ref = ref_of(obj)
+        if run.md is not None and ref.kind in WORKLOAD_KINDS:
+            # An autoscaler takes over spec.replicas: a second manager co-owns the live count
+            # first, so dropping it from our apply does not reset it to 1.
+            handover = replicas_handover(run.md, children.get(ref), FIELD_MANAGER)
+            if handover is not None:
+                handovers.append(handover)
+    return _Writes(tuple(handovers), tuple(diff.apply), tuple(diff.delete))
+
+
+def _after(children: Mapping[ChildRef, Obj | None], writes: _Writes) -> dict[ChildRef, Obj | None]:
+    out = dict(children)
+    for obj in writes.applies:
+        ref = ref_of(obj)
+        out[ref] = applied_view(obj, children.get(ref))
+    for ref, _ in writes.deletes:
+        out[ref] = None
+    return out
+
+
+def _workload_after(desired: list[Obj], after: Mapping[ChildRef, Obj | None]) -> Obj | None:
+    wanted = [ref_of(o) for o in desired if o.get("kind") in WORKLOAD_KINDS]
+    refs = wanted or sorted(r for r in after if r.kind in WORKLOAD_KINDS)
+    return next((after[r] for r in refs if after.get(r) is not None), None)
+
+
+def _endpoint(after: Mapping[ChildRef, Obj | None], name: str) -> str | None:
+    for ref, obj in after.items():
+        if ref.kind == "Service" and ref.name == name and obj is not None:
+            ports = (obj.get("spec") or {}).get("ports") or []
+            if ports:
+                return f"http://{ref.name}.{ref.namespace}.svc:{ports[0].get('port')}/v1"
+    return None
+
+
+def _autoscale(run: _Pass, snapshot: Snapshot, workload_obj: Mapping[str, Any],
+               now: float) -> tuple[AutoscalingStatus, Decision, Scale | None]:
+    assert run.md is not None and run.md.spec.autoscaling is not None
+    assert run.plan is not None and run.pool is not None
+    spec = run.md.spec.autoscaling
+    builtin = spec.mode == AutoscalingMode.BUILTIN
+    limit = replicas_capacity(run.md, run.plan, run.pool, snapshot.capacity if builtin else None)
+    current = live_replicas(workload_obj)
+    decision = decide_scaling(spec, ScalingObservation(current, snapshot.scrapes if builtin
+                                                       else ()), snapshot.history, now, limit)
+    scale = None
+    if decision.changed and builtin:
+        version = (workload_obj.get("metadata") or {}).get("resourceVersion")
+        scale = Scale(ref_of(workload_obj), decision.desired_replicas,
+                      str(version) if version is not None else None)
+    return to_status(spec, decision), decision, scale
+
+
+def _rollout_fields(run: _Pass, workload: Any) -> dict[str, Any]:
+    if run.failure is not None or run.prepared is None or run.md is None:
+        return {}
+    prepared = run.prepared
+    return {"rollout": status_of(prepared.step, prepared.strategy, workload),
+            "rollout_failure": failure_of(prepared.step, run.md.spec.rollout.auto_rollback),
+            "rollout_downtime": downtime_of(prepared.step, prepared.strategy, workload)}
+
+
+def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | None],
+                 workload_obj: Mapping[str, Any] | None, scaled: Any,
+                 options: RenderOptions, now: float) -> Observation:
+    """What the status says, from the world as it will be after this decision's writes."""
+    meta = snapshot.body.get("metadata") or {}
+    name = str(meta.get("name"))
+    workload = workload_of(workload_obj)
+    autoscaling, scale = scaled if scaled is not None else (None, None)
+    if workload is not None and scale is not None:
+        workload = dataclasses.replace(workload, desired=scale.replicas)
+    if workload is not None and workload_obj is not None and workload.generation_unknown:
+        workload = recount(workload, snapshot.pods, revision_of(workload_obj),
+                           group_size(workload_obj))
+    pending = pending_gpu(snapshot.pods) if workload is not None and \
+        workload.ready < workload.desired else None
+    overdue = pending is not None and run.md is not None and run.plan is not None and \
+        run.plan.feasible and capacity_overdue(
+            pending, progress_deadline(run.md, run.plan, options), now)
+    names = names_of(name)
+    return Observation(
+        generation=meta.get("generation"), plan=run.plan, failure=run.failure,
+        workload=workload, pending_gpu_message=pending.message if pending else None,
+        pending_gpu_overdue=overdue,
+        selector=f"{NAME_LABEL}={name},{COMPONENT_LABEL}=server",
+        endpoint=_endpoint(after, names.service), autoscaling=autoscaling,
+        **_rollout_fields(run, workload))
+
+
+def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: RenderOptions,
+           now: float, write_failure: Failure | None = None) -> Actions:
+    """The writes that converge one ModelDeployment and the status it will then have.
+
+    facts: the model's facts, or why they could not be resolved (a `Failure`).
+    now: epoch seconds (rollout deadlines, autoscaler windows, condition times).
+    write_failure: a write of the previous decision on this snapshot failed: decide again
+    without writes, with the failure in the status."""
+    meta = snapshot.body.get("metadata") or {}
+    owner = Owner(str(meta.get("name")), str(meta.get("namespace")), str(meta.get("uid")))
+    run = _validate_and_plan(snapshot, facts)
+    desired = _desired(run, snapshot, owner, options, now) if run.failure is None else []
+    writes = _writes(run, desired, snapshot.children, owner) if run.failure is None \
+        else _Writes()
+    if write_failure is not None:
+        run.failure, writes = write_failure, _Writes()
+    after = _after(snapshot.children, writes)
+    workload_obj = _workload_after(desired, after)
+    scaled = decision = None
+    if run.failure is None and workload_obj is not None and run.md is not None and \
+            run.md.spec.autoscaling is not None:
+        autoscaling, decision, scale = _autoscale(run, snapshot, workload_obj, now)
+        scaled = (autoscaling, scale)
+    observation = _observation(run, snapshot, after, workload_obj, scaled, options, now)
+    previous_raw = snapshot.body.get("status") or {}
+    previous = parse_status(previous_raw)
+    status = compute_status(previous, observation, rfc3339(now))
+    patch = status_patch(previous_raw, status)
+    step = run.prepared.step if run.prepared is not None and run.failure is None else None
+    return Actions(
+        status=status, status_patch=patch,
+        events=tuple(events_for(previous, status)) if patch is not None else (),
+        handovers=writes.handovers, applies=writes.applies, deletes=writes.deletes,
+        scale=scaled[1] if scaled is not None else None, scaling=decision,
+        upgrading=bool(step is not None and step.upgrading),
+        rolled_back=step.failed if step is not None and step.rolled_back else None,
+        failure=run.failure)

@@ -117,8 +117,9 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
 # Root-level rules (the root may read metadata.name). Children append suffixes to the name.
 ROOT_RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
     ModelDeployment: (
-        Rule("self.metadata.name.size() <= 52 && !self.metadata.name.contains('.')",
-             "metadata.name must be a DNS label of at most 52 characters"),
+        Rule("self.metadata.name.size() <= 52",
+             "a ModelDeployment name has at most 52 characters"),
+        Rule("!self.metadata.name.contains('.')", "is not a DNS label"),
     ),
 }
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -19,14 +23,34 @@ class ModelUnresolved(ModeldeployError):
     reason = "ModelUnresolved"
 
 
+class ModelFactsUnavailable(ModelUnresolved):
+    """The hub could not be asked (down, gated, missing): the CLI tells CI network from input."""
+
+
+def _message(e: Mapping[str, Any]) -> str:
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        return "unknown field"
+    if e["type"] == "string_pattern_mismatch":
+        from .words import describe_pattern, show  # words reads the API's patterns
+
+        return f"{show(e.get('input'))} is not {describe_pattern(str((e.get('ctx') or {}).get('pattern')))}"
+    return msg
+
+
 def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """Render pydantic errors as `field.path: reason; ...` using wire (camelCase) names."""
+    """Render pydantic errors as `field.path: reason; ...` using wire (camelCase) names.
+
+    Patterns are described in words (words.PATTERN_WORDS), never shown as regular expressions;
+    a validator's message `field: ...` names a field below the location and extends the path.
+    """
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
+        msg = _message(e)
+        sub = re.match(r"^([a-z][A-Za-z]*): ", msg)
+        if sub and loc:
+            loc, msg = f"{loc}.{sub.group(1)}", msg[sub.end():]
         where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "document"
         parts.append(f"{where}: {msg}")
     return "; ".join(parts)

@@ -137,9 +137,13 @@ RULE_CASES: dict[str, tuple[list[Any], list[Any]]] = {
         ["auto", 0, 1, 1000],
         ["fast", "25%", "", -1, 1001],
     ),
-    "metadata.name must be a DNS label of at most 52 characters": (
+    "a ModelDeployment name has at most 52 characters": (
         [md(), md(name="a" * 52), md(name="llama-3-1-8b")],
-        [md(name="a" * 53), md(name="llama.3")],
+        [md(name="a" * 53), md(name="a" * 300)],
+    ),
+    "is not a DNS label": (
+        [md(), md(name="a" * 52), md(name="llama-3-1-8b")],
+        [md(name="llama.3")],
     ),
 }
 
@@ -250,9 +254,8 @@ INVALID: list[tuple[str, Schema, str, str]] = [
     ("architecture incomplete", md({"model": {"name": "m", "architecture": {"layers": 2}}}),
      "is a required property", REJECT),
     ("name too long for children", md(name="a" * 53),
-     "metadata.name must be a DNS label of at most 52 characters", SAME),
-    ("name with a dot", md(name="llama.3"),
-     "metadata.name must be a DNS label of at most 52 characters", SAME),
+     "a ModelDeployment name has at most 52 characters", SAME),
+    ("name with a dot", md(name="llama.3"), "is not a DNS label", SAME),
 ]
 
 

@@ -82,12 +82,11 @@ spec: {gpu: {product: NVIDIA-L4, memoryGiB: 22.49}, gpusPerNode: 1, maxNodes: 2}
     [
         ("spec: [unclosed", "invalid YAML"),
         (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  colour: blue"), "spec.colour: unknown field"),
-        (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  replicas: -1"), "spec.replicas: Input should be greater than or equal to 0"),
+        (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  replicas: -1"), "spec.replicas: -1 is below the minimum 0"),
         (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  serving: {gpuMemoryUtilization: 7}"), "spec.serving.gpuMemoryUtilization"),
         (MD.format(model="meta-llama/Llama-3.1-8B-Instruct", extra="  serving: {maxModelLen: 99999999999}"), "spec.serving.maxModelLen"),
-        (MD.format(model="acme/unknown-model", extra=""), "acme/unknown-model"),
         (MD.format(model="microsoft/phi-4", extra="  placement: {tensorParallelSize: 4}"), "spec.placement.tensorParallelSize: vLLM refuses TP 4 for microsoft/phi-4: 10 KV heads are not divisible by TP 4"),
-        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "is not a ModelDeployment"),
+        ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "document 1: kind 'ConfigMap' is not ModelDeployment or GPUPool"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str) -> None:

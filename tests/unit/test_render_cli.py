@@ -76,7 +76,7 @@ def test_infeasible_plan_exits_3_with_the_reason_and_prints_nothing(tmp_path: Pa
     path = md(tmp_path, "  placement: {pools: [eks-a10g-x1]}\n", model="deepseek-ai/DeepSeek-V3")
     code, out, err = render(path, "--pools", POOLS, "--offline")
     assert code == 3 and out == ""
-    assert err.startswith("error: t: no feasible layout: ") and err.count("\n") == 1
+    assert err.startswith(f"error: {path}: ModelDeployment t: no feasible layout: ") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(("extra", "needle"), [

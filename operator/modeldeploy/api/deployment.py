@@ -22,6 +22,8 @@ IMAGE = r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 
+MAX_NAME = 52  # a ModelDeployment's name, leaving room for the suffixes of its objects
+
 DEFAULT_IMAGE = "vllm/vllm-openai:v0.30.0"  # docs/decisions/default-vllm-image.md
 # Ten minutes without a downloaded byte or a new vLLM load line. The longest silent phase of a
 # healthy vLLM start is torch.compile of one shape (85 s for a 32B model, vLLM 0.19 log cited in
@@ -281,6 +283,20 @@ class ModelDeploymentSpec(ApiModel):
         return self.replicas
 
 
+def name_problem(name: str) -> str | None:
+    """The ModelDeployment name rule `name` breaks, in words, or None."""
+    import re
+
+    # Children append suffixes ("-lws", "-pdb"); keep the base a DNS label with room.
+    if len(name) > MAX_NAME:
+        return (f"{len(name)} characters; a ModelDeployment name has at most {MAX_NAME} characters "
+                "(its objects are named NAME-lws, NAME-pdb, ...)")
+    if not re.match(DNS_LABEL, name):
+        return (f"{name!r} is not a DNS label (lowercase letters, digits and '-', starting and "
+                "ending with a lowercase letter or digit)")
+    return None
+
+
 class ModelDeployment(ApiModel):
     api_version: Literal["modeldeploy.dev/v1alpha1"] = Field(default="modeldeploy.dev/v1alpha1", description="API version.")
     kind: Literal["ModelDeployment"] = Field(default="ModelDeployment", description="Kind.")
@@ -291,9 +307,7 @@ class ModelDeployment(ApiModel):
     @field_validator("metadata")
     @classmethod
     def _name(cls, meta: ObjectMeta) -> ObjectMeta:
-        import re
-
-        # Children append suffixes ("-lws", "-pdb"); keep the base a DNS label with room.
-        if len(meta.name) > 52 or not re.match(DNS_LABEL, meta.name):
-            raise ValueError("metadata.name must be a DNS label of at most 52 characters")
+        problem = name_problem(meta.name)
+        if problem:
+            raise ValueError(f"name: {problem}")
         return meta

@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 class ObjectMeta(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
 
-    name: str = Field(min_length=1, max_length=253, description="Object name.")
+    name: str = Field(min_length=1, description="Object name (each kind checks its own length).")
     namespace: str | None = Field(default=None, max_length=63, description="Namespace.")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")

@@ -69,6 +69,16 @@ class GPUPoolSpec(ApiModel):
         return sel
 
 
+def pool_name_problem(name: str) -> str | None:
+    """The GPUPool name rule (a DNS subdomain) `name` breaks, in words, or None."""
+    if len(name) > 253:
+        return f"{len(name)} characters; a GPUPool name has at most 253"
+    if not re.match(DNS_SUBDOMAIN, name):
+        return (f"{name!r} is not a DNS subdomain (lowercase letters, digits, '-' and '.', each "
+                "part starting and ending with a lowercase letter or digit)")
+    return None
+
+
 class GPUPool(ApiModel):
     api_version: Literal["modeldeploy.dev/v1alpha1"] = Field(default="modeldeploy.dev/v1alpha1", description="API version.")
     kind: Literal["GPUPool"] = Field(default="GPUPool", description="Kind.")
@@ -79,8 +89,9 @@ class GPUPool(ApiModel):
     @field_validator("metadata")
     @classmethod
     def _name(cls, meta: ObjectMeta) -> ObjectMeta:
-        if len(meta.name) > 253 or not re.match(DNS_SUBDOMAIN, meta.name):
-            raise ValueError("metadata.name must be a DNS subdomain")
+        problem = pool_name_problem(meta.name)
+        if problem:
+            raise ValueError(f"name: {problem}")
         return meta
 
     @property

@@ -1,4 +1,6 @@
-"""Reading ModelDeployment and GPUPool documents from YAML files for the CLI."""
+"""Reading ModelDeployment and GPUPool documents from files: the one input path of `plan`,
+`render` and the tests. YAML is read as kubectl reads it (kubeyaml), every object is validated
+as the API server and the operator would (validation)."""
 
 from __future__ import annotations
 
@@ -7,63 +9,81 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from ..api import GPUPool, ModelDeployment
-from ..errors import InvalidSpec, describe_validation_error
+from ..errors import InvalidSpec
+from ..kubeyaml import YamlError, decode, load_documents
+from ..validation import object_label, validate_gpu_pool, validate_model_deployment
+
+KINDS = ("ModelDeployment", "GPUPool")
+
+
+class InvalidInputs(InvalidSpec):
+    """Every problem of the input files, one line each (`FILE: KIND NAME: field: why`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A ModelDeployment and the file it came from (for messages and the plan's `file`)."""
+
+    file: str
+    deployment: ModelDeployment
 
 
 @dataclass
 class Inputs:
-    deployments: list[ModelDeployment] = field(default_factory=list)
+    deployments: list[Loaded] = field(default_factory=list)
     pools: list[GPUPool] = field(default_factory=list)
 
 
-def _documents(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def read_documents(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(position, object) of each document of one file. Raises InvalidSpec naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
-        raise InvalidSpec(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise InvalidSpec(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidSpec(f"{path}:{where}: invalid YAML: {problem}") from exc
-    out = []
-    for i, doc in enumerate(docs):
-        if doc is None:
-            continue
-        if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-            out.extend((i, item) for item in doc["items"])
-            continue
-        if not isinstance(doc, dict):
-            raise InvalidSpec(f"{path}: document {i + 1} is not a mapping")
-        out.append((i, doc))
-    return out
+        return [(doc.index, doc.body) for doc in load_documents(decode(data))]
+    except YamlError as exc:
+        raise InvalidSpec(f"{path}: {exc}") from None
+
+
+def _load(inputs: Inputs, path: Path, index: int, doc: dict[str, Any], pools_only: bool) -> None:
+    kind = doc.get("kind")
+    wanted = ("GPUPool",) if pools_only else KINDS
+    if kind not in wanted:
+        what = f"kind {kind!r} is not" if kind else "kind is required:"
+        raise InvalidSpec(f"{what} {' or '.join(wanted)}")
+    if kind == "GPUPool":
+        inputs.pools.append(validate_gpu_pool(doc))
+    else:
+        inputs.deployments.append(Loaded(str(path), validate_model_deployment(doc)))
 
 
 def load_inputs(files: Iterable[Path], pool_files: Iterable[Path] = ()) -> Inputs:
-    """Parse files; ModelDeployments and GPUPools may be mixed. Raises InvalidSpec."""
-    inputs = Inputs()
-    for path, pools_only in [(p, False) for p in files] + [(p, True) for p in pool_files]:
-        for index, doc in _documents(Path(path)):
-            kind = doc.get("kind")
-            label = f"{path}: {kind or 'document'} {doc.get('metadata', {}).get('name', index + 1) if isinstance(doc.get('metadata'), dict) else index + 1}"
+    """Every object of `files` (ModelDeployments and GPUPools mixed) and `pool_files` (GPUPools).
+
+    Raises InvalidInputs listing every invalid document, one line each, so that one run shows
+    everything to fix; nothing is planned from input that is partly wrong.
+    """
+    inputs, problems = Inputs(), []
+    for path, pools_only in [(Path(p), False) for p in files] + [(Path(p), True) for p in pool_files]:
+        try:
+            documents = read_documents(path)
+        except InvalidSpec as exc:
+            problems.append(str(exc))
+            continue
+        for index, doc in documents:
             try:
-                if kind == "GPUPool":
-                    inputs.pools.append(GPUPool.model_validate(doc))
-                elif kind == "ModelDeployment" and not pools_only:
-                    inputs.deployments.append(ModelDeployment.model_validate(doc))
-                else:
-                    expected = "GPUPool" if pools_only else "ModelDeployment or GPUPool"
-                    raise InvalidSpec(f"{path}: document {index + 1}: kind {kind!r} is not a {expected}")
-            except ValidationError as exc:
-                raise InvalidSpec(f"{label}: {describe_validation_error(exc)}") from exc
+                _load(inputs, path, index, doc, pools_only)
+            except InvalidSpec as exc:
+                label = object_label(doc) if doc.get("kind") in KINDS else f"document {index}"
+                problems.append(f"{path}: {label}: {exc}")
     names = [p.name for p in inputs.pools]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InvalidSpec(f"GPUPool names must be unique: {', '.join(dupes)}")
+    problems += [f"GPUPool {n} is given more than once" for n in sorted({n for n in names if names.count(n) > 1})]
+    if problems:
+        raise InvalidInputs(problems)
     return inputs

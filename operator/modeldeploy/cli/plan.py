@@ -15,10 +15,7 @@ from rich.table import Table
 from ..errors import ModeldeployError
 from .inputs import load_inputs
 from .main import app
-from .planning import PlannedDeployment, hub_fetcher, plan_all
-
-EXIT_INFEASIBLE = 3
-EXIT_INVALID = 2
+from .planning import EXIT_INVALID, PlannedDeployment, exit_code, hub_fetcher, plan_all, say_errors
 
 
 class PlanFormat(StrEnum):
@@ -28,8 +25,8 @@ class PlanFormat(StrEnum):
 
 
 def fail(message: str) -> None:
-    """One line on stderr, exit 2: the contract for every bad input."""
-    typer.echo(f"error: {message}", err=True)
+    """One line per problem on stderr, exit 2: the contract for every bad input."""
+    say_errors(message)
     raise typer.Exit(EXIT_INVALID)
 
 
@@ -53,7 +50,9 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
     _performance_table(planned, console)
     for item in planned:
         p = item.plan
-        console.print(f"[bold]{p.name}[/bold]: {p.reason}", highlight=False)
+        if p.error:
+            continue  # said on stderr
+        console.print(f"{p.file}: ModelDeployment [bold]{p.name}[/bold]: {p.reason}", highlight=False)
         for s in p.suggestions:
             console.print(f"  would fit: {s}", highlight=False)
         for note in p.notes:
@@ -97,7 +96,9 @@ def plan_command(
 ) -> None:
     """Plan GPU pool, tensor/pipeline parallelism and memory for each ModelDeployment.
 
-    Exit status: 0 when every plan is feasible, 3 when some is not, 2 for invalid input.
+    Exit status: 0 when every plan is feasible; 2 for invalid input (nothing is planned from a
+    file with an invalid document; a pin the model refuses is its own row); 3 when some plan is
+    infeasible or its model unknown; 4 when some model's facts could not be fetched from the hub.
     """
     try:
         inputs = load_inputs(files, pools)
@@ -106,12 +107,16 @@ def plan_command(
         planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint), not no_lws)
     except ModeldeployError as exc:
         fail(str(exc))
+    for item in planned:
+        if item.plan.error:
+            say_errors(item.plan.error)
     docs = [item.plan.wire() for item in planned]
     if output == PlanFormat.JSON:
         sys.stdout.write(json.dumps(docs, indent=2, sort_keys=False) + "\n")
     elif output == PlanFormat.YAML:
         sys.stdout.write(yaml.safe_dump(docs, sort_keys=False, allow_unicode=True))
     else:
-        _table(planned, Console(width=200))
-    if not all(item.plan.feasible for item in planned):
-        raise typer.Exit(EXIT_INFEASIBLE)
+        _table(planned, Console())  # the terminal's width: rich wraps cells to fit
+    code = exit_code(planned)
+    if code:
+        raise typer.Exit(code)

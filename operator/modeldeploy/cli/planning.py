@@ -7,19 +7,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..api import GPUPool, ModelDeployment
+from ..errors import InvalidSpec, ModelFactsUnavailable, ModelUnresolved
 from ..facts import ModelFacts
 from ..facts.catalog import load_catalog
 from ..facts.resolve import resolve_facts
-from ..planner import Plan, default_pools, plan_deployment
+from ..planner import Plan, default_pools, plan_deployment, unplanned
 from .inputs import Inputs
 
 Fetch = Callable[[str, str | None], tuple[dict, dict | None]]  # type: ignore[type-arg]
+
+EXIT_INVALID = 2  # the input is wrong: fix the file
+EXIT_INFEASIBLE = 3  # some plan is infeasible, or nothing knows its model
+EXIT_FACTS_UNAVAILABLE = 4  # the hub could not be asked (down, gated, missing): retry or fix access
 
 
 @dataclass(frozen=True)
 class PlannedDeployment:
     deployment: ModelDeployment
-    facts: ModelFacts
+    facts: ModelFacts | None  # None when the model could not be resolved
     plan: Plan
     pool: GPUPool | None
 
@@ -33,18 +38,52 @@ def hub_fetcher(offline: bool, endpoint: str | None = None, timeout: float = 10.
     return HubClient(endpoint=endpoint, timeout=timeout).fetch
 
 
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, ModelFactsUnavailable):
+        return "ModelFactsUnavailable"
+    return "ModelUnresolved" if isinstance(exc, ModelUnresolved) else "InvalidSpec"
+
+
 def plan_all(inputs: Inputs, fetch: Fetch | None = None,
              multi_node_served: bool = True) -> list[PlannedDeployment]:
     """Plan each ModelDeployment on the given pools (the default catalog when none given).
 
+    A ModelDeployment that cannot be planned (unknown model, hub down, a pin the model's rules
+    refuse) becomes its own row (`feasible: false` with `error`); the others are still planned.
     multi_node_served: plan as if the LeaderWorkerSet API is served (`--no-lws`: it is not).
     """
     pools = inputs.pools or default_pools()
     by_name = {p.name: p for p in pools}
     catalog = load_catalog()
     out = []
-    for md in inputs.deployments:
-        facts = resolve_facts(md.spec.model, catalog, fetch)
-        plan = plan_deployment(md, facts, pools, multi_node_served)
+    for loaded in inputs.deployments:
+        md = loaded.deployment
+        facts: ModelFacts | None = None
+        try:
+            facts = resolve_facts(md.spec.model, catalog, fetch)
+            plan = plan_deployment(md, facts, pools, multi_node_served)
+        except (InvalidSpec, ModelUnresolved) as exc:
+            plan = unplanned(md.metadata.name, md.metadata.namespace, md.spec.model.name,
+                             _failure(exc), f"{loaded.file}: ModelDeployment {md.metadata.name}: {exc}")
+        plan = plan.model_copy(update={"file": loaded.file})
         out.append(PlannedDeployment(md, facts, plan, by_name.get(plan.pool or "")))
     return out
+
+
+def say_errors(message: str) -> None:
+    """Each line of `message` as its own `error:` line on stderr (one problem per line)."""
+    import typer
+
+    for line in message.splitlines() or [message]:
+        typer.echo(f"error: {line}", err=True)
+
+
+def exit_code(planned: list[PlannedDeployment]) -> int:
+    """0 all feasible; 2 some spec is invalid for its model; 4 some model's facts could not be
+    fetched; 3 some plan is infeasible or its model unknown. The most actionable wins."""
+    failures = {item.plan.failure for item in planned if not item.plan.feasible}
+    if "InvalidSpec" in failures:
+        return EXIT_INVALID
+    if "ModelFactsUnavailable" in failures:
+        return EXIT_FACTS_UNAVAILABLE
+    return EXIT_INFEASIBLE if failures else 0

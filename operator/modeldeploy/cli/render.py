@@ -13,10 +13,7 @@ from ..errors import ModeldeployError
 from ..render import RenderOptions, render_objects, to_json, to_yaml
 from .inputs import load_inputs
 from .main import app
-from .planning import hub_fetcher, plan_all
-
-EXIT_INVALID = 2
-EXIT_INFEASIBLE = 3
+from .planning import EXIT_INVALID, exit_code, hub_fetcher, plan_all, say_errors
 
 
 class RenderFormat(StrEnum):
@@ -25,8 +22,8 @@ class RenderFormat(StrEnum):
 
 
 def _fail(message: str, code: int) -> None:
-    """One line on stderr (newlines in user data cannot split it), then exit."""
-    typer.echo("error: " + " ".join(message.splitlines()), err=True)
+    """One line per problem on stderr, then exit."""
+    say_errors(message)
     raise typer.Exit(code)
 
 
@@ -68,7 +65,8 @@ def render_command(
     """Render the Deployment or LeaderWorkerSet, Service, PodDisruptionBudget (and cache PVC,
     ServiceMonitor) for each ModelDeployment, in a stable order.
 
-    Exit status: 0 on success, 3 when a plan is infeasible (nothing printed), 2 on invalid input.
+    Exit status as `plan`'s (2 invalid input, 3 infeasible or unknown model, 4 hub unavailable);
+    nothing is printed on stdout unless every ModelDeployment renders.
     """
     options = RenderOptions(service_monitor=service_monitor)
     objects = []
@@ -79,13 +77,17 @@ def render_command(
         planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint), not no_lws)
         infeasible = [item.plan for item in planned if not item.plan.feasible]
         if infeasible:
-            p = infeasible[0]
-            _fail(f"{p.name}: no feasible layout: {p.reason}", EXIT_INFEASIBLE)
-        for item in planned:
-            if item.pool is None:
-                _fail(f"{item.plan.name}: pool {item.plan.pool!r} is not given", EXIT_INVALID)
-            else:
-                objects += render_objects(item.deployment, item.plan, item.pool, options)
+            _fail("\n".join(p.error or f"{p.file}: ModelDeployment {p.name}: no feasible layout: {p.reason}"
+                            for p in infeasible), exit_code(planned))
     except ModeldeployError as exc:
         _fail(str(exc), EXIT_INVALID)
+    for item in planned:
+        where = f"{item.plan.file}: ModelDeployment {item.plan.name}"
+        if item.pool is None:
+            _fail(f"{where}: pool {item.plan.pool!r} is not given", EXIT_INVALID)
+            continue
+        try:
+            objects += render_objects(item.deployment, item.plan, item.pool, options)
+        except ModeldeployError as exc:
+            _fail(f"{where}: {exc}", EXIT_INVALID)
     sys.stdout.write(to_json(objects) if output == RenderFormat.JSON else to_yaml(objects))

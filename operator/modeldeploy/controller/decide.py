@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..api import GPUPool, ModelDeployment, ModelDeploymentStatus, ObjectMeta
 from ..api.deployment import AutoscalingMode
 from ..api.status import AutoscalingStatus
@@ -28,10 +26,11 @@ from ..decisions.autoscale import Decision, ScalingHistory, to_status
 from ..decisions.autoscale import Observation as ScalingObservation
 from ..decisions.autoscale import decide as decide_scaling
 from ..decisions.metrics import Scrape
-from ..errors import InvalidSpec, ModeldeployError, describe_validation_error
+from ..errors import ModeldeployError
 from ..facts import ModelFacts
 from ..planner import Plan, plan_deployment
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
+from ..validation import validate_model_deployment
 from .children import NAME_LABEL, ChildKinds, ChildRef, Owner, contains, diff_children, owned, ref_of
 from .events import EventSpec, events_for
 from .memory import rfc3339
@@ -115,12 +114,9 @@ def as_failure(exc: ModeldeployError) -> Failure:
 
 
 def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
-    """The typed object, or InvalidSpec naming the offending field."""
-    document = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
-    try:
-        return ModelDeployment.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidSpec(describe_validation_error(exc)) from None
+    """The typed object, or InvalidSpec naming the offending field: the one validation path
+    `plan` and `render` share (modeldeploy.validation)."""
+    return validate_model_deployment(body)
 
 
 def names_of(name: str) -> ChildNames:

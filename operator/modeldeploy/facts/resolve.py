@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api.deployment import Architecture, ModelSource
-from ..errors import ModelUnresolved
+from ..errors import ModelFactsUnavailable, ModelUnresolved
 from .catalog import Catalog
 from .hf_config import facts_from_hf
 from .model import FactsSource, ModelFacts
@@ -92,7 +92,7 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
     except ModelUnresolved:
         raise
     except Exception as exc:  # the fetcher's failure is the user's problem to see, in one line
-        raise ModelUnresolved(
+        raise ModelFactsUnavailable(
             f"model {name} is not in the catalog and {_cause(exc)}; {hint}"
         ) from exc
     return facts_from_hf(name, config, index)

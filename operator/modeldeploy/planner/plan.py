@@ -54,9 +54,9 @@ class Plan(_Out):
     nodes_per_replica: int | None = None
     gpus_per_pod: int | None = None
     replicas: int = 1
-    max_model_len: int
+    max_model_len: int | None = Field(default=None, description="None only when the spec could not be planned (see error)")
     max_num_seqs: int | None = Field(default=None, description="Passed as --max-num-seqs (user-set only)")
-    kv_sequences: int = Field(description="Full-length sequences the KV cache is sized to hold")
+    kv_sequences: int | None = Field(default=None, description="Full-length sequences the KV cache is sized to hold")
     max_num_batched_tokens: int | None = None
     kv_cache_tokens: int | None = None
     kv_cache_dtype: str = "auto"
@@ -73,6 +73,19 @@ class Plan(_Out):
     policy: str = "cheapest"
     multi_node: str = Field(default="whenNeeded", description="spec.placement.multiNode as applied")
     reason: str
+    error: str | None = Field(
+        default=None, description="Why the ModelDeployment could not be planned at all (bad pin, unknown model, hub down)")
+    file: str | None = Field(default=None, description="The file the ModelDeployment was read from (CLI)")
     rejected: list[Rejection] = Field(default_factory=list)
     suggestions: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="How the sizing was done where it is not exact")
+
+
+def unplanned(name: str, namespace: str | None, model: str, failure: str, error: str) -> Plan:
+    """The row of a ModelDeployment that could not be planned: feasible false, with the error.
+
+    failure: InvalidSpec (a pin breaking a rule of the model), ModelUnresolved (nothing knows
+    the model) or ModelFactsUnavailable (the hub could not be asked).
+    """
+    return Plan(name=name, namespace=namespace, model=model, feasible=False, failure=failure,
+                reason=error, error=error)

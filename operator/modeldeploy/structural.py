@@ -1,0 +1,125 @@
+"""Check a value against a CRD's structural schema as the API server does, before pydantic. Pure.
+
+The API server validates a custom object against its CRD's openAPIV3Schema with strict JSON
+types (k8s.io/apiextensions-apiserver, kube-openapi validate): `"2"` is not an integer and
+`true` is not a number, while an integral number written with an exponent (`1e6`) is an integer.
+Unknown fields are refused, as `kubectl apply` with server-side field validation (the default
+since Kubernetes 1.27) does. CEL rules are not evaluated here: the pydantic models mirror every
+one of them (crd.RULES), with the same messages.
+
+Messages are words, never regular expressions: a pattern is described by `words.describe`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+from .words import describe_pattern, show
+
+Schema = Mapping[str, Any]
+
+
+@lru_cache(maxsize=64)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return not isinstance(value, bool) and (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+    if kind == "number":
+        return not isinstance(value, bool) and isinstance(value, int | float)
+    if kind == "string":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "array":
+        return isinstance(value, list)
+    if kind == "object":
+        return isinstance(value, dict)
+    return True
+
+
+_ARTICLE = {"integer": "an integer", "number": "a number", "string": "a string",
+            "boolean": "a boolean (true or false)", "array": "a list", "object": "an object"}
+
+
+def _scalar_checks(value: Any, schema: Schema) -> Iterator[str]:
+    if "enum" in schema and value not in schema["enum"]:
+        yield f"{show(value)} is not one of {', '.join(show(v) for v in schema['enum'])}"
+        return
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            yield f"is {len(value)} characters long; at most {schema['maxLength']} are allowed"
+        elif "pattern" in schema and not _regex(schema["pattern"]).search(value):
+            yield f"{show(value)} is not {describe_pattern(schema['pattern'])}"
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and (value <= low if schema.get("exclusiveMinimum") else value < low):
+            yield f"{show(value)} is below the {'exclusive ' if schema.get('exclusiveMinimum') else ''}minimum {show(low)}"
+        if high is not None and (value >= high if schema.get("exclusiveMaximum") else value > high):
+            yield f"{show(value)} is above the maximum {show(high)}"
+
+
+def _children(value: Any, schema: Schema, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        props: Mapping[str, Any] = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for name in schema.get("required", ()):
+            if name not in value:
+                yield f"{path}.{name}".lstrip("."), "is required"
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            yield path, f"has {len(value)} entries; at most {schema['maxProperties']} are allowed"
+        for key, item in value.items():
+            where = f"{path}.{key}".lstrip(".")
+            if item is None:
+                continue  # an explicit null is an absent field (the API server prunes it)
+            if key in props:
+                yield from violations(item, props[key], where)
+            elif isinstance(extra, dict):
+                yield from violations(item, extra, where)
+            elif props and not schema.get("x-kubernetes-preserve-unknown-fields"):
+                yield where, "unknown field"
+    elif isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            yield path, f"has {len(value)} items; at most {schema['maxItems']} are allowed"
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, item in enumerate(value):
+                yield from violations(item, items, f"{path}[{i}]")
+
+
+def violations(value: Any, schema: Schema, path: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, what is wrong) for each way `value` breaks `schema`, outermost first."""
+    if schema.get("x-kubernetes-int-or-string"):
+        if not (_is_type(value, "integer") or isinstance(value, str)):
+            yield path, f"must be an integer or a string, not {_type_name(value)} {show(value)}"
+            return
+    elif "type" in schema and not _is_type(value, schema["type"]):
+        yield path, f"must be {_ARTICLE.get(schema['type'], schema['type'])}, not {_type_name(value)} {show(value)}"
+        return
+    for message in _scalar_checks(value, schema):
+        yield path, message
+    yield from _children(value, schema, path)

@@ -310,7 +310,8 @@ def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> 
     note = f"; {choice.note}" if choice.note else ""
     if choice.sizing is not None:
         s = choice.sizing
-        fields.update(performance=performance(s, load), replicas_for_workload=s.replicas_for_workload)
+        fields.update(performance=performance(s, load, sizer.capacity(s.candidate)),
+                      replicas_for_workload=s.replicas_for_workload)
         p = s.prediction
         note = (f"; at the workload {s.replicas_for_workload} replica(s) needed, one replica at its share: "
                 f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms, {p.output_tokens_per_second:.0f} output tokens/s") + note

@@ -132,8 +132,8 @@ class WorkloadSizer:
         self.facts, self.precision, self.weights, self.load = facts, precision, weights, load
         self.vllm, self.max_model_len = vllm, max_model_len
 
-    def predictor(self, c: Candidate) -> Callable[[int], Prediction] | None:
-        """One replica's prediction as a function of the replica count; None without GPU specs."""
+    def model(self, c: Candidate) -> Callable[[PerfWorkload], Prediction] | None:
+        """One replica of layout `c` as a function of its load; None without GPU specs."""
         gpu = effective_gpu_spec(c.pool.spec.gpu)
         if gpu is None or c.memory is None:
             return None
@@ -142,14 +142,36 @@ class WorkloadSizer:
         hardware = hardware_for(gpu, layout)
         defaults = batch_defaults(self.vllm, c.pool.spec.gpu.product, c.pool.spec.gpu.memory_gi_b, self.max_model_len)
         limits = Limits(c.memory.kv_tokens, self.load.max_num_seqs or defaults.sequences, c.batched_tokens)
+        return lambda share: perf_predict(layout, hardware, FITTED, share, limits)
+
+    def predictor(self, c: Candidate) -> Callable[[int], Prediction] | None:
+        """One replica's prediction as a function of the replica count; None without GPU specs."""
+        model = self.model(c)
+        if model is None:
+            return None
         cache: dict[int, Prediction] = {}
 
         def at(replicas: int) -> Prediction:
             if replicas not in cache:
-                cache[replicas] = perf_predict(layout, hardware, FITTED, self.load.share(replicas), limits)
+                cache[replicas] = model(self.load.share(replicas))
             return cache[replicas]
 
         return at
+
+    def capacity(self, c: Candidate) -> Prediction | None:
+        """One replica at the most requests in flight it serves within the SLO (without one:
+        without waiting for a KV slot) — the replica's useful capacity at this request shape."""
+        model = self.model(c)
+        if model is None:
+            return None
+        w = self.load.workload
+
+        def at(n: int) -> Prediction:
+            return model(PerfWorkload(w.input_tokens, w.output_tokens, concurrency=float(n)))
+
+        room = max(at(1).max_concurrency, 1)
+        first_miss = smallest_meeting(lambda n: not meets(at(n), self.load.slo), 1, 2 * room)
+        return at(max((first_miss or 2 * room + 1) - 1, 1))
 
     def size(self, c: Candidate) -> Sizing | None:
         """Replicas the load needs (up to what the pool holds) and the plan's replica count:
@@ -253,7 +275,7 @@ def _miss_note(s: Sizing, load: LoadRequest, describe: Callable[[Candidate], str
             f"{s.replicas_for_workload} replicas: " + ", ".join(parts))
 
 
-def performance(s: Sizing, load: LoadRequest) -> Performance:
+def performance(s: Sizing, load: LoadRequest, capacity: Prediction | None = None) -> Performance:
     """The plan's `performance` block: one replica at its share; cost per million tokens =
     GPUs × $/GPU-hour / (tokens/s × 3600) × 10^6."""
     p, c = s.prediction, s.candidate
@@ -273,4 +295,8 @@ def performance(s: Sizing, load: LoadRequest) -> Performance:
         cost_per_million_output_tokens=per_million(p.output_tokens_per_second),
         cost_per_million_tokens=per_million(p.requests_per_second * load.workload.tokens_per_request),
         meets_slo=meets(p, load.slo),
+        capacity_concurrency=None if capacity is None else round(capacity.concurrency),
+        capacity_output_tokens_per_second=None if capacity is None else round(capacity.output_tokens_per_second, 2),
+        capacity_cost_per_million_tokens=None if capacity is None else per_million(
+            capacity.requests_per_second * load.workload.tokens_per_request),
     )

@@ -109,7 +109,7 @@ RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
              ".scaleToZero"),
         Rule("self.minReplicas != 0 || self.scaleToZero",
              "minReplicas 0 requires scaleToZero: true", ".minReplicas"),
-        Rule("self.metric != 'kvCacheUsage' || self.target <= 1.0",
+        Rule("!has(self.target) || self.metric != 'kvCacheUsage' || self.target <= 1.0",
              "target for kvCacheUsage is a fraction between 0 and 1", ".target"),
     ),
 }

@@ -119,8 +119,8 @@ RULE_CASES: dict[str, tuple[list[Any], list[Any]]] = {
     ),
     "target for kvCacheUsage is a fraction between 0 and 1": (
         [{"metric": "kvCacheUsage", "target": 0.8}, {"metric": "kvCacheUsage", "target": 1},
-         {"metric": "requestsWaiting", "target": 5}, {}],
-        [{"metric": "kvCacheUsage"}, {"metric": "kvCacheUsage", "target": 2},
+         {"metric": "requestsWaiting", "target": 5}, {}, {"metric": "kvCacheUsage"}],
+        [{"metric": "kvCacheUsage", "target": 2},
          {"metric": "kvCacheUsage", "target": 1.01}],
     ),
     "give exactly one of concurrency or requestsPerSecond": (

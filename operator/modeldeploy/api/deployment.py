@@ -185,7 +185,7 @@ class Autoscaling(ApiModel):
     min_replicas: int = Field(default=1, ge=0, le=1000, description="Lower bound on replicas (0 needs scaleToZero).")
     max_replicas: int = Field(default=1, ge=1, le=1000, description="Upper bound on replicas.")
     metric: AutoscalingMetric = Field(default=AutoscalingMetric.REQUESTS_WAITING, description="vLLM metric to scale on.")
-    target: float = Field(default=5.0, gt=0, le=100000, description="Target value per replica (kvCacheUsage: a fraction 0-1).")
+    target: float | None = Field(default=None, gt=0, le=100000, description="Target value per replica (kvCacheUsage: a fraction 0-1). Default: from the predicted capacity at spec.serving.workload (status.plan.autoscalingTarget says which), else 5 requests (0.8 for kvCacheUsage).")
     scale_up_stabilization_seconds: int = Field(default=0, ge=0, le=3600, description="Scale up only to the lowest recommendation over this window.")
     scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600, description="Scale down only to the highest recommendation over this window.")
     scale_to_zero: bool = Field(default=False, description="Allow zero replicas after idleSeconds without requests in flight. Rendered as a KEDA HTTP add-on HTTPScaledObject whose interceptor holds requests while the first replica loads; clients reach the model through the interceptor.")
@@ -200,9 +200,20 @@ class Autoscaling(ApiModel):
             raise ValueError("scaleToZero is not possible with mode hpa (HPA cannot scale to 0); use keda or builtin, both wake the model through the KEDA HTTP add-on")
         if self.min_replicas == 0 and not self.scale_to_zero:
             raise ValueError("minReplicas 0 requires scaleToZero: true")
-        if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.target > 1:
+        if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.target is not None and self.target > 1:
             raise ValueError("target for kvCacheUsage is a fraction between 0 and 1")
         return self
+
+
+# Targets when neither spec nor a workload prediction gives one: 5 requests per replica (the
+# earlier default), 80 % KV cache usage (room for a burst before vLLM preempts).
+DEFAULT_TARGETS = {AutoscalingMetric.REQUESTS_WAITING: 5.0, AutoscalingMetric.REQUESTS_RUNNING: 5.0,
+                   AutoscalingMetric.KV_CACHE_USAGE: 0.8}
+
+
+def target_or_default(scaling: Autoscaling) -> float:
+    """The target a spec asks for, or the metric's default (no prediction at hand)."""
+    return scaling.target if scaling.target is not None else DEFAULT_TARGETS[AutoscalingMetric(scaling.metric)]
 
 
 class Rollout(ApiModel):

@@ -55,6 +55,14 @@ class Performance(ApiModel):
     meets_slo: bool = Field(alias="meetsSLO", description="spec.serving.slo holds (without one: no request waits for a KV slot)")
 
 
+class AutoscalingTarget(ApiModel):
+    """The per-replica target the autoscaler uses, and its source."""
+
+    metric: str = Field(description="vLLM metric scaled on.")
+    value: float = Field(description="Target per replica.")
+    source: str = Field(description="spec (autoscaling.target), predictedCapacity (from the workload's predicted capacity) or default.")
+
+
 class PlanStatus(ApiModel):
     pool: str | None = Field(default=None, description="Chosen GPUPool.")
     gpu_product: str | None = Field(default=None, alias="gpuProduct", description="GPU product of the pool.")
@@ -70,6 +78,7 @@ class PlanStatus(ApiModel):
     cost_per_hour: float | None = Field(default=None, description="Indicative cost per replica-hour (USD).")
     performance: Performance | None = Field(default=None, description="Predicted latency, throughput and cost of one replica at its share of spec.serving.workload.")
     replicas_for_workload: int | None = Field(default=None, description="Replicas spec.serving.workload needs to meet spec.serving.slo.")
+    autoscaling_target: AutoscalingTarget | None = Field(default=None, description="The autoscaling target per replica and where it comes from.")
     reason: str = Field(default="", max_length=4096, description="Why this layout (or why none).")
 
 

@@ -29,6 +29,7 @@ from ..decisions.metrics import Scrape
 from ..errors import ModeldeployError
 from ..facts import ModelFacts
 from ..planner import Plan, plan_deployment
+from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
 from ..validation import validate_model_deployment
 from .children import NAME_LABEL, ChildKinds, ChildRef, Owner, contains, diff_children, owned, ref_of
@@ -292,7 +293,9 @@ def _autoscale(run: _Pass, snapshot: Snapshot, workload_obj: Mapping[str, Any],
                now: float) -> tuple[AutoscalingStatus, Decision, Scale | None]:
     assert run.md is not None and run.md.spec.autoscaling is not None
     assert run.plan is not None and run.pool is not None
-    spec = run.md.spec.autoscaling
+    # The plan's target: spec, else the predicted capacity at the workload, else the default.
+    spec = effective_autoscaling(run.md, run.plan.autoscaling_target)
+    assert spec is not None
     builtin = spec.mode == AutoscalingMode.BUILTIN
     limit = replicas_capacity(run.md, run.plan, run.pool, snapshot.capacity if builtin else None)
     current = live_replicas(workload_obj)

@@ -213,6 +213,7 @@ def plan_status(plan: Plan) -> PlanStatus:
         kv_cache_tokens=plan.kv_cache_tokens, max_model_len=plan.max_model_len,
         cost_per_hour=plan.cost_per_hour, reason=plan.reason[:4096],
         performance=plan.performance, replicas_for_workload=plan.replicas_for_workload,
+        autoscaling_target=plan.autoscaling_target,
     )
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode
+from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode, target_or_default
 from ..api.status import AutoscalingStatus, ScalingDecision
 from .metrics import NoSample, PodSample, Scrape, split
 
@@ -160,15 +160,15 @@ def decide(
     load = math.fsum(s.requests for s in good) + max(0, observation.gateway_waiting or 0)
     last_active = now if load > 0 or hist.last_active is None else hist.last_active
     hist = replace(hist, last_active=last_active)
-    seen = f"{spec.metric} {value:.3g} per ready replica ({len(good)} of {current} ready), target {spec.target:g}"
+    seen = f"{spec.metric} {value:.3g} per ready replica ({len(good)} of {current} ready), target {target_or_default(spec):g}"
 
     if spec.scale_to_zero and load <= 0 and now - last_active >= spec.idle_seconds:
         msg = f"no request for {now - last_active:.0f}s ≥ idleSeconds {spec.idle_seconds}"
         return _done(spec, current, 0, Reason.SCALED_TO_ZERO, msg, value, 0, hist, now)
 
-    ratio = total / (current * spec.target)
+    ratio = total / (current * target_or_default(spec))
     within = abs(ratio - 1.0) <= tolerance
-    proportional = current if within else math.ceil(total / spec.target - _EPS)
+    proportional = current if within else math.ceil(total / target_or_default(spec) - _EPS)
     need, learned = _concurrency_need(hist, load, now)
     raw = max(proportional, need)
     if need > proportional:
@@ -294,7 +294,7 @@ def _at_zero(
     if need:  # the queue is all the demand there is: size it with the measured concurrency
         want = max(floor, need)
     elif spec.metric != AutoscalingMetric.KV_CACHE_USAGE:
-        want = max(floor, math.ceil(waiting / spec.target - _EPS))
+        want = max(floor, math.ceil(waiting / target_or_default(spec) - _EPS))
     else:
         want = floor
     want = min(want, ceiling)

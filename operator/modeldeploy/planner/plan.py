@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from ..api.status import Performance
+from ..api.status import AutoscalingTarget, Performance
 
 
 class _Out(BaseModel):
@@ -69,6 +69,7 @@ class Plan(_Out):
     vllm_version: str | None = Field(default=None, description="vLLM release the memory was sized for (from serving.image)")
     performance: Performance | None = Field(default=None, description="Predicted latency, throughput and cost at spec.serving.workload")
     replicas_for_workload: int | None = Field(default=None, description="Replicas the workload needs to meet the SLO (without one: to run without queueing)")
+    autoscaling_target: AutoscalingTarget | None = Field(default=None, description="The autoscaling target per replica and its source (spec, predictedCapacity, default)")
     performance_note: str | None = Field(default=None, description="Why performance is absent, or how far the SLO is missed")
     policy: str = "cheapest"
     multi_node: str = Field(default="whenNeeded", description="spec.placement.multiNode as applied")

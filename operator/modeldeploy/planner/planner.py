@@ -9,6 +9,7 @@ from typing import Any
 from ..api import GPUPool, KvCacheDtype, ModelDeployment, MultiNode, Policy
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
+from .autoscaling_target import autoscaling_target
 from .memory import (
     DEFAULT_KV_SEQUENCES,
     DEFAULT_MAX_MODEL_LEN,
@@ -302,7 +303,7 @@ def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> 
     """With spec.serving.workload: the layout × replica count for the load, its prediction."""
     load = LoadRequest.from_spec(search.md)
     if load is None:
-        return {}, best, ""
+        return {"autoscaling_target": autoscaling_target(search.md, None, None)}, best, ""
     sizer = WorkloadSizer(search.facts, search.precision, search.weights, load, search.request.vllm,
                           search.request.max_model_len)
     choice = choose(sizer, [c for c in candidates if c.feasible], search.request.policy, best, _describe)
@@ -310,8 +311,10 @@ def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> 
     note = f"; {choice.note}" if choice.note else ""
     if choice.sizing is not None:
         s = choice.sizing
-        fields.update(performance=performance(s, load, sizer.capacity(s.candidate)),
-                      replicas_for_workload=s.replicas_for_workload)
+        perf = performance(s, load, sizer.capacity(s.candidate))
+        kv_tokens = s.candidate.memory.kv_tokens if s.candidate.memory else None
+        fields.update(performance=perf, replicas_for_workload=s.replicas_for_workload,
+                      autoscaling_target=autoscaling_target(search.md, perf, kv_tokens))
         p = s.prediction
         note = (f"; at the workload {s.replicas_for_workload} replica(s) needed, one replica at its share: "
                 f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms, {p.output_tokens_per_second:.0f} output tokens/s") + note

@@ -22,9 +22,10 @@ from enum import StrEnum
 from typing import Any
 
 from ..api import ModelDeployment
-from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode
+from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode, target_or_default
 from ..decisions.metrics import KV_USAGE, KV_USAGE_OLD, RUNNING, WAITING
 from ..errors import InvalidSpec
+from ..planner.autoscaling_target import effective_autoscaling
 from .context import Context
 from .engine import render_object
 from .rollout import START_SLACK_SECONDS
@@ -212,10 +213,14 @@ def _adapter_metric(ctx: Context, metric: AutoscalingMetric) -> str:
 
 
 def autoscaler_object(ctx: Context) -> dict[str, Any] | None:
-    """The HorizontalPodAutoscaler (mode hpa) or ScaledObject (mode keda); None otherwise."""
-    scaling = ctx.md.spec.autoscaling
+    """The HorizontalPodAutoscaler (mode hpa) or ScaledObject (mode keda); None otherwise.
+
+    The target is the plan's (status.plan.autoscalingTarget: spec, predicted capacity or default).
+    """
+    scaling = effective_autoscaling(ctx.md, ctx.plan.autoscaling_target)
     if scaling is None or scaling.mode == AutoscalingMode.BUILTIN:
         return None
+    target = target_or_default(scaling)
     windows = {"scale_up_window": scaling.scale_up_stabilization_seconds,
                "scale_down_window": scaling.scale_down_stabilization_seconds, "period": _SYNC_S}
     if scaling.mode == AutoscalingMode.HPA:
@@ -223,7 +228,7 @@ def autoscaler_object(ctx: Context) -> dict[str, Any] | None:
             "horizontalpodautoscaler.yaml.j2", meta=ctx.meta(ctx.names.horizontal_pod_autoscaler),
             target=_target(ctx), min_replicas=max(scaling.min_replicas, 1),
             max_replicas=scaling.max_replicas, metric=_adapter_metric(ctx, scaling.metric),
-            average_value=quantity(scaling.target), **windows,
+            average_value=quantity(target), **windows,
         )
     to_zero = scaling.scale_to_zero
     opts = ctx.options
@@ -238,6 +243,6 @@ def autoscaler_object(ctx: Context) -> dict[str, Any] | None:
         idle_replicas=0 if to_zero and scaling.min_replicas > 0 else None,
         max_replicas=scaling.max_replicas, server=opts.prometheus_address,
         query=keda_query(ctx.md, scaling, opts.keda_wake_query),
-        threshold=decimal_text(scaling.target), activation="0", **windows,
+        threshold=decimal_text(target), activation="0", **windows,
     )
 

@@ -237,7 +237,9 @@ def floor_bench(n: int) -> dict[str, Any]:
                                                    "modeldeployments", model_deployment(f"m{i}"))
         mark = server.emulator.log_mark()
         out = subprocess.run([sys.executable, __file__, "--floor-client", str(kubeconfig)],
-                             check=True, capture_output=True, text=True, timeout=600)
+                             check=False, capture_output=True, text=True, timeout=1200)
+        if out.returncode != 0:
+            raise RuntimeError(f"floor client failed: {out.stderr[-2000:]}")
         requests = [r for r in server.emulator.requests_since(mark) if r.is_write]
         return {"n": n, "wall_s": float(out.stdout.strip().splitlines()[-1]),
                 "requests_per_object": len(requests) / n}

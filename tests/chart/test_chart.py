@@ -236,8 +236,25 @@ def test_operator_arguments_are_accepted_by_modeldeploy_run(mode: str) -> None:
     run = group.commands["run"]  # type: ignore[attr-defined]
     ctx = run.make_context("run", list(container["args"]))
     assert ctx.params["liveness"] == "http://0.0.0.0:8080/healthz"
-    assert tuple(ctx.params["namespace"] or ()) == tuple(ARGS_MODES[mode].get("watchNamespaces", ()))
-    assert ctx.params["peering"] is ARGS_MODES[mode].get("peering", {}).get("enabled", False)
+    assert tuple(ctx.params["namespaces"] or ()) == tuple(ARGS_MODES[mode].get("watchNamespaces", ()))
+    assert bool(ctx.params["peering"]) is ARGS_MODES[mode].get("peering", {}).get("enabled", False)
+
+
+def test_operator_values_reach_the_settings_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`operator:` values become MODELDEPLOY_CONFIG, which the settings object reads."""
+    from modeldeploy.shell.config import OperatorConfig
+
+    values = {"operator": {"resyncInterval": 30, "render": {
+        "prometheusAddress": "http://prom.obs.svc:9090", "runAsUser": 1000,
+        "adapterMetrics": {"requestsWaiting": "waiting"}}}}
+    env = one(objects(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    config_json = next(e["value"] for e in env if e["name"] == "MODELDEPLOY_CONFIG")
+    monkeypatch.setenv("MODELDEPLOY_CONFIG", config_json)
+    config = OperatorConfig()
+    assert config.resync_interval == 30
+    assert config.render.prometheus_address == "http://prom.obs.svc:9090"
+    assert (config.render.run_as_user, config.render.adapter_metrics.requests_waiting) == (
+        1000, "waiting")
 
 
 def test_hugging_face_token_comes_from_a_secret_reference() -> None:

@@ -83,3 +83,62 @@ async def test_kopf_and_the_client_share_one_kubeconfig(tmp_path: Path) -> None:
     info = await connection_info(client_config)
     assert (info.server, info.scheme, info.token, info.insecure) == (
         "https://10.0.0.1:6443", "Bearer", "s3cret", True)
+
+
+def _captured(monkeypatch: pytest.MonkeyPatch) -> list[OperatorConfig]:
+    from modeldeploy.cli import run as run_module
+
+    seen: list[OperatorConfig] = []
+    monkeypatch.setattr(run_module, "run_operator", seen.append)
+    return seen
+
+
+def test_every_render_option_is_a_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _captured(monkeypatch)
+    result = CliRunner().invoke(app, [
+        "run", "--prometheus-address", "http://prom.obs.svc:9090", "--run-as-user", "1000",
+        "--adapter-metric-requests-waiting", "vllm_waiting", "--keda-polling-interval-seconds",
+        "30", "--service-monitor", "--service-monitor-label", "release=prom",
+        "--scrape-interval", "5", "--resync-interval", "20", "-n", "a", "-n", "b"])
+    assert result.exit_code == 0, result.output
+    render = seen[0].render
+    assert (render.prometheus_address, render.run_as_user) == ("http://prom.obs.svc:9090", 1000)
+    assert render.adapter_metrics.requests_waiting == "vllm_waiting"
+    assert render.keda_polling_interval_seconds == 30 and render.service_monitor
+    assert render.service_monitor_labels == {"release": "prom"}
+    assert (seen[0].scrape_interval, seen[0].resync_interval) == (5, 20)
+    assert seen[0].namespaces == ("a", "b")
+
+
+def test_flags_override_environment_which_overrides_the_chart_json(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _captured(monkeypatch)
+    monkeypatch.setenv("MODELDEPLOY_CONFIG", '{"resyncInterval": 7, "scrapeInterval": 9, '
+                       '"render": {"prometheusAddress": "http://chart:9090", '
+                       '"serviceMonitorLabels": {"teamName": "x"}}}')
+    monkeypatch.setenv("MODELDEPLOY_SCRAPE_INTERVAL", "8")
+    monkeypatch.setenv("MODELDEPLOY_RENDER__RUN_AS_USER", "1001")
+    result = CliRunner().invoke(app, ["run", "--resync-interval", "6"])
+    assert result.exit_code == 0, result.output
+    config = seen[0]
+    assert (config.resync_interval, config.scrape_interval) == (6, 8)
+    assert config.render.prometheus_address == "http://chart:9090"
+    assert config.render.run_as_user == 1001
+    assert config.render.service_monitor_labels == {"teamName": "x"}  # label keys kept as given
+
+
+def test_an_invalid_setting_from_the_chart_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _captured(monkeypatch)
+    monkeypatch.setenv("MODELDEPLOY_CONFIG", '{"render": {"prometheusAddress": "not a url"}}')
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code != 0
+
+
+def test_the_chart_schema_names_every_setting_it_passes() -> None:
+    from modeldeploy.install.values_schema import operator_values_schema
+    from modeldeploy.shell.config import CHART_OWN, camel
+
+    schema = operator_values_schema()
+    wanted = {camel(name) for name in OperatorConfig.model_fields if name not in CHART_OWN}
+    assert set(schema["properties"]) == wanted
+    assert "prometheusAddress" in schema["properties"]["render"]["properties"]

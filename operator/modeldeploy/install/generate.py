@@ -20,7 +20,7 @@ import yaml
 
 from .. import rbac
 from ..crd import KINDS, Kind, crd, crd_yaml, dump, file_name
-from .reference import markdown, rbac_markdown
+from .reference import markdown, rbac_markdown, settings_markdown
 from .values_schema import values_schema
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,6 +82,7 @@ def static_artifacts(root: Path = ROOT) -> dict[str, str]:
         out[f"docs/reference/{kind.kind.lower()}.md"] = markdown(kind)
     out["charts/modeldeploy/files/rbac.yaml"] = rbac.chart_file()
     out["docs/reference/rbac.md"] = rbac_markdown()
+    out["docs/reference/operator-settings.md"] = settings_markdown()
     out["charts/modeldeploy/values.schema.json"] = json.dumps(
         values_schema(), indent=2, ensure_ascii=False) + "\n"
     out["gitops/argocd/argocd-cm.yaml"] = argocd_cm(root)

@@ -168,3 +168,38 @@ def rbac_markdown() -> str:
           for role, perms in rbac.USER_ROLES.items() for p in perms),
     ]
     return "\n".join(lines) + "\n"
+
+
+def settings_markdown() -> str:
+    """docs/reference/operator-settings.md: every operator setting as flag, env and value."""
+    from ..cli.flags import settings_flags
+    from ..shell.config import CHART_OWN, OperatorConfig, camel
+
+    def default(path: tuple[str, ...]) -> str:
+        value: Any = OperatorConfig.model_construct()
+        for key in path:
+            value = getattr(value, key, None) if not isinstance(value, dict) else value.get(key)
+        return f"`{value}`" if value not in (None, "", (), {}) else ""
+
+    lines = [
+        "# Operator settings",
+        "",
+        "<!-- Generated from operator/modeldeploy/shell/config.py by `make crds`. Do not edit. -->",
+        "",
+        "One settings object (`OperatorConfig`): each setting is a flag of `modeldeploy run`, an",
+        "environment variable, and a key of the chart's `operator:` value (camelCase, passed as",
+        "the JSON `MODELDEPLOY_CONFIG`). Precedence: flag, environment variable,",
+        "`MODELDEPLOY_CONFIG`, default. Settings marked *chart value* are set by a dedicated",
+        "value of the chart (watchNamespaces, peering, probes, metrics, huggingFace).",
+        "",
+        "| Flag | Environment | Chart `operator:` key | Default | What |",
+        "|---|---|---|---|---|",
+    ]
+    for flag in settings_flags(OperatorConfig):
+        env = flag.help.rpartition("[env: ")[2].rstrip("]")
+        what = flag.help.rpartition(" [env: ")[0]
+        key = "chart value" if flag.path[0] in CHART_OWN else \
+            "`" + ".".join(camel(p) for p in flag.path) + "`"
+        lines.append(f"| `{' '.join(flag.names)}` | `{env}` | {key} | {default(flag.path)} | "
+                     f"{_cell(what)} |")
+    return "\n".join(lines) + "\n"

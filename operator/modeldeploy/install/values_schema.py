@@ -7,6 +7,7 @@ from typing import Any
 from ..api.base import DNS_LABEL, DNS_SUBDOMAIN
 from ..api.pool import LABEL_VALUE
 from ..crd import GPU_POOL, root_schema, to_jsonschema
+from ..shell.config import CHART_OWN, OperatorConfig, camel
 
 Schema = dict[str, Any]
 
@@ -19,6 +20,37 @@ _LABEL_VALUE: Schema = {"type": "string", "maxLength": 63, "pattern": LABEL_VALU
 
 def _closed(properties: Schema, **extra: Any) -> Schema:
     return {"type": "object", "additionalProperties": False, "properties": properties, **extra}
+
+
+def _camel_schema(schema: Schema, defs: Schema) -> Schema:
+    """A pydantic JSON schema with camelCase property names, $refs inlined, objects closed."""
+    if "$ref" in schema:
+        return _camel_schema(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    out = {k: v for k, v in schema.items()
+           if k not in ("title", "$defs", "default", "flag", "short")}
+    for key in ("anyOf", "allOf", "oneOf"):
+        if key in out:
+            out[key] = [_camel_schema(item, defs) for item in out[key]]
+    if "items" in out and isinstance(out["items"], dict):
+        out["items"] = _camel_schema(out["items"], defs)
+    if "properties" in out:
+        out["properties"] = {camel(name): _camel_schema(prop, defs)
+                             for name, prop in out["properties"].items()}
+        out["additionalProperties"] = False
+        out.pop("required", None)
+    return out
+
+
+def operator_values_schema() -> Schema:
+    """The chart's `operator:` object: every setting of `OperatorConfig` the chart does not set
+    through a value of its own, camelCase, passed whole as MODELDEPLOY_CONFIG."""
+    schema = OperatorConfig.model_json_schema()
+    defs = schema.get("$defs", {})
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in CHART_OWN}
+    out = _camel_schema(schema, defs)
+    out["description"] = ("Operator settings (modeldeploy run flags), camelCase; "
+                          "docs/reference/operator-settings.md.")
+    return out
 
 
 def values_schema() -> Schema:
@@ -75,6 +107,7 @@ def values_schema() -> Schema:
                     "memoryPerGPUGiB": {"type": "integer", "minimum": 0, "maximum": 1024},
                 }, required=["cpuPerGPU", "memoryBaseGiB", "memoryPerGPUGiB"]),
             }),
+            "operator": operator_values_schema(),
             "extraArgs": {"type": "array", "items": {"type": "string", "pattern": r"^--[a-z]"}},
             "serviceAccount": _closed({
                 "create": {"type": "boolean"},

@@ -54,7 +54,7 @@ class RenderOptions(BaseModel):
     service_monitor: bool = Field(
         default=False, description="Emit a ServiceMonitor instead of prometheus.io/* annotations.")
     service_monitor_labels: dict[str, str] = Field(
-        default_factory=dict,
+        default_factory=dict, json_schema_extra={"flag": "--service-monitor-label"},
         description="Extra ServiceMonitor labels (e.g. the Prometheus serviceMonitorSelector).")
     cpu_request_per_gpu: float = Field(
         default=3.0, gt=0, le=256, description="CPU cores requested per GPU of a pod.")
@@ -102,6 +102,7 @@ class RenderOptions(BaseModel):
             "double-quoted label values."))
     cache_storage_class_name: str | None = Field(
         default=None, max_length=253, pattern=DNS_SUBDOMAIN,
+        json_schema_extra={"flag": "--cache-storage-class"},
         description=(
             "StorageClass of cache claims whose spec.cache.storageClassName is unset (chart value "
             "cache.storageClassName); spec.cache.mode shared needs one with ReadWriteMany."))
@@ -111,6 +112,7 @@ class RenderOptions(BaseModel):
                     "`modeldeploy download`, huggingface_hub inside).")
     hub_endpoint: str | None = Field(
         default=None, max_length=2048, pattern=r"^https?://[^\s\"'`\\]+$",
+        json_schema_extra={"flag": "--download-hub-endpoint"},
         description="HF_ENDPOINT for the download Job (a hub mirror); None: huggingface.co.")
     request_ephemeral_storage: bool = Field(
         default=True,

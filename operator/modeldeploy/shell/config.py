@@ -1,31 +1,108 @@
-"""OperatorConfig: everything `modeldeploy run` (and the integration tests) can set."""
+"""OperatorConfig: the one settings object of the operator process.
+
+Every setting, the renderer's included (`render`), is declared here once; from it come the
+flags of `modeldeploy run` (`cli.run`), the environment variables (`MODELDEPLOY_<FIELD>`,
+nested with `__`: `MODELDEPLOY_RENDER__PROMETHEUS_ADDRESS`), the chart's `operator:` values and
+their part of values.schema.json (`install.values_schema`). Precedence: flags, then environment
+variables, then `MODELDEPLOY_CONFIG` (a JSON object, what the chart passes), then defaults.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from ..render import RenderOptions
 
+CONFIG_ENV = "MODELDEPLOY_CONFIG"
 
-class OperatorConfig(BaseModel):
+
+# Settings the chart sets through values of their own (watchNamespaces, peering, probes,
+# metrics, huggingFace): not part of its `operator:` object.
+CHART_OWN = frozenset({"kubeconfig", "context", "namespaces", "liveness", "peering",
+                       "peering_name", "priority", "hub_endpoint", "offline", "metrics_port",
+                       "metrics_address"})
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def snake_keys(model: type[BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Chart-style camelCase keys as field names, nested models included (a dict-valued
+    setting such as a label map keeps its keys)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key if key in model.model_fields else snake(key)
+        field = model.model_fields.get(name)
+        nested = field.annotation if field is not None else None
+        if isinstance(nested, type) and issubclass(nested, BaseModel) and \
+                isinstance(value, Mapping):
+            value = snake_keys(nested, value)
+        out[name] = value
+    return out
+
+
+class _ChartJson(EnvSettingsSource):
+    """`MODELDEPLOY_CONFIG`: settings as one JSON object, camelCase keys (the chart's values)."""
+
+    def __call__(self) -> dict[str, Any]:
+        raw = self.env_vars.get(CONFIG_ENV.lower())
+        if not raw:
+            return {}
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError(f"{CONFIG_ENV} must be a JSON object")
+        return snake_keys(self.settings_cls, value)
+
+
+class OperatorConfig(BaseSettings):
     """How one operator process runs. Defaults suit production; tests shorten the intervals."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="MODELDEPLOY_", env_nested_delimiter="__",
+        populate_by_name=True)
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _ChartJson(settings_cls)
 
     kubeconfig: Path | None = Field(
-        default=None, description="kubeconfig file; default: in-cluster, else $KUBECONFIG/~/.kube.")
+        default=None, validation_alias=AliasChoices("kubeconfig", "KUBECONFIG"),
+        description="kubeconfig file; default: in-cluster, else ~/.kube/config.")
     context: str | None = Field(default=None, description="kubeconfig context.")
     namespaces: tuple[str, ...] = Field(
-        default=(), description="Namespaces to serve; empty = all namespaces (cluster-wide).")
+        default=(), json_schema_extra={"flag": "--namespace", "short": "-n"},
+        description="Namespaces to serve (repeatable); empty = all namespaces (cluster-wide).")
     liveness: str | None = Field(
         default=None, description="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
-    peering: bool = Field(default=False, description="kopf peering (several replicas, one active).")
+    peering: bool = Field(default=False, json_schema_extra={"flag": "--peering/--standalone"},
+                          description="kopf peering (several replicas, one active).")
     peering_name: str = Field(default="modeldeploy", description="Name of the kopf peering object.")
     priority: int = Field(default=0, description="Peering priority of this replica.")
     hub_endpoint: str | None = Field(
-        default=None, description="Hugging Face endpoint; default $HF_ENDPOINT or huggingface.co.")
+        default=None, validation_alias=AliasChoices("hub_endpoint", "HF_ENDPOINT"),
+        description="Hugging Face endpoint; default huggingface.co.")
     hub_timeout: float = Field(default=10.0, gt=0, description="Timeout of one hub request, s.")
     offline: bool = Field(default=False, description="Never consult the hub (catalog only).")
     hub_cache_dir: Path | None = Field(
@@ -40,7 +117,9 @@ class OperatorConfig(BaseModel):
                                          "this often, s.")
     retry_backoff: tuple[float, ...] = Field(
         default=(1, 2, 4, 8, 16, 32), description="Delays between retries of transient failures.")
-    max_concurrent_reconciles: int = Field(default=16, ge=1, le=1024)
+    max_concurrent_reconciles: int = Field(
+        default=16, ge=1, le=1024, json_schema_extra={"flag": "--max-concurrent"},
+        description="ModelDeployments reconciled at the same time.")
     max_concurrent_upgrades: int = Field(
         default=2, ge=1, le=1024,
         description="Models whose template changes without a spec change (an operator upgrade, "
@@ -48,7 +127,8 @@ class OperatorConfig(BaseModel):
                     "until a slot frees.")
     request_timeout: float = Field(default=30.0, gt=0, description="One API request, s.")
     watch_server_timeout: int = Field(
-        default=300, ge=1, description="Server-side timeout of a watch request, s.")
+        default=300, ge=1, json_schema_extra={"flag": "--watch-timeout"},
+        description="Server-side timeout of a watch request, s.")
     watch_client_timeout: int | None = Field(
         default=None, ge=1, description="Client-side watch timeout, s; default server + 30.")
     connect_timeout: float = Field(default=10.0, gt=0, description="TCP connect timeout, s.")
@@ -74,7 +154,11 @@ class OperatorConfig(BaseModel):
     metrics_address: str = Field(
         default="0.0.0.0", min_length=1, max_length=255,
         description="Address the operator's metrics server binds to.")
-    user_agent: str = Field(default="modeldeploy-operator", max_length=256)
+    user_agent: str = Field(default="modeldeploy-operator", max_length=256,
+                            description="User-Agent of the operator's API requests.")
+    log_format: Literal["json", "plain"] = Field(default="json", description="json or plain.")
+    verbose: bool = Field(default=False, json_schema_extra={"short": "-v"},
+                          description="Debug logs.")
 
     @model_validator(mode="after")
     def _check(self) -> OperatorConfig:
@@ -82,6 +166,11 @@ class OperatorConfig(BaseModel):
             raise ValueError("--namespace given twice")
         if not self.retry_backoff or any(d <= 0 for d in self.retry_backoff):
             raise ValueError("retry_backoff needs positive delays")
+        if self.hub_endpoint and self.render.hub_endpoint is None:
+            # The download Job reads the same hub mirror as the operator unless told otherwise
+            # (frozen model: set once, while validating).
+            object.__setattr__(self, "render",
+                               self.render.model_copy(update={"hub_endpoint": self.hub_endpoint}))
         return self
 
     @property

@@ -10,8 +10,9 @@ the emulator (tests/integration/emulator.py) runs in this process on 127.0.0.1. 
 - writes and non-watch reads during a no-op resync window of two resync periods (both must
   be 0), and the passes the operator ran in it (its own `modeldeploy_reconcile_passes_total`);
 - the operator's RSS (peak and at the end);
-- the floor: the same writes (apply Deployment, apply Service, patch status) sent by a minimal
-  script with as many threads as the operator runs reconciles at once (16), and the ratio.
+- the floor: the same writes (apply Deployment, apply Service, patch status, create the
+  `Planned` event) sent by a minimal script with as many threads as the operator runs
+  reconciles at once (16), and the ratio. Converged means all four written for every object.
 
 Run: python bench/reconcile_bench.py --n 10 100 500 2000. Results go into docs/PERFORMANCE.md by
 hand.
@@ -137,9 +138,13 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
                 elif r.resource == "modeldeployments" and r.subresource == "status" \
                         and r.name in done:
                     done[r.name] = max(done[r.name], r.at)
-            statuses = {r.name for r in operator_requests(server.emulator.requests_since(mark))
+            log = operator_requests(server.emulator.requests_since(mark))
+            statuses = {r.name for r in log
                         if r.resource == "modeldeployments" and r.subresource == "status"}
-            return done if len(done) == n and len(statuses) == n else None
+            events = [r.at for r in log if r.resource == "events" and r.verb == "create"]
+            if len(done) < n or len(statuses) < n or len(events) < n:
+                return None
+            return {**done, "": max(events)}  # the last Planned event ends convergence
 
         done: dict[str, float] | None = None
         while done is None:
@@ -148,7 +153,7 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
             time.sleep(0.1)
             done = converged()
         wall = max(done.values()) - start
-        latencies = [done[name] - created[name] for name in done]
+        latencies = [done[name] - created[name] for name in done if name]
         time.sleep(0.5)
         converging = operator_requests(server.emulator.requests_since(mark))
         rss_converged = rss_kib(proc.pid)
@@ -188,9 +193,11 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
 def floor_client(kubeconfig: Path) -> None:
     """The minimal script (run as a subprocess, like the operator): list the ModelDeployments,
     render each offline, then time only the writes: apply Deployment, apply Service, patch
-    status, with as many threads as the operator runs reconciles at once. Prints the seconds."""
+    status, create the event, with as many threads as the operator runs reconciles at once.
+    Prints the seconds."""
     api = client(kubeconfig)
     custom = kubernetes.client.CustomObjectsApi(api)
+    core = kubernetes.client.CoreV1Api(api)
     pool = GPUPool.model_validate(gpu_pool())
     facts = load_catalog().get("meta-llama/Llama-3.1-8B-Instruct")
     assert facts is not None
@@ -218,6 +225,10 @@ def floor_client(kubeconfig: Path) -> None:
         custom.patch_namespaced_custom_object_status(
             "modeldeploy.dev", "v1alpha1", NS, "modeldeployments", name,
             {"status": {"observedGeneration": 1}}, _content_type="application/merge-patch+json")
+        core.create_namespaced_event(NS, {
+            "metadata": {"generateName": f"{name}."}, "type": "Normal", "reason": "Planned",
+            "message": "planned", "involvedObject": {"kind": "ModelDeployment", "name": name,
+                                                     "namespace": NS}})
 
     start = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(FLOOR_WORKERS) as executor:

@@ -162,11 +162,13 @@ def set_node_gpus(core: CoreV1Api, name: str, gpus: int) -> None:
 
 
 def gpu_pod(core: CoreV1Api, namespace: str, name: str, node: str, *, model: str | None = None,
-            revision: str | None = None, gpus: int = 1) -> None:
+            revision: str | None = None, gpus: int = 1,
+            labels: dict[str, str] | None = None) -> None:
     """A pod bound to `node` requesting GPUs; a serving pod of `model` when given."""
-    meta: dict[str, Any] = {"name": name}
+    meta: dict[str, Any] = {"name": name, "labels": dict(labels or {})}
     if model is not None:
-        meta["labels"] = {"modeldeploy.dev/name": model, "app.kubernetes.io/component": "server"}
+        meta["labels"].update({"modeldeploy.dev/name": model,
+                               "app.kubernetes.io/component": "server"})
     if revision is not None:
         meta["annotations"] = {HASH: revision}
     resources = {"requests": {"nvidia.com/gpu": str(gpus)}, "limits": {"nvidia.com/gpu": str(gpus)}}

@@ -137,3 +137,72 @@ def test_applied_view_bumps_the_generation_only_when_the_spec_changes() -> None:
                            live)
     assert changed["metadata"]["generation"] == 4
     assert changed["spec"] == {"replicas": 2, "template": {"a": 2}}
+
+
+# --- layout change: Deployment -> LeaderWorkerSet ------------------------------------------------
+
+BIG = "meta-llama/Llama-3.3-70B-Instruct"  # TP 2 on one H100 node; TP 4 x PP 2 on 4-GPU L4 nodes
+
+
+def selected_pool(name: str, product: str, memory: float, gpus: int) -> Any:
+    from modeldeploy.api import GPUPool
+
+    return GPUPool.model_validate({"metadata": {"name": name}, "spec": {
+        "gpu": {"product": product, "memoryGiB": memory}, "gpusPerNode": gpus,
+        "pricePerGPUHour": 1.0, "nodeSelector": {"nvidia.com/gpu.product": product}}})
+
+
+H100 = selected_pool("h100", "NVIDIA-H100-80GB-HBM3", 79.11, 8)
+L4 = selected_pool("l4", "NVIDIA-L4", 22.49, 4)
+
+
+def node(name: str, product: str, gpus: int) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"nvidia.com/gpu.product": product}},
+            "spec": {}, "status": {"allocatable": {"nvidia.com/gpu": str(gpus)}}}
+
+
+def moved_to_l4(l4_nodes: int) -> tuple[Snapshot, ChildRef, ChildRef]:
+    """A 70B model served by a Deployment on H100, whose spec now selects the L4 pool."""
+    from modeldeploy.controller.pods import ClusterCapacity
+
+    md = body(model={"name": BIG}, placement={"pools": ["h100"]})
+    refs = candidate_children("ns", names_of("m"), KINDS)
+    first = decide(Snapshot(body=md, children=dict.fromkeys(refs), pods=(), pools=(H100, L4),
+                            kinds=KINDS), facts(BIG), RenderOptions(), NOW)
+    live = {ref_of(o): applied_view(o, None) for o in first.applies}
+    moved = {**md, "spec": {**md["spec"], "placement": {"pools": ["l4"]}}}
+    capacity = ClusterCapacity(
+        nodes=tuple(node(f"l4-{i}", "NVIDIA-L4", 4) for i in range(l4_nodes)), pods=())
+    snap = Snapshot(body=moved, children={ref: live.get(ref) for ref in refs}, pods=(),
+                    pools=(H100, L4), kinds=KINDS, capacity=capacity)
+    deployment = next(r for r in refs if r.kind == "Deployment")
+    lws = next(r for r in refs if r.kind == "LeaderWorkerSet")
+    return snap, deployment, lws
+
+
+def test_a_layout_change_with_spare_gpus_keeps_the_old_workload_until_the_new_is_ready() -> None:
+    snap, deployment, lws = moved_to_l4(l4_nodes=2)
+    actions = decide(snap, facts(BIG), RenderOptions(), NOW)
+    assert lws in {ref_of(o) for o in actions.applies}
+    assert actions.deletes == ()  # the Deployment serves meanwhile
+    reconciling = {c.type: c for c in actions.status.conditions}["Reconciling"]
+    assert reconciling.reason != "LayoutChangeWithoutSpareCapacity"
+    # The new group is Ready: now the old Deployment goes.
+    applied = next(o for o in actions.applies if ref_of(o) == lws)
+    ready = applied_view(applied, None)
+    ready = {**ready, "metadata": {**ready["metadata"], "generation": 1}, "status": {
+        "observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}}
+    after = Snapshot(body=snap.body, children={**snap.children, lws: ready}, pods=(),
+                     pools=snap.pools, kinds=KINDS, capacity=snap.capacity)
+    assert [ref for ref, _ in decide(after, facts(BIG), RenderOptions(), NOW).deletes] == [
+        deployment]
+
+
+def test_a_layout_change_without_spare_gpus_steps_down_and_says_so() -> None:
+    snap, deployment, lws = moved_to_l4(l4_nodes=1)  # 4 free GPUs, the new group needs 8
+    actions = decide(snap, facts(BIG), RenderOptions(), NOW)
+    assert [ref for ref, _ in actions.deletes] == [deployment]
+    assert lws in {ref_of(o) for o in actions.applies}
+    reconciling = {c.type: c for c in actions.status.conditions}["Reconciling"]
+    assert (reconciling.status, reconciling.reason) == ("True", "LayoutChangeWithoutSpareCapacity")
+    assert "Deployment to LeaderWorkerSet" in reconciling.message

@@ -34,6 +34,7 @@ from ..render import ChildNames, RenderOptions, child_names, progress_deadline, 
 from ..validation import validate_model_deployment
 from .children import NAME_LABEL, ChildKinds, ChildRef, Owner, contains, diff_children, owned, ref_of
 from .events import EventSpec, events_for
+from .layout import layout_change
 from .memory import rfc3339
 from .pods import ClusterCapacity, group_size, recount
 from .rollouts import FailedRevision, complete, downtime_of, failure_of, revision_of, status_of
@@ -188,6 +189,7 @@ class _Pass:
     pool: GPUPool | None = None
     failure: Failure | None = None
     prepared: Prepared | None = None
+    step_down: Failure | None = None  # a layout change removes the old workload first
 
 
 def _validate_and_plan(snapshot: Snapshot, facts: ModelFacts | Failure | None) -> _Pass:
@@ -246,12 +248,16 @@ class _Writes:
     deletes: tuple[tuple[ChildRef, str], ...] = ()
 
 
-def _writes(run: _Pass, desired: list[Obj], children: Mapping[ChildRef, Obj | None],
-            owner: Owner) -> _Writes:
+def _writes(run: _Pass, snapshot: Snapshot, desired: list[Obj], owner: Owner) -> _Writes:
+    children = snapshot.children
     diff = diff_children(desired, children, owner)
     if diff.conflicts:
         run.failure = Failure(Reason.APPLY_FAILED, "; ".join(msg for _, msg in diff.conflicts))
         return _Writes()
+    assert run.md is not None and run.plan is not None and run.pool is not None
+    deletes, run.step_down = layout_change(
+        run.md, run.plan, run.pool, snapshot.capacity, _planned_workload(run, owner.namespace),
+        children, diff.delete)
     handovers = []
     for obj in diff.apply:
         ref = ref_of(obj)
@@ -261,7 +267,7 @@ def _writes(run: _Pass, desired: list[Obj], children: Mapping[ChildRef, Obj | No
             handover = replicas_handover(run.md, children.get(ref), FIELD_MANAGER)
             if handover is not None:
                 handovers.append(handover)
-    return _Writes(tuple(handovers), tuple(diff.apply), tuple(diff.delete))
+    return _Writes(tuple(handovers), tuple(diff.apply), deletes)
 
 
 def _after(children: Mapping[ChildRef, Obj | None], writes: _Writes) -> dict[ChildRef, Obj | None]:
@@ -315,7 +321,8 @@ def _rollout_fields(run: _Pass, workload: Any) -> dict[str, Any]:
     prepared = run.prepared
     return {"rollout": status_of(prepared.step, prepared.strategy, workload),
             "rollout_failure": failure_of(prepared.step, run.md.spec.rollout.auto_rollback),
-            "rollout_downtime": downtime_of(prepared.step, prepared.strategy, workload)}
+            "rollout_downtime": run.step_down or downtime_of(prepared.step, prepared.strategy,
+                                                             workload)}
 
 
 def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | None],
@@ -358,8 +365,7 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
     owner = Owner(str(meta.get("name")), str(meta.get("namespace")), str(meta.get("uid")))
     run = _validate_and_plan(snapshot, facts)
     desired = _desired(run, snapshot, owner, options, now) if run.failure is None else []
-    writes = _writes(run, desired, snapshot.children, owner) if run.failure is None \
-        else _Writes()
+    writes = _writes(run, snapshot, desired, owner) if run.failure is None else _Writes()
     if write_failure is not None:
         run.failure, writes = write_failure, _Writes()
     after = _after(snapshot.children, writes)

@@ -46,6 +46,8 @@ class Reason(StrEnum):
     AVAILABLE = "Available"
     SCALED_TO_ZERO = "ScaledToZero"
     ROLLOUT_WITHOUT_SPARE_CAPACITY = "RolloutWithoutSpareCapacity"  # Reconciling, not a failure
+    # Deployment <-> LeaderWorkerSet without GPUs for both: the old one goes first (Reconciling).
+    LAYOUT_CHANGE_WITHOUT_SPARE_CAPACITY = "LayoutChangeWithoutSpareCapacity"
     # Pods wait for GPUs (a node being provisioned, an HPA step): Reconciling until the
     # progress deadline, then Stalled with INSUFFICIENT_GPU.
     WAITING_FOR_GPUS = "WaitingForGPUs"

@@ -10,8 +10,11 @@ Two install modes:
   `Mode.NAMESPACED` only. Cluster-scoped resources (nodes, GPUPools) are not readable in
   this mode, so nothing cluster-scoped is granted and no ClusterRole exists.
 
-Deliberately absent: Secrets and ConfigMaps (the HF token reaches vLLM as a secretKeyRef and
-the operator through its own env), CustomResourceDefinitions (LeaderWorkerSet presence comes
+Namespaced mode adds one Role in the operator's own namespace: read ConfigMaps there, for the
+GPU pools ConfigMap (`POOLS_CONFIG_MAP`, controller/poolconfig.py).
+
+Deliberately absent: Secrets, and ConfigMaps elsewhere (the HF token reaches vLLM as a
+secretKeyRef and the operator through its own env), CustomResourceDefinitions (LeaderWorkerSet presence comes
 from API discovery, open to every authenticated client), Namespaces (kopf's scanning is
 disabled, `shell/runtime.py`), `events.k8s.io` and event patches (events are created once).
 """
@@ -109,6 +112,12 @@ PERMISSIONS: tuple[Permission, ...] = (
                modes=NAMESPACED_ONLY, peering=True),
 )
 
+# Namespaced mode only, granted in the operator's own namespace (not in the watched ones).
+POOLS_CONFIG_MAP = Permission(
+    ("",), ("configmaps",), READ,
+    "namespaced mode: GPU pools from the ConfigMap labelled modeldeploy.dev/gpu-pools=true in the "
+    "operator's namespace (GPUPools and Nodes are cluster-scoped)", modes=NAMESPACED_ONLY)
+
 # Aggregated into the default `edit` / `view` ClusterRoles (cluster mode only) so namespace
 # users can manage ModelDeployments without a separate grant.
 USER_ROLES: dict[str, tuple[Permission, ...]] = {
@@ -139,7 +148,8 @@ def rules(mode: Mode, *, peering: bool) -> list[dict[str, Any]]:
 def allows(group: str, resource: str, verb: str, *, mode: Mode = Mode.CLUSTER,
            peering: bool = False) -> bool:
     """Whether the operator's RBAC permits one call (`resource` may be `plural/subresource`)."""
-    return any(p.grants(group, resource, verb) for p in permissions(mode, peering=peering))
+    extra = [POOLS_CONFIG_MAP] if mode is Mode.NAMESPACED else []
+    return any(p.grants(group, resource, verb) for p in [*permissions(mode, peering=peering), *extra])
 
 
 def _entries(perms: Iterable[Permission]) -> list[dict[str, Any]]:
@@ -154,7 +164,8 @@ def chart_data() -> dict[str, Any]:
             "peering": _entries(p for p in permissions(mode, peering=True) if p.peering),
         }
         for mode in Mode
-    } | {"userRoles": {name: _entries(perms) for name, perms in USER_ROLES.items()}}
+    } | {"userRoles": {name: _entries(perms) for name, perms in USER_ROLES.items()},
+         "poolsConfigMap": _entries([POOLS_CONFIG_MAP])}
 
 
 def chart_file() -> str:

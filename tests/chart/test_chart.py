@@ -17,6 +17,7 @@ import yaml
 
 import modeldeploy
 from modeldeploy import crd, rbac
+from modeldeploy.controller.poolconfig import POOLS_LABEL, pools_from_config_maps
 from modeldeploy.install.helm import NAMESPACE, chart_crds, load_all, render_objects
 from modeldeploy.testing.crdcheck import CRDValidator
 
@@ -114,16 +115,33 @@ def test_cluster_mode_rbac_equals_the_declared_list() -> None:
 def test_namespaced_mode_renders_roles_in_each_namespace_only() -> None:
     objs = RENDERED["namespaced"]
     assert not by_kind(objs, "ClusterRole") and not by_kind(objs, "ClusterRoleBinding")
-    roles = by_kind(objs, "Role")
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    for role in roles:
-        assert role["rules"] == rbac.rules(rbac.Mode.NAMESPACED, peering=False)
+    roles = {r["metadata"]["namespace"]: r for r in by_kind(objs, "Role")}
+    # the watched namespaces, and the operator's own for its pools ConfigMap only
+    assert sorted(roles) == sorted(["team-a", "team-b", NAMESPACE])
+    for ns in ("team-a", "team-b"):
+        assert roles[ns]["rules"] == rbac.rules(rbac.Mode.NAMESPACED, peering=False)
+    assert roles[NAMESPACE]["rules"] == [rbac.POOLS_CONFIG_MAP.rule()]
     bindings = by_kind(objs, "RoleBinding")
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(["team-a", "team-b", NAMESPACE])
     for binding in bindings:
         assert binding["subjects"][0]["namespace"] == NAMESPACE
     args = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args
+
+
+def test_gpu_pools_value_is_a_configmap_in_namespaced_mode() -> None:
+    pool = {"name": "h100-x8", "spec": {"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79.11},
+                                        "gpusPerNode": 8}}
+    cluster = objects({"gpuPools": [pool]})
+    assert [p["metadata"]["name"] for p in by_kind(cluster, "GPUPool")] == ["h100-x8"]
+    assert not [c for c in by_kind(cluster, "ConfigMap") if "gpu-pools" in c["metadata"]["name"]]
+    namespaced = objects({"watchNamespaces": ["team-a"], "gpuPools": [pool]})
+    assert not by_kind(namespaced, "GPUPool")
+    (cm,) = [c for c in by_kind(namespaced, "ConfigMap") if "gpu-pools" in c["metadata"]["name"]]
+    assert cm["metadata"]["namespace"] == NAMESPACE
+    assert cm["metadata"]["labels"][POOLS_LABEL] == "true"
+    pools, problems = pools_from_config_maps([cm])
+    assert not problems and [p.name for p in pools] == ["h100-x8"] and pools[0].spec.gpus_per_node == 8
 
 
 def test_pod_resources_upgrade_slots_and_readiness_probe() -> None:
@@ -149,7 +167,8 @@ def test_peering_adds_its_rules_and_allows_replicas() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     at = args.index("--peering")
     assert args[at:at + 2] == ["--peering", "--peering-name=modeldeploy"]
-    (ns_role,) = by_kind(RENDERED["namespaced-peering"], "Role")
+    (ns_role,) = [r for r in by_kind(RENDERED["namespaced-peering"], "Role")
+                  if r["metadata"]["namespace"] != NAMESPACE]
     assert ns_role["rules"] == rbac.rules(rbac.Mode.NAMESPACED, peering=True)
 
 

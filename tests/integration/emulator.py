@@ -97,6 +97,7 @@ def _kinds() -> list[Kind]:
         Kind("", "v1", "nodes", "Node", namespaced=False),
         Kind("", "v1", "pods", "Pod"),
         Kind("", "v1", "services", "Service"),
+        Kind("", "v1", "configmaps", "ConfigMap", subresources=frozenset()),
         Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
         Kind("", "v1", "events", "Event", subresources=frozenset()),
         Kind("events.k8s.io", "v1", "events", "Event", subresources=frozenset()),

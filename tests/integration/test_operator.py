@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes.client import ApiClient
 
 from modeldeploy import rbac
 from modeldeploy.api import GPUPool, ModelDeployment
 from modeldeploy.facts.catalog import load_catalog
-from modeldeploy.planner import default_pools, plan_deployment
+from modeldeploy.planner import plan_deployment
 
 from .emulator import LWS_KIND, EmulatorServer, Fault
 from .harness import (
@@ -412,14 +413,22 @@ def test_namespaced_mode_serves_only_its_namespaces(
     for resource in ("gpupools", "nodes"):
         emulator_server.emulator.inject(Fault(status=403, verb="list", resource=resource,
                                               times=1000, user_agent_prefix="modeldeploy-op"))
-    thread = OperatorThread(fast_config(kubeconfig, namespaces=("team-a",))).start()
+    thread = OperatorThread(fast_config(kubeconfig, namespaces=("team-a",),
+                                        pools_namespace="ops")).start()
     try:
         other.create(model_deployment("m"))
         mine.create(model_deployment("m"))
+        # Never the packaged catalog on a cluster: without the pools ConfigMap, nothing to plan on.
+        _, reason, message = mine.wait_condition("m", "Stalled", "True")
+        assert reason == "NoPoolsVisible" and "ConfigMap labelled modeldeploy.dev/gpu-pools" in message
+        assert mine.deployment("m") is None
+        pools_yaml = yaml.safe_dump(gpu_pool())
+        mine.core.create_namespaced_config_map("ops", {
+            "metadata": {"name": "modeldeploy-gpu-pools", "labels": {"modeldeploy.dev/gpu-pools": "true"}},
+            "data": {"pools.yaml": pools_yaml}})
         mine.wait_condition("m", "Reconciling", "True")
         assert other.md("m").get("status") is None and other.deployment("m") is None
-        # Planned on the packaged default pools instead of the unreadable GPUPool.
-        assert mine.md("m")["status"]["plan"]["pool"] in {p.name for p in default_pools()}
+        assert mine.md("m")["status"]["plan"]["pool"] == "l4"
     finally:
         thread.stop()
     assert_rbac_allows(emulator_server, rbac.Mode.NAMESPACED)

@@ -124,3 +124,42 @@ def test_pod_gpus_uses_requests_then_limits_and_init_containers() -> None:
         {"resources": {"limits": {"nvidia.com/gpu": 1}}}],
         "initContainers": [{"resources": {"limits": {"nvidia.com/gpu": "4"}}}]}}) == 4
     assert pod_gpus({"spec": {}}) == 0
+
+
+def test_a_tainted_gpu_node_group_yields_tolerations_the_workload_carries() -> None:
+    # AKS GPU node pools: `sku=gpu:NoSchedule`; EKS GPU AMIs / the GPU operator docs:
+    # `nvidia.com/gpu=present:NoSchedule`. Lifecycle taints are never tolerated.
+    tainted = [{**node(f"n{i}", gfd("NVIDIA-L4", 23034, 4, **{
+        "nvidia.com/gpu.compute.major": "8", "nvidia.com/gpu.compute.minor": "9"}), gpus=4),
+        "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"},
+                            {"key": "sku", "value": "gpu", "effect": "NoSchedule"},
+                            {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}}
+        for i in range(2)]
+    (pool,) = discover_pools(tainted)
+    assert [t.wire() for t in pool.spec.tolerations] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"},
+        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
+    ]
+    assert pool.spec.gpu.compute_capability == "8.9"
+    from tests.conftest import make_md
+
+    from modeldeploy.facts.catalog import load_catalog
+    from modeldeploy.planner import plan_deployment
+    from modeldeploy.render import render_objects
+
+    md = make_md("meta-llama/Llama-3.1-8B-Instruct")
+    facts = load_catalog().get(md.spec.model.name)
+    assert facts is not None
+    plan = plan_deployment(md, facts, [pool])
+    (deployment,) = [o for o in render_objects(md, plan, pool) if o["kind"] == "Deployment"]
+    tolerations = deployment["spec"]["template"]["spec"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in tolerations
+    assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in tolerations
+
+
+def test_untainted_nodes_need_no_toleration_and_the_capability_comes_from_labelled_nodes() -> None:
+    nodes = [node("a", gfd("NVIDIA-A10G", 23028, 1, **{"nvidia.com/gpu.compute.major": "8",
+                                                         "nvidia.com/gpu.compute.minor": "6"}), gpus=1),
+             node("b", gfd("NVIDIA-A10G", 23028, 1), gpus=1)]
+    (pool,) = discover_pools(nodes)
+    assert pool.spec.tolerations == [] and pool.spec.gpu.compute_capability == "8.6"

@@ -28,7 +28,7 @@ from ..decisions.autoscale import decide as decide_scaling
 from ..decisions.metrics import Scrape
 from ..errors import ModeldeployError
 from ..facts import ModelFacts
-from ..planner import Plan, plan_deployment
+from ..planner import Plan, plan_deployment, unplanned
 from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
 from ..validation import validate_model_deployment
@@ -37,6 +37,7 @@ from .events import EventSpec, events_for
 from .layout import layout_change
 from .memory import rfc3339
 from .pods import ClusterCapacity, group_size, recount
+from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .rollouts import FailedRevision, complete, downtime_of, failure_of, revision_of, status_of
 from .status import (
     TRANSIENT,
@@ -71,6 +72,7 @@ class Snapshot:
     scrapes: tuple[Scrape, ...] = ()  # the builtin autoscaler's reading of its Ready pods
     history: ScalingHistory = field(default_factory=ScalingHistory)  # the autoscaler's memory
     upgrade_slot: bool = True  # an operator-caused rollout may start (`UpgradeSlots`)
+    namespaced: bool = False  # a namespaced install: pools come from the pools ConfigMap
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,14 @@ def _suggest(plan: Plan) -> str:
 
 
 def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
-                    kinds: ChildKinds) -> tuple[Plan, GPUPool | Failure]:
-    """The plan and its pool, or why it cannot run here (no layout, no pool, an API missing)."""
+                    kinds: ChildKinds, no_pools_message: str = NO_POOLS_CLUSTER,
+                    ) -> tuple[Plan, GPUPool | Failure]:
+    """The plan and its pool, or why it cannot run here (no pools visible, no layout, no pool
+    of that name, an API missing)."""
+    if not pools:
+        return unplanned(md.metadata.name, md.metadata.namespace, md.spec.model.name,
+                         Reason.NO_POOLS_VISIBLE.value, no_pools_message), \
+            Failure(Reason.NO_POOLS_VISIBLE, no_pools_message)
     # Layouts across nodes only where LeaderWorkerSet is served: the planner then prefers a
     # single node, and says MultiNodeUnavailable only when nothing else fits.
     plan = plan_deployment(md, facts, list(pools), multi_node_served=kinds.leader_worker_set)
@@ -202,7 +210,9 @@ def _validate_and_plan(snapshot: Snapshot, facts: ModelFacts | Failure | None) -
     if not isinstance(facts, ModelFacts):
         run.failure = facts or Failure(Reason.MODEL_UNRESOLVED, "model facts not resolved")
         return run
-    run.plan, pool = plan_on_cluster(run.md, facts, snapshot.pools, snapshot.kinds)
+    run.plan, pool = plan_on_cluster(
+        run.md, facts, snapshot.pools, snapshot.kinds,
+        NO_POOLS_NAMESPACED if snapshot.namespaced else NO_POOLS_CLUSTER)
     if isinstance(pool, Failure):
         run.failure = pool
     else:

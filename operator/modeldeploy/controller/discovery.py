@@ -11,20 +11,36 @@ Sources, in order of precedence on one node (SIZING-FACTS.md, "Node labels"):
 Nodes with the same shape (product, memory, GPUs per node) form one pool. Its nodeSelector is
 the product label, plus the count label (or instance type) when another shape shares the
 product. Prices are unknown from labels: `pricePerGPUHour` stays unset.
+
+The pool carries what scheduling on its nodes needs and what the planner's GPU rules read:
+
+- a toleration for every taint of its nodes (GPU node groups are commonly tainted, e.g.
+  `nvidia.com/gpu=present:NoSchedule` on EKS and AKS, `nvidia.com/gpu:NoSchedule` on GKE),
+  except the node lifecycle taints Kubernetes and autoscalers set for a while (not-ready,
+  unschedulable, being deleted): tolerating those would keep pods on failing nodes;
+- the compute capability GFD labels (`nvidia.com/gpu.compute.major` / `.minor`, NVIDIA GPU
+  Feature Discovery README) as `spec.gpu.computeCapability`, which overrides the GPU catalog.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..api import GPU, GPUPool, GPUPoolSpec, ObjectMeta
+from ..api import GPU, GPUPool, GPUPoolSpec, ObjectMeta, Toleration
 
 GFD_PRODUCT = "nvidia.com/gpu.product"
 GFD_MEMORY = "nvidia.com/gpu.memory"
 GFD_COUNT = "nvidia.com/gpu.count"
+GFD_COMPUTE_MAJOR = "nvidia.com/gpu.compute.major"
+GFD_COMPUTE_MINOR = "nvidia.com/gpu.compute.minor"
+# Taints that come and go with a node's lifecycle (kubernetes.io/docs well-known taints, cluster
+# autoscaler, Karpenter disruption): a pool never tolerates them.
+TRANSIENT_TAINT_PREFIXES = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/",
+                            "node-role.kubernetes.io/control-plane", "karpenter.sh/disruption")
+TRANSIENT_TAINTS = ("ToBeDeletedByClusterAutoscaler", "DeletionCandidateOfClusterAutoscaler")
 GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
 KARPENTER_NAME = "karpenter.k8s.aws/instance-gpu-name"
 KARPENTER_COUNT = "karpenter.k8s.aws/instance-gpu-count"
@@ -65,6 +81,8 @@ class NodeShape:
     product_label: tuple[str, str]
     count_label: tuple[str, str] | None
     instance_type: str | None
+    compute_capability: str | None = None  # "8.9", from GFD labels
+    taints: tuple[tuple[str, str | None, str], ...] = ()  # (key, value, effect)
 
 
 def _labels(node: Mapping[str, Any]) -> Mapping[str, str]:
@@ -120,14 +138,44 @@ def _gke(labels: Mapping[str, str], node: Mapping[str, Any]) -> NodeShape | None
                      (GKE_ACCELERATOR, accelerator), None, labels.get(INSTANCE_TYPE))
 
 
+def _compute_capability(labels: Mapping[str, str]) -> str | None:
+    major, minor = labels.get(GFD_COMPUTE_MAJOR, ""), labels.get(GFD_COMPUTE_MINOR, "")
+    if major.isdigit() and minor.isdigit() and len(major) <= 2 and len(minor) <= 2:
+        return f"{int(major)}.{int(minor)}"
+    return None
+
+
+def node_taints(node: Mapping[str, Any]) -> tuple[tuple[str, str | None, str], ...]:
+    """(key, value, effect) of each taint a pool must tolerate to schedule on `node`."""
+    out = []
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        key, effect = taint.get("key"), taint.get("effect")
+        if not isinstance(key, str) or not key or not isinstance(effect, str):
+            continue
+        if key.startswith(TRANSIENT_TAINT_PREFIXES) or key in TRANSIENT_TAINTS:
+            continue
+        value = taint.get("value")
+        out.append((key, value if isinstance(value, str) and value else None, effect))
+    return tuple(sorted(set(out), key=lambda t: (t[0], t[1] or "", t[2])))
+
+
 def node_shape(node: Mapping[str, Any]) -> NodeShape | None:
     """The GPU shape a node's labels describe, or None for nodes without (known) GPUs."""
     labels = _labels(node)
     for source in (_gfd, _karpenter, _gke):
         shape = source(labels, node)
         if shape is not None:
-            return shape
+            return replace(shape, compute_capability=_compute_capability(labels),
+                           taints=node_taints(node))
     return None
+
+
+def _tolerations(group: list[NodeShape]) -> list[Toleration]:
+    """One toleration per distinct taint of the pool's nodes (their union: a node the
+    scheduler picks may carry any of them)."""
+    taints = sorted({t for shape in group for t in shape.taints}, key=lambda t: (t[0], t[1] or "", t[2]))
+    return [Toleration(key=key, operator="Equal" if value else "Exists", value=value, effect=effect)
+            for key, value, effect in taints][:32]
 
 
 def _pool_name(shape: NodeShape) -> str:
@@ -173,10 +221,13 @@ def discover_pools(nodes: Iterable[Mapping[str, Any]]) -> list[GPUPool]:
     for key, group in sorted(groups.items()):
         shape = group[0]
         others = [s for k, g in groups.items() if k != key for s in g]
+        capabilities = {s.compute_capability for s in group} - {None}
         gpu = GPU(product=shape.product[:128], memory_gi_b=shape.memory_gib,
-                  bandwidth_g_bps=_bandwidth(shape.product), nvlink=_nvlink(shape))
+                  bandwidth_g_bps=_bandwidth(shape.product), nvlink=_nvlink(shape),
+                  compute_capability=capabilities.pop() if len(capabilities) == 1 else None)
         spec = GPUPoolSpec(gpu=gpu, gpus_per_node=min(shape.gpus, 64), max_nodes=len(group),
-                           node_selector=_selector(shape, group, others))
+                           node_selector=_selector(shape, group, others),
+                           tolerations=_tolerations(group))
         pools.append(GPUPool(metadata=ObjectMeta(name=_pool_name(shape)), spec=spec))
     names = [p.name for p in pools]
     if len(set(names)) != len(names):  # same product and count, different memory (MIG slices)

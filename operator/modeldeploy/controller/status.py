@@ -29,6 +29,7 @@ class Reason(StrEnum):
     MODEL_UNRESOLVED = "ModelUnresolved"
     NO_FEASIBLE_LAYOUT = "NoFeasibleLayout"
     POOL_NOT_FOUND = "PoolNotFound"
+    NO_POOLS_VISIBLE = "NoPoolsVisible"  # no GPUPool, no discovered pool, no pools ConfigMap
     MULTI_NODE_UNAVAILABLE = "MultiNodeUnavailable"
     KEDA_UNAVAILABLE = "KEDAUnavailable"
     INSUFFICIENT_GPU = "InsufficientGPU"
@@ -57,7 +58,7 @@ class Reason(StrEnum):
 
 FAILURES = frozenset({
     Reason.INVALID_SPEC, Reason.MODEL_UNRESOLVED, Reason.NO_FEASIBLE_LAYOUT,
-    Reason.POOL_NOT_FOUND, Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE,
+    Reason.POOL_NOT_FOUND, Reason.NO_POOLS_VISIBLE, Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE,
     Reason.INSUFFICIENT_GPU, Reason.APPLY_FAILED, Reason.PROGRESS_DEADLINE_EXCEEDED,
     Reason.KV_CACHE_TOO_SMALL,
     Reason.OOM_AT_LOAD, Reason.IMAGE_PULL_FAILED, Reason.CONTAINER_CONFIG_ERROR,

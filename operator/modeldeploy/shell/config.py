@@ -94,6 +94,10 @@ class OperatorConfig(BaseSettings):
     namespaces: tuple[str, ...] = Field(
         default=(), json_schema_extra={"flag": "--namespace", "short": "-n"},
         description="Namespaces to serve (repeatable); empty = all namespaces (cluster-wide).")
+    pools_namespace: str | None = Field(
+        default=None, validation_alias=AliasChoices("pools_namespace", "POD_NAMESPACE"),
+        description="Namespaced install: the namespace of the GPU pools ConfigMap (labelled "
+                    "modeldeploy.dev/gpu-pools=true); default: the operator's own.")
     liveness: str | None = Field(
         default=None, description="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
     peering: bool = Field(default=False, json_schema_extra={"flag": "--peering/--standalone"},

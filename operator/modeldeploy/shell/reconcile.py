@@ -112,7 +112,8 @@ async def observe(ctx: ReconcileContext, body: Mapping[str, Any], now: float
         kinds=ctx.view.kinds, capacity=ctx.view.capacity(),
         scrapes=await _scrapes(ctx, md, children, pods),
         history=ctx.autoscaler.history(uid) if ctx.autoscaler is not None else ScalingHistory(),
-        upgrade_slot=ctx.upgrades is None or ctx.upgrades.may_start(uid, now))
+        upgrade_slot=ctx.upgrades is None or ctx.upgrades.may_start(uid, now),
+        namespaced=not ctx.view.clusterwide)
     return snapshot, await _facts(ctx, md)
 
 

@@ -113,7 +113,8 @@ class OperatorRuntime:
                                                  timeout=cfg.hub_timeout,
                                                  cache_dir=cfg.hub_cache_dir)
         self.view = ClusterView(self.kube, cfg.namespaces, watch_timeout=cfg.watch_server_timeout,
-                                discovery_interval=cfg.discovery_interval)
+                                discovery_interval=cfg.discovery_interval,
+                                pools_namespace=cfg.pools_namespace)
         ctx = ReconcileContext(
             kube=self.kube, view=self.view, facts=FactsSource(hub.fetch if hub else None),
             render=cfg.render, emit_events=cfg.emit_events,

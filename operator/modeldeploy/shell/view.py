@@ -6,7 +6,9 @@
   discovery lists them; discovery is re-read every `discovery_interval` and on demand;
 - pods: cluster-wide (GPU capacity counts every pod bound to a GPU node) or, in a namespaced
   install, those of our workloads only; trimmed to what the operator reads;
-- nodes and GPUPools: cluster-wide installs only (cluster-scoped reads need cluster rights).
+- nodes and GPUPools: cluster-wide installs only (cluster-scoped reads need cluster rights);
+  a namespaced install reads its pools from the ConfigMap labelled `modeldeploy.dev/gpu-pools`
+  in the operator's own namespace (controller.poolconfig), never the packaged catalog.
 
 Reconcile passes read these stores only: after the initial lists, a converged operator sends
 no read but its watches.
@@ -22,13 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..api import API_VERSION, GPUPool
 from ..controller.children import NAME_LABEL, ChildKinds, ChildRef
 from ..controller.discovery import discover_pools
 from ..controller.pods import ClusterCapacity
-from ..planner import default_pools
+from ..controller.poolconfig import POOLS_SELECTOR, pools_from_config_maps
+from ..errors import InvalidSpec
+from ..validation import validate_gpu_pool
 from .informer import Informer, OnChange, Store
 from .kube import Kube, KubeError
 
@@ -41,6 +43,7 @@ MODEL_DEPLOYMENT: Kind = (API_VERSION, "ModelDeployment")
 GPU_POOL: Kind = (API_VERSION, "GPUPool")
 POD: Kind = ("v1", "Pod")
 NODE: Kind = ("v1", "Node")
+CONFIG_MAP: Kind = ("v1", "ConfigMap")
 LEADER_WORKER_SET: Kind = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
 SERVICE_MONITOR: Kind = ("monitoring.coreos.com/v1", "ServiceMonitor")
 SCALED_OBJECT: Kind = ("keda.sh/v1alpha1", "ScaledObject")
@@ -74,8 +77,10 @@ def trim_node(node: Mapping[str, Any]) -> Obj:
     seconds and would make every node event look like a capacity change)."""
     meta = node.get("metadata") or {}
     status = node.get("status") or {}
+    spec = node.get("spec") or {}
     return {"metadata": {"name": meta.get("name"), "labels": meta.get("labels") or {}},
-            "spec": {"unschedulable": bool((node.get("spec") or {}).get("unschedulable"))},
+            "spec": {"unschedulable": bool(spec.get("unschedulable")),
+                     "taints": spec.get("taints") or []},  # discovered pools tolerate them
             "status": {"allocatable": status.get("allocatable") or {},
                        "capacity": status.get("capacity") or {}}}
 
@@ -100,6 +105,7 @@ class ClusterView:
 
     kube: Kube
     namespaces: tuple[str, ...]  # empty: all namespaces
+    pools_namespace: str | None = None  # namespaced install: where the pools ConfigMap lives
     watch_timeout: int = 300
     discovery_interval: float = 300.0
     callbacks: Callbacks = field(default_factory=Callbacks)
@@ -142,8 +148,20 @@ class ClusterView:
             self._watch(GPU_POOL, self._cluster_changed, Store(trim_model), cluster_scoped=True)
         else:
             self._watch(POD, self._pod_changed, Store(trim_pod), NAME_LABEL)
+            if self.pools_namespace:
+                self._watch_pools_config(self.pools_namespace)
         self._tasks.append(asyncio.create_task(self._rediscover_forever(), name="discovery"))
         await self.synced()
+
+    def _watch_pools_config(self, namespace: str) -> None:
+        store = Store()
+        informer = Informer(self.kube, CONFIG_MAP[0], CONFIG_MAP[1], store, namespace=namespace,
+                            label_selector=POOLS_SELECTOR, on_change=self._cluster_changed,
+                            watch_timeout=self.watch_timeout)
+        self.stores[CONFIG_MAP] = store
+        self._informers[CONFIG_MAP] = [informer]
+        self._tasks.append(asyncio.create_task(informer.run_forever(),
+                                               name=f"watch ConfigMap {namespace}"))
 
     async def synced(self) -> None:
         for informers in list(self._informers.values()):
@@ -257,17 +275,20 @@ class ClusterView:
 
     def pools(self) -> list[GPUPool]:
         """GPUPool objects; else pools discovered from Node labels; in a namespaced install the
-        packaged default pools."""
+        pools of the pools ConfigMap (none without it: the packaged catalog is for offline
+        planning only)."""
         if not self.clusterwide:
-            return default_pools()
+            pools, problems = pools_from_config_maps(list(self.stores.get(CONFIG_MAP) or []))
+            for problem in problems:
+                logger.warning("pools ConfigMap: %s (ignored)", problem)
+            return pools
         pools = []
         for obj in self.stores[GPU_POOL]:
             try:
-                pools.append(GPUPool.model_validate(obj))
-            except ValidationError as exc:
+                pools.append(validate_gpu_pool(obj))
+            except InvalidSpec as exc:
                 logger.warning("GPUPool %s is invalid and ignored: %s",
-                               (obj.get("metadata") or {}).get("name"),
-                               str(exc).splitlines()[0])
+                               (obj.get("metadata") or {}).get("name"), exc)
         if pools:
             return sorted(pools, key=lambda p: p.name)
         return discover_pools(list(self.stores[NODE]))

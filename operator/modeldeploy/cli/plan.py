@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ModeldeployError
+from .apicompare import comparison_table, load_prices
 from .inputs import load_inputs
 from .main import app
 from .planning import EXIT_INVALID, PlannedDeployment, exit_code, hub_fetcher, plan_all, say_errors
@@ -93,6 +94,7 @@ def plan_command(
     offline: bool = typer.Option(False, "--offline", help="Never contact the Hugging Face hub (catalog and spec facts only)."),
     hub_endpoint: str | None = typer.Option(None, "--hub-endpoint", envvar="HF_ENDPOINT", help="Hugging Face endpoint for models outside the catalog."),
     no_lws: bool = typer.Option(False, "--no-lws", help="Plan as if LeaderWorkerSet were not installed: one node per replica."),
+    compare_api: bool = typer.Option(False, "--compare-api", help="Compare the cost with hosted APIs (needs spec.serving.workload): the built-in dated price list, or a price-list YAML given among the files (`--compare-api PRICES.yaml`)."),
 ) -> None:
     """Plan GPU pool, tensor/pipeline parallelism and memory for each ModelDeployment.
 
@@ -101,6 +103,7 @@ def plan_command(
     infeasible or its model unknown; 4 when some model's facts could not be fetched from the hub.
     """
     try:
+        files, prices = load_prices(files, compare_api)
         inputs = load_inputs(files, pools)
         if not inputs.deployments:
             fail("no ModelDeployment documents in the given files")
@@ -117,6 +120,8 @@ def plan_command(
         sys.stdout.write(yaml.safe_dump(docs, sort_keys=False, allow_unicode=True))
     else:
         _table(planned, Console())  # the terminal's width: rich wraps cells to fit
+    if prices is not None:
+        comparison_table(planned, prices, Console())
     code = exit_code(planned)
     if code:
         raise typer.Exit(code)

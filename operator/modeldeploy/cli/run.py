@@ -7,9 +7,10 @@ chart value, declared once.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import kopf
 import typer
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from ..errors import describe_validation_error
 from ..shell.config import OperatorConfig
+from ..shell.preflight import StartupError, preflight
 from ..shell.runner import run_operator
 from .flags import nest, parameters, settings_flags
 from .main import app
@@ -38,13 +40,22 @@ def run_command(**given: Any) -> None:
     all_namespaces = bool(given.pop("all_namespaces", False))
     settings = nest(FLAGS, given)
     if settings.get("namespaces") and all_namespaces:
-        raise typer.BadParameter("--namespace and --all-namespaces exclude each other")
+        _fail("--namespace and --all-namespaces exclude each other", 2)
     try:
         config = OperatorConfig(**settings)
     except ValidationError as exc:
-        raise typer.BadParameter(describe_validation_error(exc)) from None
+        _fail(describe_validation_error(exc), 2)
+    try:  # a missing or broken kubeconfig, an unknown context, no API server: one line each
+        asyncio.run(preflight(config))
+    except StartupError as exc:
+        _fail(str(exc), 1)
     _configure_logging(config)
     run_operator(config)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(code)
 
 
 run_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]

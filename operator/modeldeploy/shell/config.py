@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ..api.base import DNS_LABEL
 from ..render import RenderOptions
 
 CONFIG_ENV = "MODELDEPLOY_CONFIG"
@@ -163,6 +164,16 @@ class OperatorConfig(BaseSettings):
     log_format: Literal["json", "plain"] = Field(default="json", description="json or plain.")
     verbose: bool = Field(default=False, json_schema_extra={"short": "-v"},
                           description="Debug logs.")
+
+    @field_validator("namespaces", "pools_namespace")
+    @classmethod
+    def _namespace_names(cls, value: Any) -> Any:
+        for name in value if isinstance(value, tuple) else [value] if value else []:
+            if len(name) > 63 or not re.match(DNS_LABEL, name):
+                raise ValueError(f"{name!r} is not a namespace name (a DNS label: at most 63 "
+                                 "lowercase letters, digits and '-', starting and ending with a "
+                                 "letter or digit)")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> OperatorConfig:

@@ -9,7 +9,8 @@ import kopf
 
 from .config import OperatorConfig
 from .handlers import build_registry
-from .runtime import OperatorRuntime, load_client_configuration
+from .preflight import load_client_configuration
+from .runtime import OperatorRuntime
 
 Flag = asyncio.Event | threading.Event | asyncio.Future[object] | None
 

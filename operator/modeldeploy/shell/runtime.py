@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 
 from ..api import GROUP
 from ..controller.upgrades import UpgradeSlots
@@ -31,19 +29,6 @@ logger = logging.getLogger(__name__)
 FINALIZER = f"{GROUP}/finalizer"
 # Connections beyond the concurrent reconciles: one long-lived watch per informer.
 WATCH_CONNECTIONS = 32
-
-
-async def load_client_configuration(config: OperatorConfig) -> k8s.Configuration:
-    """kubeconfig when given, else in-cluster when running in a pod, else the default file."""
-    client_config = k8s.Configuration()
-    if config.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-        loaders: Any = k8s_config  # load_incluster_config is not annotated
-        loaders.load_incluster_config(client_configuration=client_config)
-    else:
-        await k8s_config.load_kube_config(
-            config_file=str(config.kubeconfig) if config.kubeconfig else None,
-            context=config.context, client_configuration=client_config)
-    return client_config
 
 
 async def connection_info(client_config: k8s.Configuration) -> kopf.ConnectionInfo:

@@ -89,6 +89,11 @@ def _captured(monkeypatch: pytest.MonkeyPatch) -> list[OperatorConfig]:
     from modeldeploy.cli import run as run_module
 
     seen: list[OperatorConfig] = []
+
+    async def reachable(config: OperatorConfig) -> None:  # no cluster here: skip the preflight
+        return None
+
+    monkeypatch.setattr(run_module, "preflight", reachable)
     monkeypatch.setattr(run_module, "run_operator", seen.append)
     return seen
 

@@ -18,6 +18,7 @@ from .config import OperatorConfig
 from .controller import Controller, PoolStatusWriter
 from .hub import HubClient
 from .kube import Kube
+from .preflight import load_client_configuration as load_client_configuration  # re-exported
 from .reconcile import ReconcileContext
 from .scrape import Scraper
 from .sources import FactsSource

@@ -103,8 +103,21 @@ class Row:
         return self.error(predicted, self.logged_tokens)
 
     @property
+    def log_consistent(self) -> bool:
+        """False when the logged weights + activation + non-torch + KV exceed util × memory by more
+        than 0.5 GiB: no memory model reproduces such a log (source A's gpt-oss-120b row repeats
+        gpt-oss-20b's 7.38 GiB activation; its own KV figure implies ~3.4 GiB)."""
+        parts = [_number(self.log[k]) for k in ("weights_gib", "activation_peak_gib", "non_torch_gib", "kv_cache_gib")]
+        gib = _number(self.log["gpu_memory_gib"]) or DEFAULT_GPU_GIB.get(self.log["gpu_product"])
+        if any(p is None for p in parts) or gib is None:
+            return True
+        return sum(p for p in parts if p is not None) <= float(self.log["gpu_memory_utilization"]) * gib + 0.5
+
+    @property
     def verdict_right(self) -> bool | None:
-        return None if self.plan is None else self.plan.feasible == self.logged_fits
+        if self.plan is None or not self.log_consistent:
+            return None
+        return self.plan.feasible == self.logged_fits
 
 
 def deployment(log: dict[str, str], facts: ModelFacts) -> tuple[ModelDeployment, GPUPool]:
@@ -154,7 +167,8 @@ def _line(r: Row) -> str:
     m = r.plan.memory_per_gpu if r.plan else None
     tokens = r.plan.kv_cache_tokens if r.plan and r.plan.feasible else None
     logged_tokens = r.logged_tokens
-    verdict = {None: f"no facts: {r.pending}", True: "right", False: "**wrong**"}[r.verdict_right]
+    verdict = {None: f"no facts: {r.pending}" if r.plan is None else "log inconsistent (its parts exceed the budget)",
+               True: "right", False: "**wrong**"}[r.verdict_right]
     return (
         f"| {r.log['model']} | {r.log['vllm_version']} | {r.log['tp']} | {r.log['gpu_memory_utilization']} "
         f"| {r.log['max_model_len']} | {_pair(m.weights_gib if m else None, r.log['weights_gib'])} "

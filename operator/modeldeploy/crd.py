@@ -29,6 +29,7 @@ from .api import (
     ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
+    ModelSource,
     Placement,
     Rollout,
     Serving,
@@ -36,6 +37,7 @@ from .api import (
     Workload,
 )
 from .api.base import DNS_SUBDOMAIN
+from .api.deployment import HF_CONFIG_MAX_KEYS
 from .api.pool import LABEL_VALUE
 from .api.status import Condition
 
@@ -128,6 +130,8 @@ FIELD_SCHEMA: dict[tuple[type[BaseModel], str], Schema] = {
     (Serving, "extraArgs"): {"items": {"maxLength": 16384}},
     (Serving, "env"): {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     (Placement, "pools"): {"items": {"maxLength": 253, "pattern": DNS_SUBDOMAIN}},
+    # config.json verbatim: any keys, kept as written (the parser reads it like the hub's copy).
+    (ModelSource, "hfConfig"): {"x-kubernetes-preserve-unknown-fields": True, "maxProperties": HF_CONFIG_MAX_KEYS},
     (Rollout, "maxSurge"): {
         "x-kubernetes-validations": [
             Rule("type(self) == string ? self == 'auto' : (self >= 0 && self <= 1000)",
@@ -168,7 +172,7 @@ _KEY_ORDER = (
     "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minLength", "maxLength",
     "pattern", "minItems", "maxItems", "items", "maxProperties", "properties",
     "additionalProperties", "required", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-validations",
+    "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields",
 )
 
 
@@ -240,8 +244,8 @@ class _Converter:
             if isinstance(node.get(key), int | float) and not isinstance(node[key], bool):
                 node[bound.lower()] = node[key]
                 node[key] = True
-        if node.get("additionalProperties") is False:
-            del node["additionalProperties"]
+        if node.get("additionalProperties") in (False, True):
+            del node["additionalProperties"]  # true: free-form objects preserve unknown fields
         if isinstance(node.get("additionalProperties"), dict):
             node["additionalProperties"] = self.convert(node["additionalProperties"])
         if "items" in node:

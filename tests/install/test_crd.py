@@ -26,6 +26,7 @@ ALLOWED_KEYS = {
     "maxItems", "items", "properties", "additionalProperties", "required", "maxProperties",
     "anyOf", "x-kubernetes-int-or-string", "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys", "x-kubernetes-validations",
+    "x-kubernetes-preserve-unknown-fields",  # spec.model.hfConfig: config.json verbatim
 }
 
 

@@ -46,7 +46,7 @@ TABLE = [
     ("Qwen/Qwen3-32B", 32.8, None, 64, 5120, 64, 8, 128, 151936, 40960),
     ("Qwen/Qwen3-235B-A22B", 235, 22, 94, 4096, 64, 4, 128, 151936, 40960),
     ("Qwen/Qwen3-Next-80B-A3B-Instruct", 80, 3, 48, 2048, 16, 2, 256, 151936, 262144),
-    # The table says 32768; config.json (max_position_embeddings) says 131072 — see models.yaml.
+    # The table says 32768; config.json (max_position_embeddings) says 131072 (SIZING-FACTS addendum).
     ("mistralai/Mistral-Large-Instruct-2407", 122.6, None, 88, 12288, 96, 8, 128, 32768, 131072),
     ("mistralai/Mixtral-8x7B-Instruct-v0.1", 46.7, 12.9, 32, 4096, 32, 8, 128, 32000, 32768),
     ("google/gemma-2-27b-it", 27.2, None, 46, 4608, 32, 16, 128, 256000, 8192),
@@ -216,44 +216,62 @@ def test_entries_are_sorted_and_cached(catalog: Catalog) -> None:
 
 
 GOOD = """
-acme/tiny:
-  parameters: 1000000000  # test value
-  layers: 8               # test value
-  hidden_size: 1024       # test value
-  attention_heads: 8      # test value
-  kv_heads: 8             # test value
-  head_dim: 128           # test value
+id: acme/tiny
+configSource: test value
+config:
+  architectures: [LlamaForCausalLM]
+  model_type: llama
+  hidden_size: 1024         # test value
+  intermediate_size: 4096   # test value
+  num_hidden_layers: 8      # test value
+  num_attention_heads: 8    # test value
+  num_key_value_heads: 8    # test value
+  vocab_size: 32000         # test value
+  max_position_embeddings: 4096  # test value
 """
+GOOD_FILE = "data/models/acme--tiny.yaml"
 
 
 def test_a_valid_document_loads() -> None:
-    f = Catalog.from_yaml(GOOD).get("tiny")
+    f = Catalog.from_files([(GOOD_FILE, GOOD)]).get("tiny")
     assert f is not None and f.id == "acme/tiny" and f.source == FactsSource.CATALOG
+    assert f.layers == 8 and f.parameter_source == "estimate"
+
+
+def test_checkpoint_counts_make_parameters_exact() -> None:
+    text = GOOD + "checkpoint: {parameters: {BF16: 123456789}, source: test value, commit: abc}\n"
+    f = Catalog.from_files([(GOOD_FILE, text)]).get("acme/tiny")
+    assert f is not None
+    assert (f.parameters, f.checkpoint_bytes, f.checkpoint_commit) == (123456789, 246913578, "abc")
+    assert f.parameter_source == "safetensors" and f.notes == ()
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (GOOD.replace("kv_heads: 8 ", "kv_heads: 3 "), "acme/tiny: .*multiple of KV heads"),
-        (
-            GOOD.replace("head_dim: 128", "head_dim: 128\n  heads: 8"),
-            "acme/tiny: heads: unknown field",
-        ),
-        (GOOD.replace("layers: 8", "layers: 0"), "acme/tiny: layers: Input should be greater"),
-        (
-            GOOD + GOOD.replace("parameters: 1000000000", "parameters: 2"),
-            "duplicate key 'acme/tiny'",
-        ),
-        (GOOD.replace("acme/tiny", "tiny"), "'tiny' is not a Hugging Face repo id"),
-        (
-            GOOD + "  fp8_variant: acme/tiny-FP8\n",
-            "fp8_variant acme/tiny-FP8 is not in the catalog",
-        ),
-        (GOOD + GOOD.replace("acme/tiny", "ACME/Tiny"), "listed twice"),
+        (GOOD.replace("num_key_value_heads: 8 ", "num_key_value_heads: 3 "), "acme/tiny: .*multiple of KV heads"),
+        (GOOD + "heads: 8\n", "unknown keys \\['heads'\\]"),
+        (GOOD.replace("configSource: test value\n", ""), "missing keys \\['configSource'\\]"),
+        (GOOD.replace("num_hidden_layers: 8", "num_hidden_layers: 0"), "num_hidden_layers: missing or not a positive"),
+        (GOOD.replace("id: acme/tiny", "id: acme/tiny\nid: acme/other"), "duplicate key 'id'"),
+        (GOOD.replace("id: acme/tiny", "id: tiny"), "'tiny' is not a Hugging Face repo id"),
+        (GOOD + "fp8Variant: acme/tiny-FP8\n", "fp8Variant acme/tiny-FP8 is not in the catalog"),
+        (GOOD + "checkpoint: {totalBytes: -1}\n", "totalBytes must be a positive integer"),
+        (GOOD.replace("model_type: llama", "model_type: llama\n  quantization_config: {quant_method: int3}"),
+         "quantization_config.quant_method: 'int3' is not a format"),
         ("- a list\n", "expected a mapping"),
-        ("acme/x: [1, 2\n", "invalid YAML"),
+        ("id: [1, 2\n", "invalid YAML"),
     ],
 )
 def test_bad_entries_fail_loudly(text: str, message: str) -> None:
     with pytest.raises(CatalogError, match=message):
-        Catalog.from_yaml(text)
+        Catalog.from_files([(GOOD_FILE, text)]).entries()
+
+
+def test_file_names_and_ids_agree_and_ids_are_unique() -> None:
+    with pytest.raises(CatalogError, match=r"belongs in a file named acme--tiny\.yaml"):
+        Catalog.from_files([("data/models/acme--small.yaml", GOOD)])
+    twin = GOOD.replace("acme/tiny", "ACME/Tiny")
+    with pytest.raises(CatalogError, match="listed twice"):
+        Catalog.from_files([(GOOD_FILE, GOOD), ("data/models/ACME--Tiny.yaml", twin)])
+

@@ -34,7 +34,9 @@ def test_models_json_is_the_catalog_with_weight_sizes() -> None:
     assert (llama["layers"], llama["kv_heads"], llama["source"]) == (32, 8, "catalog")
     fp8 = by_id["Qwen/Qwen3-32B-FP8"]
     embed = 151936 * 5120 * 2
-    assert fp8["weights_bytes"] == round((fp8["parameters"] - embed) * 1 + embed * 2)
+    linear = sum(fp8["module_parameters"].values())  # every linear layer at 1 byte + block scales
+    norms = fp8["parameters"] - embed - linear
+    assert fp8["weights_bytes"] == round(linear * (1 + 4 / (128 * 128)) + (norms + embed) * 2)
     assert by_id["Qwen/Qwen3-235B-A22B-FP8"]["weight_block_size"] == [128, 128]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
@@ -202,14 +201,14 @@ def test_mistral_window_applies_to_every_layer() -> None:
                 "quant_method": "compressed-tensors",
                 "config_groups": {"group_0": {"weights": {"type": "float", "num_bits": 8}}},
             },
-            ("fp8", None),
+            ("compressed-tensors", None),
         ),
         (
             {
                 "quant_method": "compressed-tensors",
                 "config_groups": {"group_0": {"weights": {"type": "int", "num_bits": 4}}},
             },
-            ("gptq", None),
+            ("compressed-tensors", None),
         ),
     ],
 )
@@ -223,35 +222,44 @@ def test_quantization_config(
 
 
 def test_unsupported_quantization_is_unresolved() -> None:
-    cfg = config("microsoft/phi-4") | {"quantization_config": {"quant_method": "mxfp4"}}
+    cfg = config("microsoft/phi-4") | {"quantization_config": {"quant_method": "hqq"}}
     with pytest.raises(
         ModelUnresolved,
-        match=re.escape("acme/q: quantization_config.quant_method 'mxfp4' is not supported"),
+        match=re.escape("acme/q: config.json quantization_config.quant_method: 'hqq' is not a format"),
     ):
         facts_from_hf("acme/q", cfg, None)
+    bad_bits = config("microsoft/phi-4") | {"quantization_config": {"quant_method": "gptq", "bits": 5}}
+    with pytest.raises(ModelUnresolved, match=re.escape("quantization_config.bits: 5 is not one of 2, 3, 4, 8")):
+        facts_from_hf("acme/q", bad_bits, None)
 
 
-def test_missing_required_keys_are_named() -> None:
+def test_library_defaults_fill_what_config_json_omits() -> None:
+    # transformers' Phi3Config knows phi-4's family defaults; a missing key is not an error.
     cfg = config("microsoft/phi-4")
-    del cfg["num_hidden_layers"], cfg["vocab_size"]
-    with pytest.raises(
-        ModelUnresolved,
-        match=re.escape("model acme/m: config.json lacks num_hidden_layers, vocab_size"),
-    ):
-        facts_from_hf("acme/m", cfg, None)
-    nested = copy.deepcopy(config("meta-llama/Llama-4-Scout-17B-16E-Instruct"))
-    del nested["text_config"]["hidden_size"]
-    with pytest.raises(
-        ModelUnresolved, match=re.escape("text_config of config.json lacks hidden_size")
-    ):
+    del cfg["vocab_size"]
+    assert facts_from_hf("acme/m", cfg, None).vocab_size == 32064  # Phi3Config.vocab_size default
+
+
+def test_unknown_model_types_are_read_raw_and_say_so() -> None:
+    raw = config("microsoft/phi-4") | {"model_type": "brand_new", "architectures": ["BrandNewForCausalLM"]}
+    f = facts_from_hf("acme/new", raw, None)
+    assert (f.layers, f.hidden_size, f.supports_pipeline_parallel) == (40, 5120, False)
+    assert any("does not know model_type 'brand_new'" in n for n in f.notes)
+    del raw["num_hidden_layers"]
+    with pytest.raises(ModelUnresolved, match=re.escape("model acme/m: config.json num_hidden_layers: missing")):
+        facts_from_hf("acme/m", raw, None)
+    nested = {"model_type": "brand_new_vl", "text_config": {"hidden_size": 1024}}
+    with pytest.raises(ModelUnresolved, match=re.escape("config.json text_config.num_hidden_layers: missing")):
         facts_from_hf("acme/m", nested, None)
+    with pytest.raises(ModelUnresolved, match=re.escape("config.json model_type: missing")):
+        facts_from_hf("acme/m", {"hidden_size": 1024}, None)
 
 
 def test_inconsistent_or_unknown_configs() -> None:
     cfg = config("microsoft/phi-4") | {"num_key_value_heads": 7}
     with pytest.raises(ModelUnresolved, match=re.escape("acme/m: config.json is inconsistent")):
         facts_from_hf("acme/m", cfg, None)
-    with pytest.raises(ModelUnresolved, match="unsupported torch_dtype 'int8'"):
+    with pytest.raises(ModelUnresolved, match="torch_dtype: unsupported value 'int8'"):
         facts_from_hf("acme/m", config("microsoft/phi-4") | {"torch_dtype": "int8"}, None)
     exotic = config("microsoft/phi-4") | {
         "architectures": ["BrandNewForCausalLM"],

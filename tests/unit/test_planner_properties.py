@@ -15,10 +15,14 @@ from tests.conftest import make_md, make_pool
 
 from modeldeploy.api import GPUPool, ModelDeployment
 from modeldeploy.facts import ModelFacts
+from modeldeploy.facts.quantization import parse_quantization
 from modeldeploy.planner import plan_deployment
 from modeldeploy.planner.memory import gpu_memory, precision_for, weights_for
 from modeldeploy.planner.overhead import overhead_for, profile_for_image, utilization_rejection
 from modeldeploy.planner.search import Request, decode_speed
+
+FP8_BLOCK = {"quant_method": "fp8", "weight_block_size": [128, 128]}  # DeepSeek-V3's config
+AWQ_G128 = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}  # Qwen2.5-VL-72B-AWQ
 
 
 @st.composite
@@ -36,15 +40,15 @@ def architectures(draw: st.DrawFn) -> ModelFacts:
     moe_inter = draw(st.sampled_from([512, 768, 1024, 1536, 2048])) if moe else None
     body = layers * (4 * hidden * hidden + 3 * hidden * (moe_inter * experts if moe and moe_inter and experts else inter))
     params = body + vocab * hidden * 2
-    fp8_block = draw(st.booleans())
+    quant = draw(st.sampled_from([None, "fp8-block", "awq"]))
     return ModelFacts(
         id="test/random", parameters=params, layers=layers, hidden_size=hidden, attention_heads=heads,
         kv_heads=kv, head_dim=head_dim, intermediate_size=inter, vocab_size=vocab,
         max_context=draw(st.sampled_from([4096, 32768, 131072])),
         experts=experts, experts_per_token=2 if moe else None, moe_intermediate_size=moe_inter,
         kv_lora_rank=512 if mla else None, qk_rope_head_dim=64 if mla else None,
-        native_quantization="fp8" if fp8_block else None,
-        weight_block_size=(128, 128) if fp8_block else None,
+        quantization=None if quant is None else (
+            parse_quantization("test/random", {"quantization_config": FP8_BLOCK if quant == "fp8-block" else AWQ_G128})),
         supports_pipeline_parallel=draw(st.booleans()),
     )
 
@@ -84,10 +88,11 @@ def _kv_rule_ok(f: ModelFacts, tp: int) -> bool:
 
 
 def _block_ok(f: ModelFacts, tp: int) -> bool:
+    """FP8 blocks and AWQ (Marlin) groups: each rank holds whole 128-wide slices of the MLP."""
     width = f.moe_intermediate_size if f.is_moe else f.intermediate_size
-    if f.weight_block_size is None or width is None:
+    if f.quantization is None or width is None:
         return True
-    return width % tp == 0 and (width // tp) % f.weight_block_size[0] == 0
+    return width % tp == 0 and (width // tp) % 128 == 0
 
 
 def oracle(md: ModelDeployment, f: ModelFacts, all_pools: list[GPUPool],

@@ -3,6 +3,7 @@
 from .base import API_VERSION, GROUP, VERSION, ApiModel
 from .deployment import (
     Architecture,
+    ArchitectureQuantization,
     Autoscaling,
     AutoscalingMetric,
     AutoscalingMode,
@@ -19,6 +20,7 @@ from .deployment import (
     Placement,
     Policy,
     Quantization,
+    QuantizationMethod,
     Rollout,
     SecretKeyRef,
     Serving,
@@ -46,6 +48,7 @@ __all__ = [
     "VERSION",
     "ApiModel",
     "Architecture",
+    "ArchitectureQuantization",
     "Autoscaling",
     "AutoscalingMetric",
     "AutoscalingMode",
@@ -73,6 +76,7 @@ __all__ = [
     "PlanStatus",
     "Policy",
     "Quantization",
+    "QuantizationMethod",
     "Rollout",
     "RolloutStatus",
     "ScalingDecision",

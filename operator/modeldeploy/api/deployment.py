@@ -39,6 +39,24 @@ class Quantization(StrEnum):
     GPTQ = "gptq"
 
 
+class QuantizationMethod(StrEnum):
+    """Pre-quantized checkpoint formats the planner sizes (spec.model.architecture.quantization)."""
+
+    FP8 = "fp8"
+    AWQ = "awq"
+    GPTQ = "gptq"
+    COMPRESSED_TENSORS = "compressed-tensors"
+    BITSANDBYTES = "bitsandbytes"
+    MXFP4 = "mxfp4"
+    NVFP4 = "nvfp4"
+
+
+# Largest config.json accepted inline (bytes of its JSON form). The biggest published configs
+# (multimodal models with per-layer lists) stay under 16 KiB; etcd objects are capped at 1.5 MiB.
+HF_CONFIG_MAX_BYTES = 65536
+HF_CONFIG_MAX_KEYS = 512
+
+
 class Dtype(StrEnum):
     AUTO = "auto"
     BFLOAT16 = "bfloat16"
@@ -83,6 +101,14 @@ class CacheMode(StrEnum):
     SHARED = "shared"
 
 
+class ArchitectureQuantization(ApiModel):
+    """How a hand-described checkpoint is quantized (what its quantization_config would say)."""
+
+    method: QuantizationMethod = Field(description="Checkpoint format: fp8, awq, gptq, compressed-tensors, bitsandbytes, mxfp4 or nvfp4.")
+    bits: int | None = Field(default=None, ge=2, le=8, description="Bits per quantized weight; default: the method's usual width (4, or 8 for fp8).")
+    group_size: int | None = Field(default=None, ge=-1, le=4096, description="Weights sharing one scale along the input dimension; -1 per channel. Default 128 for AWQ/GPTQ.")
+
+
 class Architecture(ApiModel):
     """Model facts for a model that is neither in the catalog nor reachable on the hub."""
 
@@ -100,6 +126,8 @@ class Architecture(ApiModel):
     moe_intermediate_size: int | None = Field(default=None, ge=1, le=1_000_000, description="MoE: width of one expert's MLP.")
     kv_lora_rank: int | None = Field(default=None, ge=1, le=65536, description="MLA: compressed KV latent rank (DeepSeek kv_lora_rank).")
     qk_rope_head_dim: int | None = Field(default=None, ge=0, le=4096, description="MLA: rotary part of the key head (DeepSeek qk_rope_head_dim).")
+    supports_pipeline_parallel: bool = Field(default=True, description="Whether vLLM's model class for this architecture supports pipeline parallelism (multi-node layouts need it).")
+    quantization: ArchitectureQuantization | None = Field(default=None, description="Pre-quantized checkpoint: method, bits and group size. Unset: 16-bit weights.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Architecture:
@@ -123,6 +151,30 @@ class ModelSource(ApiModel):
     quantization: Quantization | None = Field(default=None, description="Weight quantization; default: the checkpoint's own.")
     dtype: Dtype = Field(default=Dtype.AUTO, description="Activation/weight dtype passed to vLLM (--dtype).")
     architecture: Architecture | None = Field(default=None, description="Explicit model facts; override the catalog and the hub.")
+    hf_config: dict[str, Any] | None = Field(default=None, description="The checkpoint's config.json, verbatim, for private, air-gapped or unpublished checkpoints; parsed exactly as a config.json read from the hub. Overrides the catalog and the hub.")
+    checkpoint_bytes: int | None = Field(default=None, ge=1, le=10**14, description="Total size of the checkpoint's safetensors tensors in bytes (the index's metadata.total_size); makes the weight size exact. Only with hfConfig.")
+
+    @field_validator("hf_config")
+    @classmethod
+    def _config_size(cls, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        import json
+
+        if config is None:
+            return None
+        if len(config) > HF_CONFIG_MAX_KEYS:
+            raise ValueError(f"at most {HF_CONFIG_MAX_KEYS} top-level keys")
+        size = len(json.dumps(config, separators=(",", ":")))
+        if size > HF_CONFIG_MAX_BYTES:
+            raise ValueError(f"{size} bytes as JSON; at most {HF_CONFIG_MAX_BYTES}")
+        return config
+
+    @model_validator(mode="after")
+    def _one_description(self) -> ModelSource:
+        if self.hf_config is not None and self.architecture is not None:
+            raise ValueError("give hfConfig or architecture, not both")
+        if self.checkpoint_bytes is not None and self.hf_config is None:
+            raise ValueError("checkpointBytes needs hfConfig")
+        return self
 
 
 class EnvVar(ApiModel):

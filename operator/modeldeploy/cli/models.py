@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..api import ModelSource, Serving
 from ..facts import ModelFacts
 from ..facts.catalog import load_catalog
+from ..planner.memory import precision_for, weights_for
 from .main import app
 
 GIB = 1024**3
-_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
-_QUANT_BYTES = {"fp8": 1.0, "awq": 0.5, "gptq": 0.5}
 _DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 
 
@@ -26,15 +26,12 @@ class ModelsFormat(StrEnum):
 
 
 def weights_bytes(facts: ModelFacts) -> int:
-    """Checkpoint size when known, else parameters at the native width (embeddings unquantized)."""
+    """Bytes vLLM loads for the checkpoint as stored: the planner's weight model (exact when the
+    checkpoint size is known; else quantized layers at their width, the rest 16-bit)."""
     if facts.checkpoint_bytes:
         return facts.checkpoint_bytes
-    dense = _BYTES.get(facts.native_dtype, 2.0)
-    if facts.native_quantization is None:
-        return round(facts.parameters * dense)
-    embed = facts.vocab_size * facts.hidden_size * (1 if facts.tie_word_embeddings else 2)
-    body = max(facts.parameters - embed, 0)
-    return round(body * _QUANT_BYTES[facts.native_quantization] + embed * dense)
+    precision = precision_for(facts, ModelSource(name=facts.id), Serving())
+    return round(weights_for(facts, precision).total)
 
 
 def _billions(n: int | None) -> str:
@@ -46,14 +43,12 @@ def _billions(n: int | None) -> str:
 
 def _precision(facts: ModelFacts) -> str:
     dtype = _DTYPE_SHORT.get(facts.native_dtype, facts.native_dtype)
-    if not facts.native_quantization:
+    if facts.quantization is None:
         return dtype
-    blocks = (
-        f" {facts.weight_block_size[0]}x{facts.weight_block_size[1]}"
-        if facts.weight_block_size
-        else ""
-    )
-    return f"{facts.native_quantization}{blocks}"
+    q = facts.quantization
+    blocks = f" {q.weight_block_size[0]}x{q.weight_block_size[1]}" if q.weight_block_size else ""
+    group = f" g{q.group_size}" if q.group_size and not q.float_weights else ""
+    return f"{q.method}{'' if q.method == 'fp8' else f' {q.bits}-bit'}{group}{blocks}"
 
 
 def _heads(facts: ModelFacts) -> str:
@@ -64,6 +59,8 @@ def _heads(facts: ModelFacts) -> str:
 
 def _record(facts: ModelFacts) -> dict[str, Any]:
     out = facts.model_dump(mode="json")
+    out["native_quantization"] = facts.native_quantization
+    out["weight_block_size"] = facts.weight_block_size
     out["weights_bytes"] = weights_bytes(facts)
     return out
 

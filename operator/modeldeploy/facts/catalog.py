@@ -1,19 +1,29 @@
-"""The built-in model catalog (data/models.yaml), validated into ModelFacts at load."""
+"""The built-in model catalog: one YAML file per model under data/models/, each the model's
+config.json (+ safetensors counts), parsed through facts/hf_config.py like any hub config.
+
+File format (docs/sizing.md, "The model catalog"): `id`, `configSource` (where the config was
+read), `config` (config.json), optional `checkpoint` {parameters by safetensors dtype,
+totalBytes, source, commit} and `fp8Variant`. File name: the repo id with "/" → "--".
+Entries are parsed on first use (a plan reads one model, not all of them).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
-from ..errors import describe_validation_error
+from ..errors import ModeldeployError
+from .hf_config import Checkpoint, facts_from_hf
 from .model import FactsSource, ModelFacts
 
-CATALOG_RESOURCE = "data/models.yaml"
+CATALOG_DIR = "data/models"
+_ENTRY_KEYS = {"id", "configSource", "config", "checkpoint", "fp8Variant"}
+_CHECKPOINT_KEYS = {"parameters", "totalBytes", "source", "commit"}
 
 
 class CatalogError(ValueError):
@@ -34,7 +44,7 @@ def _construct_mapping(
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise CatalogError(
-                f"{CATALOG_RESOURCE} line {key_node.start_mark.line + 1}: duplicate key {key!r}"
+                f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
@@ -43,74 +53,124 @@ def _construct_mapping(
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-class Catalog:
-    """Model facts keyed by Hugging Face repo id; lookups ignore case."""
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One data file, validated but not yet parsed into facts."""
 
-    def __init__(self, entries: Iterable[ModelFacts]) -> None:
-        self._by_id: dict[str, ModelFacts] = {}
-        self._by_bare: dict[str, list[ModelFacts]] = {}
-        for facts in entries:
-            key = facts.id.lower()
+    id: str
+    config_source: str
+    config: Mapping[str, Any]
+    checkpoint: Checkpoint | None = None
+    fp8_variant: str | None = None
+
+    def facts(self) -> ModelFacts:
+        try:
+            facts = facts_from_hf(self.id, self.config, self.checkpoint, source=FactsSource.CATALOG)
+        except ModeldeployError as exc:
+            raise CatalogError(f"{self.id}: {exc}") from exc
+        return facts.model_copy(update={"fp8_variant": self.fp8_variant}) if self.fp8_variant else facts
+
+
+def _checkpoint(origin: str, raw: Any) -> Checkpoint | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) - _CHECKPOINT_KEYS:
+        raise CatalogError(f"{origin}: checkpoint must be a mapping of {', '.join(sorted(_CHECKPOINT_KEYS))}")
+    counts = raw.get("parameters")
+    if counts is not None and not (
+        isinstance(counts, Mapping) and all(isinstance(n, int) and n >= 0 for n in counts.values())
+    ):
+        raise CatalogError(f"{origin}: checkpoint.parameters must map safetensors dtypes to counts")
+    total = raw.get("totalBytes")
+    if total is not None and (not isinstance(total, int) or total <= 0):
+        raise CatalogError(f"{origin}: checkpoint.totalBytes must be a positive integer")
+    if counts is None and total is None:
+        raise CatalogError(f"{origin}: checkpoint needs parameters or totalBytes")
+    return Checkpoint(parameters=dict(counts) if counts else None, total_bytes=total, commit=raw.get("commit"))
+
+
+def parse_entry(data: Any, origin: str) -> CatalogEntry:
+    """Validate one data file's content. Raises CatalogError naming the file and key."""
+    if not isinstance(data, Mapping):
+        raise CatalogError(f"{origin}: expected a mapping with id, configSource and config")
+    unknown = set(data) - _ENTRY_KEYS
+    missing = {"id", "configSource", "config"} - set(data)
+    if unknown or missing:
+        raise CatalogError(f"{origin}: unknown keys {sorted(unknown)} / missing keys {sorted(missing)}")
+    repo_id = data["id"]
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise CatalogError(f"{origin}: id {repo_id!r} is not a Hugging Face repo id (org/name)")
+    if not isinstance(data["config"], Mapping):
+        raise CatalogError(f"{origin}: config must be a mapping (the config.json)")
+    if not isinstance(data["configSource"], str) or not data["configSource"].strip():
+        raise CatalogError(f"{origin}: configSource must say where the config was read")
+    variant = data.get("fp8Variant")
+    return CatalogEntry(repo_id, data["configSource"], dict(data["config"]), _checkpoint(origin, data.get("checkpoint")),
+                        str(variant) if variant else None)
+
+
+class Catalog:
+    """Model facts keyed by Hugging Face repo id; lookups ignore case. Parsed lazily, once."""
+
+    def __init__(self, entries: Iterable[CatalogEntry | ModelFacts]) -> None:
+        self._by_id: dict[str, CatalogEntry | ModelFacts] = {}
+        self._by_bare: dict[str, list[str]] = {}
+        for entry in entries:
+            key = entry.id.lower()
             if key in self._by_id:
-                raise CatalogError(f"model {facts.id} is listed twice (ids ignore case)")
-            self._by_id[key] = facts
-            self._by_bare.setdefault(key.rsplit("/", 1)[-1], []).append(facts)
-        for facts in self._by_id.values():
-            if facts.fp8_variant and facts.fp8_variant.lower() not in self._by_id:
-                raise CatalogError(
-                    f"model {facts.id}: fp8_variant {facts.fp8_variant} is not in the catalog"
-                )
+                raise CatalogError(f"model {entry.id} is listed twice (ids ignore case)")
+            self._by_id[key] = entry
+            self._by_bare.setdefault(key.rsplit("/", 1)[-1], []).append(key)
+        for entry in self._by_id.values():
+            if entry.fp8_variant and entry.fp8_variant.lower() not in self._by_id:
+                raise CatalogError(f"model {entry.id}: fp8Variant {entry.fp8_variant} is not in the catalog")
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], origin: str = CATALOG_RESOURCE) -> Catalog:
-        if not isinstance(data, Mapping):
-            raise CatalogError(f"{origin}: expected a mapping of repo id to model facts")
+    def from_files(cls, files: Iterable[tuple[str, str]]) -> Catalog:
+        """(origin, YAML text) pairs → Catalog; the id must match the file name."""
         entries = []
-        for repo_id, fields in data.items():
-            if not isinstance(repo_id, str) or repo_id.count("/") != 1:
-                raise CatalogError(
-                    f"{origin}: key {repo_id!r} is not a Hugging Face repo id (org/name)"
-                )
-            if not isinstance(fields, Mapping):
-                raise CatalogError(f"{origin}: {repo_id}: expected a mapping of facts")
+        for origin, text in files:
             try:
-                entries.append(
-                    ModelFacts(**{**fields, "id": repo_id, "source": FactsSource.CATALOG})
-                )
-            except ValidationError as exc:
-                raise CatalogError(
-                    f"{origin}: {repo_id}: {describe_validation_error(exc)}"
-                ) from exc
+                data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
+            except yaml.YAMLError as exc:
+                raise CatalogError(f"{origin}: invalid YAML: {exc}") from exc
+            entry = parse_entry(data, origin)
+            expected = entry.id.replace("/", "--") + ".yaml"
+            if not origin.endswith(expected):
+                raise CatalogError(f"{origin}: id {entry.id} belongs in a file named {expected}")
+            entries.append(entry)
         return cls(entries)
 
-    @classmethod
-    def from_yaml(cls, text: str, origin: str = CATALOG_RESOURCE) -> Catalog:
-        try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
-        except yaml.YAMLError as exc:
-            raise CatalogError(f"{origin}: invalid YAML: {exc}") from exc
-        return cls.from_mapping(data or {}, origin)
+    def _facts(self, key: str) -> ModelFacts:
+        entry = self._by_id[key]
+        if isinstance(entry, CatalogEntry):
+            entry = self._by_id[key] = entry.facts()
+        return entry
 
     def get(self, name: str) -> ModelFacts | None:
         """Facts by repo id, or by bare name (the part after the slash) when unambiguous."""
         key = name.strip().lower()
-        found = self._by_id.get(key)
-        if found is not None or "/" in key:
-            return found
+        if key in self._by_id:
+            return self._facts(key)
+        if "/" in key:
+            return None
         matches = self._by_bare.get(key, [])
-        return matches[0] if len(matches) == 1 else None
+        return self._facts(matches[0]) if len(matches) == 1 else None
 
     def ambiguous(self, name: str) -> list[str]:
         """Repo ids a bare name could mean when it means more than one."""
         matches = self._by_bare.get(name.strip().lower(), []) if "/" not in name else []
-        return sorted(m.id for m in matches) if len(matches) > 1 else []
+        return sorted(self._by_id[m].id for m in matches) if len(matches) > 1 else []
 
     def entries(self) -> list[ModelFacts]:
         """Every entry, sorted by repo id (case-insensitively)."""
-        return [self._by_id[k] for k in sorted(self._by_id)]
+        return [self._facts(k) for k in sorted(self._by_id)]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        if not isinstance(name, str):
+            return False
+        key = name.strip().lower()
+        return key in self._by_id or ("/" not in key and len(self._by_bare.get(key, [])) == 1)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -118,6 +178,7 @@ class Catalog:
 
 @cache
 def load_catalog() -> Catalog:
-    """The packaged catalog, parsed and validated once per process."""
-    text = resources.files("modeldeploy").joinpath(CATALOG_RESOURCE).read_text(encoding="utf-8")
-    return Catalog.from_yaml(text)
+    """The packaged catalog: every data/models/*.yaml, validated once per process."""
+    folder = resources.files("modeldeploy").joinpath(CATALOG_DIR)
+    files = sorted((f.name, f.read_text(encoding="utf-8")) for f in folder.iterdir() if f.name.endswith(".yaml"))
+    return Catalog.from_files((f"{CATALOG_DIR}/{name}", text) for name, text in files)

@@ -1,468 +1,319 @@
-"""Normalise a Hugging Face `config.json` (+ safetensors index) into ModelFacts. Pure.
+"""config.json (+ safetensors counts) → ModelFacts, through transformers' config classes. Pure.
 
-Parameter count
----------------
-When the safetensors index is present, `metadata.total_size` is the checkpoint size. For an
-unquantized checkpoint, parameters = total_size / bytes per parameter of its dtype (exact:
-Llama-3.1-8B-Instruct 16,060,522,496 B / 2 = 8,030,261,248). Quantized checkpoints mix
-dtypes and carry scales, so their count comes from the architecture estimate below, and
-total_size is kept only as `checkpoint_bytes`.
+One parser for every way a config arrives: the catalog's data files, the hub, and
+`spec.model.hfConfig`; the same config therefore plans the same everywhere.
 
-Architecture estimate (`estimate_parameters`), h = hidden size, per decoder layer:
-  attention   q, k, v, o projections: h·heads·hd + 2·h·kv·hd + heads·hd·h
-              (+ q/k/v biases for Qwen2, + per-head q/k norms for Qwen3, q doubled by the
-              output gate of Qwen3-Next); MLA (DeepSeek): q_a/q_b (LoRA) or q, kv_a,
-              kv_b, o projections
-  linear attn Gated DeltaNet: in_proj_qkvz, in_proj_ba, conv1d, dt_bias, A_log, norm, out
-  MLP         dense: 3·h·intermediate (gate, up, down); MoE: experts·3·h·moe_intermediate
-              + router h·experts + shared experts
-  norms       2·h (4·h for Gemma-2/3)
-plus embeddings vocab·h, lm_head vocab·h unless tied, a final norm h, and a rough vision
-tower (layers·(4·h_v² + 2·h_v·i_v)) for multimodal configs. DeepSeek's multi-token-prediction
-layer is left out: vLLM loads it only for speculative decoding. Biases of non-Qwen2 models,
-rotary buffers and vision projectors are ignored (well under 0.1% for the catalog models).
+transformers (`AutoConfig.for_model(model_type, **config)`, no torch, no I/O) supplies what a
+published config.json leaves to the library: defaults (gemma-3-27b-it has no
+text_config.max_position_embeddings), the text config of multimodal models
+(`get_text_config`), per-layer `layer_types` (sliding windows, linear attention), normalised
+`rope_parameters` and key aliases. A model_type the installed transformers does not know is read
+from its raw keys instead, and the facts carry a note saying so. Why transformers:
+docs/decisions/config-parsing-with-transformers.md.
+
+Parameters: counted from the checkpoint's safetensors metadata when known (exact); otherwise
+estimated from the shapes (facts/estimate.py) and the facts say "estimated".
 """
 
 from __future__ import annotations
 
-import math
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelUnresolved
-from .model import FactsSource, ModelFacts
+from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes
+from .model import FactsSource, ModelFacts, ParameterSource
+from .quantization import parse_quantization
+from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, sparse_attention
 
-DTYPE_BYTES: dict[str, float] = {
-    "float32": 4,
-    "float16": 2,
-    "bfloat16": 2,
-    "float8_e4m3fn": 1,
-    "float8_e5m2": 1,
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" on stderr
+import transformers
+from transformers import AutoConfig
+
+DTYPE_BYTES: dict[str, float] = {"float32": 4, "float16": 2, "bfloat16": 2}
+_DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
+# safetensors dtype names → bytes per element (safetensors format specification).
+SAFETENSORS_BYTES: dict[str, float] = {
+    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "BF16": 2, "F16": 2, "I16": 2, "U16": 2,
+    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5,
 }
-_DTYPE_ALIASES = {
-    "fp32": "float32",
-    "float": "float32",
-    "fp16": "float16",
-    "half": "float16",
-    "bf16": "bfloat16",
-}
-
-# vLLM model classes that implement SupportsPP (pipeline parallelism). Unknown classes get
-# False: a multi-node plan for a model vLLM cannot split into stages fails at start-up.
-PIPELINE_PARALLEL_ARCHITECTURES = frozenset(
-    {
-        "LlamaForCausalLM",
-        "MistralForCausalLM",
-        "MixtralForCausalLM",
-        "Qwen2ForCausalLM",
-        "Qwen2MoeForCausalLM",
-        "Qwen3ForCausalLM",
-        "Qwen3MoeForCausalLM",
-        "Qwen3NextForCausalLM",
-        "DeepseekV2ForCausalLM",
-        "DeepseekV3ForCausalLM",
-        "DeepseekV32ForCausalLM",
-        "Gemma2ForCausalLM",
-        "Gemma3ForCausalLM",
-        "Gemma3ForConditionalGeneration",
-        "Phi3ForCausalLM",
-        "Llama4ForCausalLM",
-        "Llama4ForConditionalGeneration",
-    }
-)
-
-# transformers' per-model default for tie_word_embeddings when config.json omits it.
-_TIED_BY_DEFAULT = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
-# Families whose MLP is a plain two-matrix up/down projection (no gate).
-_UNGATED_MLP = frozenset(
-    {"gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "phi", "starcoder2"}
-)
-_QK_NORM = frozenset({"qwen3", "qwen3_moe", "qwen3_next", "gemma3", "gemma3_text"})
-_FOUR_NORMS = frozenset({"gemma2", "gemma3", "gemma3_text"})
-
-_FP8_METHODS = frozenset({"fp8", "fbgemm_fp8"})
+_FLOAT_STORAGE = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+# Keys every text config must give (or its class default); later names: raw-config aliases.
+_REQUIRED = (("num_hidden_layers", "n_layer", "num_layers"), ("hidden_size", "n_embd", "d_model"),
+             ("num_attention_heads", "n_head"), ("vocab_size",))
+_SEQUENCE_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+                  "max_seq_length", "seq_len")  # vLLM's possible_keys (vllm/config/model.py)
 
 
-def _text(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The language model's config: multimodal configs nest it under `text_config`.
+@dataclass(frozen=True)
+class Checkpoint:
+    """What the safetensors metadata says: parameter counts by dtype and/or the byte total."""
 
-    Keys that live at the top level of those configs (dtype, quantization, tying) fill in
-    what the text config lacks.
-    """
+    parameters: Mapping[str, int] | None = None  # safetensors dtype (BF16, F8_E4M3, I32…) → count
+    total_bytes: int | None = None
+    commit: str | None = None
+
+    @property
+    def bytes(self) -> int | None:
+        if self.total_bytes:
+            return self.total_bytes
+        if self.parameters:
+            return int(sum(n * SAFETENSORS_BYTES.get(d.upper(), 2) for d, n in self.parameters.items()))
+        return None
+
+    @classmethod
+    def from_index(cls, index: Mapping[str, Any] | None) -> Checkpoint | None:
+        """model.safetensors.index.json → Checkpoint (its metadata.total_size), or None."""
+        meta = index.get("metadata") if isinstance(index, Mapping) else None
+        size = config_int(meta, "total_size") if isinstance(meta, Mapping) else None
+        return cls(total_bytes=size) if size and size > 0 else None
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    top: Mapping[str, Any]  # the whole config, defaults applied
+    text: dict[str, Any]  # the language model's config, defaults applied
+    vision: Mapping[str, Any] | None
+    note: str | None  # set when transformers could not read it
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    data: dict[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return data
+
+
+def _load(repo_id: str, config: Mapping[str, Any]) -> _Loaded:
+    """The config through its transformers class; raw keys when the model_type is unknown."""
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise ModelUnresolved(f"model {repo_id}: config.json model_type: missing (transformers needs it)")
+    kwargs = {k: v for k, v in config.items() if k != "model_type"}
+    try:
+        obj = AutoConfig.for_model(model_type, **kwargs)
+    except ValueError as exc:
+        if "Unrecognized" not in str(exc) and "not recognized" not in str(exc):
+            raise _rejected(repo_id, model_type, exc) from exc
+        return _raw(config, model_type)
+    except Exception as exc:  # the config class rejected a value: name it, one line
+        raise _rejected(repo_id, model_type, exc) from exc
+    text = obj.get_text_config(decoder=True)
+    vision = getattr(obj, "vision_config", None)
+    return _Loaded(_to_dict(obj), _text_dict(text), _to_dict(vision) if vision is not None else None, None)
+
+
+def _text_dict(text: Any) -> dict[str, Any]:
+    data = _to_dict(text)
+    # attribute_map aliases (gpt2's n_layer …) resolve through getattr, not to_dict.
+    for name in ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "vocab_size",
+                 "max_position_embeddings", "head_dim", "intermediate_size"):
+        value = getattr(text, name, None)
+        if value is not None:
+            data[name] = value
+    return data
+
+
+def _raw(config: Mapping[str, Any], model_type: str) -> _Loaded:
     nested = config.get("text_config")
-    if not isinstance(nested, Mapping):
-        return dict(config)
-    merged = dict(nested)
-    for key in (
-        "torch_dtype",
-        "dtype",
-        "quantization_config",
-        "tie_word_embeddings",
-        "architectures",
-    ):
-        if key not in merged and key in config:
-            merged[key] = config[key]
-    return merged
+    text = dict(nested) if isinstance(nested, Mapping) else dict(config)
+    vision = config.get("vision_config")
+    note = (f"transformers {transformers.__version__} does not know model_type {model_type!r}: "
+            "config.json read from its raw keys, without library defaults")
+    return _Loaded(dict(config), text, vision if isinstance(vision, Mapping) else None, note)
 
 
-def _int(cfg: Mapping[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        value = cfg.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    return None
+def _rejected(repo_id: str, model_type: str, exc: BaseException) -> ModelUnresolved:
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ModelUnresolved(f"model {repo_id}: config.json is not accepted by transformers' {model_type} "
+                           f"config class: {detail}")
 
 
-class _Arch:
-    """Typed view of one text config, with the key aliases of the supported families."""
-
-    def __init__(self, repo_id: str, config: Mapping[str, Any]) -> None:
-        cfg = _text(config)
-        self.cfg = cfg
-        self.model_type = str(config.get("model_type") or cfg.get("model_type") or "")
-        self.text_type = str(cfg.get("model_type") or self.model_type)
-        required = {
-            "num_hidden_layers": _int(cfg, "num_hidden_layers", "n_layer", "num_layers"),
-            "hidden_size": _int(cfg, "hidden_size", "n_embd", "d_model"),
-            "num_attention_heads": _int(cfg, "num_attention_heads", "n_head"),
-            "vocab_size": _int(cfg, "vocab_size", "padded_vocab_size"),
-            "max_position_embeddings": _int(
-                cfg, "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"
-            ),
-        }
-        missing = sorted(k for k, v in required.items() if not v)
-        if missing:
-            where = "text_config of config.json" if "text_config" in config else "config.json"
-            raise ModelUnresolved(
-                f"model {repo_id}: {where} lacks {', '.join(missing)}; give spec.model.architecture"
-            )
-        self.layers = int(required["num_hidden_layers"] or 0)
-        self.hidden = int(required["hidden_size"] or 0)
-        self.heads = int(required["num_attention_heads"] or 0)
-        self.vocab = int(required["vocab_size"] or 0)
-        self.max_context = int(required["max_position_embeddings"] or 0)
-        self.kv_heads = _int(cfg, "num_key_value_heads", "n_head_kv", "num_kv_heads") or (
-            1 if cfg.get("multi_query") else self.heads
-        )
-        self.kv_lora_rank = _int(cfg, "kv_lora_rank")
-        self.qk_rope_head_dim = _int(cfg, "qk_rope_head_dim")
-        self.qk_nope_head_dim = _int(cfg, "qk_nope_head_dim")
-        if (
-            self.kv_lora_rank
-            and self.qk_nope_head_dim is not None
-            and self.qk_rope_head_dim is not None
-        ):
-            self.head_dim = self.qk_nope_head_dim + self.qk_rope_head_dim  # MLA query/key head
-        else:
-            self.head_dim = _int(cfg, "head_dim") or self.hidden // self.heads
-        self.experts = _int(cfg, "num_local_experts", "num_experts", "n_routed_experts")
-        self.experts_per_token = (
-            _int(cfg, "num_experts_per_tok", "moe_topk") if self.experts else None
-        )
-        llama4 = self.text_type.startswith("llama4")
-        if self.experts:
-            # Mixtral and Llama-4 name the expert width `intermediate_size`.
-            self.moe_intermediate = _int(cfg, "moe_intermediate_size") or _int(
-                cfg, "intermediate_size"
-            )
-            self.dense_intermediate = (
-                _int(cfg, "intermediate_size_mlp") if llama4 else _int(cfg, "intermediate_size")
-            )
-        else:
-            self.moe_intermediate = None
-            self.dense_intermediate = _int(cfg, "intermediate_size", "ffn_dim", "n_inner")
-        self.shared_intermediate = _int(cfg, "shared_expert_intermediate_size")
-        if not self.experts:
-            self.shared_experts = 0
-        elif self.shared_intermediate and self.moe_intermediate:
-            self.shared_experts = max(1, round(self.shared_intermediate / self.moe_intermediate))
-        elif llama4:
-            self.shared_experts = 1
-        else:
-            self.shared_experts = _int(cfg, "n_shared_experts") or 0
-        tied = cfg.get("tie_word_embeddings")
-        self.tied = bool(tied) if isinstance(tied, bool) else self.text_type in _TIED_BY_DEFAULT
-        self.kinds = self._layer_kinds()
-
-    # -- layer layout -------------------------------------------------------------------
-
-    def _sliding_window(self) -> int | None:
-        window = _int(self.cfg, "sliding_window")
-        return window if window and window < self.max_context else None
-
-    def _layer_kinds(self) -> list[str]:
-        """Per layer: "full" attention, "sliding" window attention or "linear" attention."""
-        cfg, n = self.cfg, self.layers
-        sliding = "sliding" if self._sliding_window() else "full"
-        types = cfg.get("layer_types")
-        if isinstance(types, list) and len(types) == n:
-            out = []
-            for t in types:
-                name = str(t)
-                if name in ("linear_attention", "mamba", "deltanet", "gated_deltanet"):
-                    out.append("linear")
-                elif name.startswith("sliding"):
-                    out.append(sliding)
-                else:
-                    out.append("full")  # full and chunked attention: sized as full (conservative)
-            return out
-        interval = _int(cfg, "full_attention_interval")
-        if interval:
-            return ["full" if (i + 1) % interval == 0 else "linear" for i in range(n)]
-        if self.text_type == "gemma2":
-            return [sliding if i % 2 == 0 else "full" for i in range(n)]
-        pattern = _int(cfg, "sliding_window_pattern")
-        if pattern:
-            return [sliding if (i + 1) % pattern else "full" for i in range(n)]
-        if cfg.get("use_sliding_window") is True:
-            first = _int(cfg, "max_window_layers") or 0
-            return [sliding if i >= first else "full" for i in range(n)]
-        if self.text_type in ("mistral", "mixtral") and "use_sliding_window" not in cfg:
-            return [sliding] * n  # Mistral applies its window (when set) to every layer
-        return ["full"] * n
-
-    def is_moe_layer(self, i: int) -> bool:
-        cfg = self.cfg
-        if not self.experts:
-            return False
-        moe_layers = cfg.get("moe_layers")
-        if isinstance(moe_layers, list) and moe_layers:
-            return i in moe_layers
-        first_dense = _int(cfg, "first_k_dense_replace")
-        if first_dense is not None:
-            return i >= first_dense and i % (_int(cfg, "moe_layer_freq") or 1) == 0
-        step = _int(cfg, "interleave_moe_layer_step", "decoder_sparse_step") or 1
-        mlp_only = cfg.get("mlp_only_layers") or []
-        return i not in mlp_only and (i + 1) % step == 0
-
-    # -- parameter estimate -------------------------------------------------------------
-
-    def _attention_params(self) -> int:
-        cfg, h, heads, kv, hd = self.cfg, self.hidden, self.heads, self.kv_heads, self.head_dim
-        if self.kv_lora_rank and self.qk_rope_head_dim is not None:
-            nope = self.qk_nope_head_dim or 0
-            v_dim = _int(cfg, "v_head_dim") or nope
-            q_rank = _int(cfg, "q_lora_rank")
-            q_head = nope + self.qk_rope_head_dim
-            q = h * q_rank + q_rank + q_rank * heads * q_head if q_rank else h * heads * q_head
-            kv_a = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
-            kv_b = self.kv_lora_rank * heads * (nope + v_dim)
-            return q + kv_a + kv_b + heads * v_dim * h
-        gate = 2 if self.text_type == "qwen3_next" else 1  # gated attention doubles q_proj
-        params = h * heads * hd * gate + 2 * h * kv * hd + heads * hd * h
-        if self.text_type in ("qwen2", "qwen2_moe"):
-            params += heads * hd + 2 * kv * hd  # q/k/v biases
-        elif cfg.get("attention_bias") is True:
-            params += heads * hd + 2 * kv * hd + h
-        if self.text_type in _QK_NORM:
-            params += 2 * hd
-        return params
-
-    def _linear_attention_params(self) -> int:
-        cfg, h = self.cfg, self.hidden
-        k_heads = _int(cfg, "linear_num_key_heads") or 0
-        v_heads = _int(cfg, "linear_num_value_heads") or 0
-        k_dim = _int(cfg, "linear_key_head_dim") or 0
-        v_dim = _int(cfg, "linear_value_head_dim") or 0
-        kernel = _int(cfg, "linear_conv_kernel_dim") or 0
-        key, value = k_heads * k_dim, v_heads * v_dim
-        in_proj = h * (2 * key + 2 * value) + h * 2 * v_heads
-        conv = (2 * key + value) * kernel
-        return in_proj + conv + 2 * v_heads + v_dim + value * h
-
-    def _expert_params(self) -> int:
-        return 3 * self.hidden * (self.moe_intermediate or 0)
-
-    def _moe_params(self) -> int:
-        h, experts = self.hidden, self.experts or 0
-        params = experts * self._expert_params() + h * experts
-        if self.text_type.startswith("deepseek") and self.cfg.get("topk_method") == "noaux_tc":
-            params += experts  # e_score_correction_bias
-        if self.shared_intermediate:
-            params += 3 * h * self.shared_intermediate + h  # shared expert and its gate
-        else:
-            params += self.shared_experts * self._expert_params()
-        return params
-
-    def _dense_mlp_params(self) -> int:
-        matrices = 2 if self.text_type in _UNGATED_MLP else 3
-        return matrices * self.hidden * (self.dense_intermediate or 4 * self.hidden)
-
-    def _vision_params(self, config: Mapping[str, Any]) -> int:
-        vision = config.get("vision_config")
-        if not isinstance(vision, Mapping):
-            return 0
-        h = _int(vision, "hidden_size") or 0
-        layers = _int(vision, "num_hidden_layers", "depth") or 0
-        inter = _int(vision, "intermediate_size") or 4 * h
-        return layers * (4 * h * h + 2 * h * inter)
-
-    def estimate(self, config: Mapping[str, Any]) -> tuple[int, int | None]:
-        """(total, active) parameters from the shapes; active is None for dense models."""
-        h = self.hidden
-        norms = (4 if self.text_type in _FOUR_NORMS else 2) * h
-        attention = self._attention_params()
-        total = self.vocab * h * (1 if self.tied else 2) + h + self._vision_params(config)
-        inactive = 0
-        for i, kind in enumerate(self.kinds):
-            total += norms + (self._linear_attention_params() if kind == "linear" else attention)
-            if self.is_moe_layer(i):
-                total += self._moe_params()
-                inactive += (
-                    (self.experts or 0) - (self.experts_per_token or 1)
-                ) * self._expert_params()
-            else:
-                total += self._dense_mlp_params()
-        return total, (total - inactive if self.experts else None)
-
-    # -- state size ---------------------------------------------------------------------
-
-    def linear_state_bytes(self, dtype_bytes: float) -> int:
-        """Gated DeltaNet state per layer per sequence at TP 1: conv + recurrent state.
-
-        conv: (2·key_dim + value_dim) channels × (kernel − 1) past inputs;
-        recurrent: value heads × key head dim × value head dim. Both in the model dtype
-        (vLLM's mamba cache dtype "auto").
-        """
-        cfg = self.cfg
-        k_heads = _int(cfg, "linear_num_key_heads") or 0
-        v_heads = _int(cfg, "linear_num_value_heads") or 0
-        k_dim = _int(cfg, "linear_key_head_dim") or 0
-        v_dim = _int(cfg, "linear_value_head_dim") or 0
-        kernel = _int(cfg, "linear_conv_kernel_dim") or 1
-        conv = (2 * k_heads * k_dim + v_heads * v_dim) * (kernel - 1)
-        recurrent = v_heads * k_dim * v_dim
-        return int((conv + recurrent) * dtype_bytes)
+def _where(config: Mapping[str, Any], key: str) -> str:
+    return f"config.json text_config.{key}" if isinstance(config.get("text_config"), Mapping) else f"config.json {key}"
 
 
-def _dtype(repo_id: str, cfg: Mapping[str, Any]) -> str:
-    raw = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
+def _required(repo_id: str, config: Mapping[str, Any], text: Mapping[str, Any], key: str, *aliases: str) -> int:
+    value = config_int(text, key, *aliases)
+    if not value or value < 1:
+        raise ModelUnresolved(f"model {repo_id}: {_where(config, key)}: missing or not a positive integer "
+                              "(and the config class has no default)")
+    return value
+
+
+def _dtype(repo_id: str, loaded: _Loaded) -> str:
+    raw = loaded.text.get("dtype") or loaded.top.get("dtype") or loaded.top.get("torch_dtype") or "bfloat16"
     name = str(raw).removeprefix("torch.")
     name = _DTYPE_ALIASES.get(name, name)
-    if name not in ("float32", "float16", "bfloat16"):
-        raise ModelUnresolved(f"model {repo_id}: unsupported torch_dtype {raw!r} in config.json")
+    if name not in DTYPE_BYTES:
+        raise ModelUnresolved(f"model {repo_id}: config.json torch_dtype: unsupported value {raw!r}")
     return name
 
 
-def _quantization(
-    repo_id: str, cfg: Mapping[str, Any]
-) -> tuple[str | None, tuple[int, int] | None]:
-    qc = cfg.get("quantization_config")
-    if not isinstance(qc, Mapping):
-        return None, None
-    method = str(qc.get("quant_method") or "").lower()
-    block = qc.get("weight_block_size")
-    blocks = (int(block[0]), int(block[1])) if isinstance(block, list) and len(block) == 2 else None
-    if method in _FP8_METHODS:
-        return "fp8", blocks
-    if method == "awq":
-        return "awq", None
-    if method in ("gptq", "gptq_marlin"):
-        return "gptq", None
-    if method == "modelopt" and "FP8" in str(qc.get("quant_algo", "")).upper():
-        return "fp8", None
-    if method == "compressed-tensors":
-        weights = [
-            g.get("weights")
-            for g in (qc.get("config_groups") or {}).values()
-            if isinstance(g, Mapping)
-        ]
-        kinds = {(w.get("type"), w.get("num_bits")) for w in weights if isinstance(w, Mapping)}
-        if kinds == {("float", 8)}:
-            return "fp8", blocks
-        if kinds == {("int", 4)}:
-            return "gptq", None  # 4-bit integer weights: sized like GPTQ
-    raise ModelUnresolved(
-        f"model {repo_id}: quantization_config.quant_method {method or '?'!r} is not supported "
-        "(fp8, awq, gptq are); give spec.model.architecture"
+def _kinds(text: Mapping[str, Any], layers: int, window: int | None) -> tuple[str, ...]:
+    """Per layer: full attention, sliding-window attention, or linear attention (fixed state)."""
+    sliding = "sliding" if window else "full"
+    types = text.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        out = []
+        for t in map(str, types):
+            if t in ("linear_attention", "mamba", "deltanet", "gated_deltanet"):
+                out.append("linear")
+            elif t.startswith("sliding"):
+                out.append(sliding)
+            else:
+                out.append("full")  # full, chunked and indexed attention: sized as full (conservative)
+        return tuple(out)
+    interval = config_int(text, "full_attention_interval")
+    if interval:
+        return tuple("full" if (i + 1) % interval == 0 else "linear" for i in range(layers))
+    if text.get("model_type") in ("mistral", "mixtral") and window:
+        return (sliding,) * layers  # Mistral applies its window (when set) to every layer
+    return ("full",) * layers
+
+
+def _shapes(repo_id: str, config: Mapping[str, Any], loaded: _Loaded, max_context: int) -> Shapes:
+    text = loaded.text
+    layers, hidden, heads, _ = (_required(repo_id, config, text, *keys) for keys in _REQUIRED)
+    kv_lora, rope, nope = (config_int(text, k) for k in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim"))
+    head_dim = (nope + rope) if kv_lora and nope is not None and rope is not None else (
+        config_int(text, "head_dim") or hidden // heads)
+    text_type = str(text.get("model_type") or loaded.top.get("model_type") or "")
+    experts = config_int(text, "num_local_experts", "num_experts", "n_routed_experts")
+    llama4 = text_type.startswith("llama4")
+    if experts:  # Mixtral and Llama-4 name the expert width intermediate_size
+        moe_inter = config_int(text, "moe_intermediate_size") or config_int(text, "intermediate_size")
+        dense = config_int(text, "intermediate_size_mlp") if llama4 else config_int(text, "intermediate_size")
+    else:
+        moe_inter, dense = None, config_int(text, "intermediate_size", "ffn_dim", "n_inner")
+    shared_inter = config_int(text, "shared_expert_intermediate_size")
+    if not experts:
+        shared = 0
+    elif shared_inter and moe_inter:
+        shared = max(1, round(shared_inter / moe_inter))
+    else:
+        shared = 1 if llama4 else (config_int(text, "n_shared_experts") or 0)
+    tied = text.get("tie_word_embeddings")
+    if not isinstance(tied, bool):
+        tied = loaded.top.get("tie_word_embeddings")
+    window = config_int(text, "sliding_window")
+    window = window if window and window < max_context else None
+    return Shapes(
+        cfg=text, text_type=text_type, layers=layers, hidden=hidden, heads=heads,
+        kv_heads=config_int(text, "num_key_value_heads", "n_head_kv", "num_kv_heads") or heads,
+        head_dim=head_dim, vocab=int(text["vocab_size"]), tied=bool(tied), kinds=_kinds(text, layers, window),
+        experts=experts, experts_per_token=config_int(text, "num_experts_per_tok", "moe_topk") if experts else None,
+        moe_intermediate=moe_inter, dense_intermediate=dense, shared_intermediate=shared_inter,
+        shared_experts=shared, kv_lora_rank=kv_lora, qk_rope_head_dim=rope, qk_nope_head_dim=nope,
     )
 
 
-def _total_size(index: Mapping[str, Any] | None) -> int | None:
-    if not index:
-        return None
-    meta = index.get("metadata")
-    size = _int(meta, "total_size") if isinstance(meta, Mapping) else None
-    return size if size and size > 0 else None
+def _max_context(repo_id: str, config: Mapping[str, Any], loaded: _Loaded) -> int:
+    text = loaded.text
+    found = [v for k in _SEQUENCE_KEYS if (v := config_int(text, k))]
+    if not found:
+        raise ModelUnresolved(f"model {repo_id}: {_where(config, 'max_position_embeddings')}: missing "
+                              "(and the config class has no default)")
+    model_type = str(loaded.top.get("model_type") or "")
+    return derived_max_context(min(found), text.get("rope_parameters") or text.get("rope_scaling"), model_type)
 
 
-def _params_from_checkpoint(total_size: int, dtype: str, estimate: int) -> tuple[int, str]:
-    """Parameters and storage dtype from an unquantized checkpoint's byte count.
+def _counted(checkpoint: Checkpoint | None, quantized: bool, estimate_total: int) -> tuple[int, str | None]:
+    """(parameters, stored float dtype) from safetensors counts of an unquantized checkpoint."""
+    if checkpoint is None or quantized:
+        return estimate_total, None
+    if checkpoint.parameters:
+        floats = {d.upper() for d, n in checkpoint.parameters.items() if n}
+        stored = _FLOAT_STORAGE.get(next(iter(floats))) if len(floats) == 1 else None
+        return int(sum(checkpoint.parameters.values())), stored
+    return estimate_total, None
 
-    Trust the declared dtype unless the count it implies is off the architecture estimate by
-    more than 1.5x: then the shards are stored narrower or wider than config.json says (the
-    Gemma-2 configs say float32 for bf16 shards) and the width that matches wins.
-    """
+
+def _from_total_size(total: int, dtype: str, estimate_total: int) -> tuple[int, str]:
+    """Parameters from an unquantized checkpoint's byte total: trust the declared dtype unless the
+    count it implies is off the estimate by more than 1.5× (Gemma-2 configs say float32 for bf16
+    shards); then the width that matches wins."""
     declared = DTYPE_BYTES[dtype]
-    if 1 / 1.5 <= (total_size / declared) / estimate <= 1.5:
-        return round(total_size / declared), dtype
-    width = min((4, 2), key=lambda w: abs(math.log(total_size / w / estimate)))
+    if 1 / 1.5 <= (total / declared) / estimate_total <= 1.5:
+        return round(total / declared), dtype
+    width = 4 if abs(total / 4 - estimate_total) < abs(total / 2 - estimate_total) else 2
     stored = "float32" if width == 4 else ("bfloat16" if dtype == "float32" else dtype)
-    return round(total_size / width), stored
+    return round(total / width), stored
 
 
-def facts_from_hf(repo_id: str, config: dict[str, Any], index: dict[str, Any] | None) -> ModelFacts:
-    """ModelFacts from config.json and the optional model.safetensors.index.json."""
+def _notes(loaded: _Loaded, source: ParameterSource) -> tuple[str, ...]:
+    notes = [loaded.note] if loaded.note else []
+    if source == ParameterSource.ESTIMATE:
+        notes.append("parameters estimated from config.json (no safetensors counts)")
+    return tuple(notes)
+
+
+def facts_from_hf(
+    repo_id: str,
+    config: Mapping[str, Any],
+    checkpoint: Checkpoint | Mapping[str, Any] | None = None,
+    *,
+    source: FactsSource = FactsSource.HUB,
+) -> ModelFacts:
+    """ModelFacts from a config.json and, optionally, the checkpoint's safetensors metadata.
+
+    `checkpoint`: a Checkpoint, or a model.safetensors.index.json mapping (its total_size).
+    Raises ModelUnresolved with one line naming the config field at fault.
+    """
     if not isinstance(config, Mapping):
         raise ModelUnresolved(f"model {repo_id}: config.json is not a JSON object")
-    arch = _Arch(repo_id, config)
-    cfg = arch.cfg
-    dtype = _dtype(repo_id, cfg)
-    quantization, block = _quantization(repo_id, cfg)
-    estimate, active = arch.estimate(config)
-    checkpoint = _total_size(index)
-    parameters = estimate
-    if checkpoint and quantization is None:
-        parameters, dtype = _params_from_checkpoint(checkpoint, dtype, estimate)
-        if active is not None:
-            active += parameters - estimate  # the correction belongs to always-active weights
-    architectures = [str(a) for a in (cfg.get("architectures") or [])]
-    linear = arch.kinds.count("linear")
-    sliding = arch.kinds.count("sliding")
+    counts = checkpoint if isinstance(checkpoint, Checkpoint) or checkpoint is None else Checkpoint.from_index(checkpoint)
+    loaded = _load(repo_id, config)
+    for key, *aliases in _REQUIRED:
+        _required(repo_id, config, loaded.text, key, *aliases)
+    max_context = _max_context(repo_id, config, loaded)
+    shapes = _shapes(repo_id, config, loaded, max_context)
+    dtype = _dtype(repo_id, loaded)
+    quant = parse_quantization(repo_id, config)
+    parts: Breakdown = estimate(shapes, loaded.vision)
+    parameters, stored = _counted(counts, quant is not None, parts.total)
+    exact = counts is not None and bool(counts.parameters) and quant is None
+    if counts is not None and not counts.parameters and counts.total_bytes and quant is None:
+        parameters, dtype = _from_total_size(counts.total_bytes, dtype, parts.total)
+        exact = True
+    dtype = stored or dtype
+    param_source = ParameterSource.SAFETENSORS if exact else ParameterSource.ESTIMATE
+    architectures = [str(a) for a in (config.get("architectures") or loaded.top.get("architectures") or [])]
+    active = parameters - parts.inactive if shapes.experts else None
+    return _build(repo_id, source, shapes, loaded, dtype, quant, parts, parameters, active, counts,
+                  param_source, architectures, max_context)
+
+
+def _build(repo_id: str, source: FactsSource, s: Shapes, loaded: _Loaded, dtype: str, quant: Any,
+           parts: Breakdown, parameters: int, active: int | None, counts: Checkpoint | None,
+           param_source: ParameterSource, architectures: list[str], max_context: int) -> ModelFacts:
+    linear = s.kinds.count("linear")
+    sliding = s.kinds.count("sliding")
     try:
         return ModelFacts(
-            id=repo_id,
-            source=FactsSource.HUB,
-            family=arch.model_type,
-            parameters=parameters,
-            active_parameters=active,
-            layers=arch.layers,
-            hidden_size=arch.hidden,
-            attention_heads=arch.heads,
-            kv_heads=arch.kv_heads,
-            head_dim=arch.head_dim,
-            intermediate_size=arch.dense_intermediate,
-            vocab_size=arch.vocab,
-            max_context=arch.max_context,
-            tie_word_embeddings=arch.tied,
-            native_dtype=dtype,
-            native_quantization=quantization,
-            weight_block_size=block,
-            checkpoint_bytes=checkpoint,
-            experts=arch.experts,
-            experts_per_token=arch.experts_per_token,
-            shared_experts=arch.shared_experts,
-            moe_intermediate_size=arch.moe_intermediate,
-            kv_lora_rank=arch.kv_lora_rank,
-            qk_rope_head_dim=arch.qk_rope_head_dim if arch.kv_lora_rank else None,
-            sliding_window=arch._sliding_window() if sliding else None,
-            sliding_window_layers=sliding,
+            id=repo_id, source=source, family=str(loaded.top.get("model_type") or s.text_type),
+            parameters=parameters, active_parameters=active, layers=s.layers, hidden_size=s.hidden,
+            attention_heads=s.heads, kv_heads=s.kv_heads, head_dim=s.head_dim,
+            intermediate_size=s.dense_intermediate, vocab_size=s.vocab, max_context=max_context,
+            tie_word_embeddings=s.tied, native_dtype=dtype, quantization=quant,
+            checkpoint_bytes=counts.bytes if counts else None, checkpoint_commit=counts.commit if counts else None,
+            parameter_source=param_source, architecture=architectures[0] if architectures else "",
+            module_parameters=dict(parts.modules), vision_parameters=parts.tower,
+            sparse_attention=sparse_attention(loaded.text, architectures),
+            experts=s.experts, experts_per_token=s.experts_per_token, shared_experts=s.shared_experts,
+            moe_intermediate_size=s.moe_intermediate, kv_lora_rank=s.kv_lora_rank,
+            qk_rope_head_dim=s.qk_rope_head_dim if s.kv_lora_rank else None,
+            sliding_window=config_int(s.cfg, "sliding_window") if sliding else None, sliding_window_layers=sliding,
             linear_attention_layers=linear,
-            linear_state_bytes_per_layer=arch.linear_state_bytes(DTYPE_BYTES[dtype])
-            if linear
-            else 0,
-            supports_pipeline_parallel=any(
-                a in PIPELINE_PARALLEL_ARCHITECTURES for a in architectures
-            ),
+            linear_state_bytes_per_layer=linear_state_bytes(s, DTYPE_BYTES[dtype]) if linear else 0,
+            supports_pipeline_parallel=any(a in PIPELINE_PARALLEL_ARCHITECTURES for a in architectures),
+            notes=_notes(loaded, param_source),
         )
     except ValueError as exc:  # pydantic's ValidationError: inconsistent config values
         raise ModelUnresolved(f"model {repo_id}: config.json is inconsistent: {exc}") from exc
 
 
-def estimate_parameters(config: dict[str, Any]) -> tuple[int, int | None]:
-    """(total, active) parameter estimate from config.json alone (see the module docstring)."""
-    return _Arch("config.json", config).estimate(config)
+def estimate_parameters(config: Mapping[str, Any]) -> tuple[int, int | None]:
+    """(total, active) parameter estimate from config.json alone (facts/estimate.py)."""
+    facts = facts_from_hf("config.json", config)
+    return facts.parameters, facts.active_parameters

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .quantization import WeightQuantization, parse_quantization
 
 
 class FactsSource(StrEnum):
     SPEC = "spec"  # spec.model.architecture
-    CATALOG = "catalog"  # the built-in catalog (operator/modeldeploy/data/models.yaml)
-    HUB = "hub"  # config.json (+ safetensors index) from the Hugging Face hub
+    CATALOG = "catalog"  # the built-in catalog (operator/modeldeploy/data/models/*.yaml)
+    HUB = "hub"  # config.json (+ safetensors metadata) from the Hugging Face hub
+    HF_CONFIG = "hfConfig"  # spec.model.hfConfig: a config.json given inline
+
+
+class ParameterSource(StrEnum):
+    SAFETENSORS = "safetensors"  # counted from the checkpoint's safetensors metadata: exact
+    ESTIMATE = "estimate"  # from the config's shapes (facts/estimate.py): approximate
+    SPEC = "spec"  # spec.model.architecture.parameters, as the user wrote it
 
 
 class ModelFacts(BaseModel):
@@ -33,9 +43,17 @@ class ModelFacts(BaseModel):
     max_context: int = Field(default=4096, ge=1)
     tie_word_embeddings: bool = False
     native_dtype: str = "bfloat16"  # bfloat16 | float16 | float32
-    native_quantization: str | None = None  # None | fp8 | awq | gptq
-    weight_block_size: tuple[int, int] | None = None  # FP8 block quantization (block_n, block_k)
+    quantization: WeightQuantization | None = Field(default=None, description="The checkpoint's own quantization")
     checkpoint_bytes: int | None = Field(default=None, description="safetensors total_size")
+    checkpoint_commit: str | None = Field(default=None, description="Hub commit the counts came from")
+    parameter_source: ParameterSource = ParameterSource.ESTIMATE
+    architecture: str = Field(default="", description="vLLM model class (config.json architectures[0])")
+    # Parameters of the decoder's linear layers by module group (facts/estimate.py); empty for
+    # hand-written facts. Quantization sizes these groups; the rest stays 16-bit.
+    module_parameters: dict[str, int] = Field(default_factory=dict)
+    vision_parameters: int = Field(default=0, ge=0, description="Vision/audio towers: kept at the stored 16-bit dtype")
+    sparse_attention: bool = Field(default=False, description="DeepSeek-V3.2 sparse attention (indexer)")
+    notes: tuple[str, ...] = Field(default=(), description="Caveats a plan repeats (estimates, raw-key parsing)")
     # MoE
     experts: int | None = None
     experts_per_token: int | None = None
@@ -53,6 +71,22 @@ class ModelFacts(BaseModel):
     supports_pipeline_parallel: bool = True
     fp8_variant: str | None = Field(default=None, description="Repo id of an FP8 checkpoint of this model")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_quantization(cls, data: Any) -> Any:
+        """Hand-written facts may still say `native_quantization` (+ `weight_block_size`): read them
+        as the config.json quantization_config they stand for (defaults: 4-bit g128 AWQ/GPTQ)."""
+        if not isinstance(data, dict) or "native_quantization" not in data:
+            return data
+        data = dict(data)
+        method, block = data.pop("native_quantization"), data.pop("weight_block_size", None)
+        if method and "quantization" not in data:
+            qc: dict[str, Any] = {"quant_method": method}
+            if block:
+                qc["weight_block_size"] = list(block)
+            data["quantization"] = parse_quantization(str(data.get("id", "facts")), {"quantization_config": qc})
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> ModelFacts:
         if self.attention_heads % self.kv_heads:
@@ -60,6 +94,16 @@ class ModelFacts(BaseModel):
         if self.sliding_window_layers + self.linear_attention_layers > self.layers:
             raise ValueError(f"{self.id}: special layers exceed the layer count")
         return self
+
+    @property
+    def native_quantization(self) -> str | None:
+        """Quantization method of the checkpoint (fp8, awq, gptq, …) or None for 16-bit."""
+        return self.quantization.method if self.quantization else None
+
+    @property
+    def weight_block_size(self) -> tuple[int, int] | None:
+        """FP8 block quantization (block_n, block_k) of the checkpoint, if any."""
+        return self.quantization.weight_block_size if self.quantization else None
 
     @property
     def is_moe(self) -> bool:

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api.deployment import Architecture, ModelSource
-from ..errors import ModelFactsUnavailable, ModelUnresolved
+from ..errors import InvalidSpec, ModelFactsUnavailable, ModelUnresolved
 from .catalog import Catalog
-from .hf_config import facts_from_hf
-from .model import FactsSource, ModelFacts
+from .hf_config import Checkpoint, facts_from_hf
+from .model import FactsSource, ModelFacts, ParameterSource
+from .quantization import quantization_from_spec
 
 Fetch = Callable[[str, str | None], tuple[dict[str, Any], dict[str, Any] | None]]
 
@@ -39,7 +40,12 @@ def facts_from_architecture(name: str, arch: Architecture) -> ModelFacts:
         "moe_intermediate_size": arch.moe_intermediate_size,
         "kv_lora_rank": arch.kv_lora_rank,
         "qk_rope_head_dim": arch.qk_rope_head_dim,
+        "supports_pipeline_parallel": arch.supports_pipeline_parallel,
+        "parameter_source": ParameterSource.SPEC,
     }
+    if arch.quantization is not None:
+        q = arch.quantization
+        fields["quantization"] = quantization_from_spec(str(q.method), q.bits, q.group_size)
     if arch.vocab_size is not None:
         fields["vocab_size"] = arch.vocab_size
     if arch.max_context is not None:
@@ -48,6 +54,20 @@ def facts_from_architecture(name: str, arch: Architecture) -> ModelFacts:
         return ModelFacts(**fields)
     except ValueError as exc:
         raise ModelUnresolved(f"spec.model.architecture: {exc}") from exc
+
+
+def facts_from_hf_config(source: ModelSource) -> ModelFacts:
+    """spec.model.hfConfig (+ checkpointBytes) through the same parser as the hub's config.json.
+
+    A config the parser cannot read is the spec's fault: InvalidSpec naming the field
+    ("spec.model.hfConfig: model X: config.json quantization_config.bits: …").
+    """
+    assert source.hf_config is not None
+    checkpoint = Checkpoint(total_bytes=source.checkpoint_bytes) if source.checkpoint_bytes else None
+    try:
+        return facts_from_hf(source.name, source.hf_config, checkpoint, source=FactsSource.HF_CONFIG)
+    except ModelUnresolved as exc:
+        raise InvalidSpec(f"spec.model.hfConfig: {exc}") from exc
 
 
 def _cause(exc: BaseException) -> str:
@@ -69,6 +89,8 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
     name = source.name
     if source.architecture is not None:
         return facts_from_architecture(name, source.architecture)
+    if source.hf_config is not None:
+        return facts_from_hf_config(source)
     found = catalog.get(name)
     if found is not None:
         return found

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from ..api import Dtype, KvCacheDtype, ModelSource, Quantization, Serving
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
+from ..facts.estimate import EXPERTS, ROUTER
+from ..facts.quantization import MXFP4, WeightQuantization, online_fp8
 from .overhead import Overhead
 
 GIB = 1024**3
@@ -22,24 +24,35 @@ DEFAULT_MAX_MODEL_LEN = 8192
 DEFAULT_KV_SEQUENCES = 2
 
 _DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
-# 4-bit AWQ/GPTQ with group size 128: 0.5 byte + fp16 scale (and zero point) per 128 weights.
-_INT4_BYTES = 0.5 + 4 / 128
 
 
 @dataclass(frozen=True)
 class Precision:
     """Bytes per parameter and per KV element a deployment will really use."""
 
-    linear_bytes: float  # transformer linear layers (quantized if any)
-    embed_bytes: float  # embeddings and lm_head (never quantized)
+    linear_bytes: float  # quantized linear layers, bytes per weight incl. scales and zero points
+    embed_bytes: float  # embeddings, lm_head, towers and unquantized modules (activation dtype)
     kv_bytes: int
     quantization_flag: str | None  # value for --quantization; None = the checkpoint's own
-    effective_quantization: str  # none | fp8 | awq | gptq
+    effective_quantization: str  # none | fp8 | awq | gptq | compressed-tensors | bitsandbytes | mxfp4 | nvfp4
     native: bool  # the checkpoint is served as stored (its file size is the weight size)
+    quantization: WeightQuantization | None = None  # what the linear layers run as
+
+
+def _refuse_quantization(facts: ModelFacts, asked: str, native_q: str) -> InvalidSpec:
+    if asked == Quantization.NONE:
+        return InvalidSpec(
+            f"spec.model.quantization: {facts.id} is a {native_q} checkpoint; vLLM cannot serve "
+            "it unquantized (choose its bf16 repository instead)"
+        )
+    return InvalidSpec(
+        f"spec.model.quantization: {asked} needs a pre-quantized {asked} checkpoint; "
+        f"{facts.id} is {native_q if native_q != 'none' else facts.native_dtype}"
+    )
 
 
 def precision_for(facts: ModelFacts, model: ModelSource, serving: Serving) -> Precision:
-    """Resolve quantization and dtype; refuse combinations vLLM cannot serve."""
+    """Resolve quantization and dtype; refuse combinations vLLM cannot serve (InvalidSpec)."""
     native_q = facts.native_quantization or "none"
     asked = model.quantization
     if model.dtype == Dtype.AUTO:
@@ -47,56 +60,85 @@ def precision_for(facts: ModelFacts, model: ModelSource, serving: Serving) -> Pr
     else:
         dtype = str(model.dtype)
     act_bytes = _DTYPE_BYTES.get(dtype, 2)
+    quant = facts.quantization
     if asked is None or asked == native_q:
         effective, flag = native_q, None
-    elif asked == Quantization.NONE:
-        raise InvalidSpec(
-            f"spec.model.quantization: {facts.id} is a {native_q} checkpoint; vLLM cannot serve "
-            "it unquantized (choose its bf16 repository instead)"
-        )
     elif asked == Quantization.FP8 and native_q == "none":
-        effective, flag = "fp8", "fp8"  # vLLM quantizes bf16/fp16 weights to fp8 at load
+        effective, flag, quant = "fp8", "fp8", online_fp8()  # vLLM quantizes 16-bit weights at load
     else:
-        raise InvalidSpec(
-            f"spec.model.quantization: {asked} needs a pre-quantized {asked} checkpoint; "
-            f"{facts.id} is {native_q if native_q != 'none' else facts.native_dtype}"
-        )
-    linear = {"none": float(act_bytes), "fp8": 1.0, "awq": _INT4_BYTES, "gptq": _INT4_BYTES}[effective]
+        raise _refuse_quantization(facts, str(asked), native_q)
     kv = 1 if serving.kv_cache_dtype == KvCacheDtype.FP8 else act_bytes
     return Precision(
-        linear_bytes=linear,
+        linear_bytes=quant.bytes_per_weight if quant else float(act_bytes),
         embed_bytes=float(act_bytes),
         kv_bytes=kv,
         quantization_flag=flag,
         effective_quantization=effective,
         native=flag is None and model.dtype in (Dtype.AUTO, facts.native_dtype),
+        quantization=quant,
     )
 
 
 @dataclass(frozen=True)
 class Weights:
-    """Checkpoint bytes split into the transformer body and one copy of the embeddings."""
+    """Weight bytes: decoder layers, one embedding matrix, both, and the towers (first stage)."""
 
     body: float
     embed_copy: float  # vocab × hidden, one matrix
     embed_total: float  # both matrices unless tied
+    tower: float = 0.0  # vision / audio encoders, kept at their 16-bit dtype
 
     @property
     def total(self) -> float:
-        return self.body + self.embed_total
+        return self.body + self.embed_total + self.tower
+
+
+def quantized_parameters(facts: ModelFacts, quant: WeightQuantization | None) -> int:
+    """Parameters stored at `linear_bytes`: the decoder's linear layers minus the groups the
+    quantization keeps in 16-bit (routers always). Hand-written facts (no module breakdown):
+    everything but the embeddings and towers. Without a quantization the linear layers are
+    counted too (a Precision built by hand may still give them their own width)."""
+    embed = facts.vocab_size * facts.hidden_size * (1 if facts.tie_word_embeddings else 2)
+    if not facts.module_parameters:
+        return max(facts.parameters - embed - facts.vision_parameters, 0)
+    kept = {*(quant.unquantized if quant else ()), ROUTER}  # MoE routers stay 16-bit in every format
+    return sum(n for group, n in facts.module_parameters.items() if group not in kept)
+
+
+MXFP4_HIDDEN_ALIGN = 256
+
+
+def kernel_padding(facts: ModelFacts, quant: WeightQuantization | None) -> float:
+    """Bytes vLLM allocates beyond the checkpoint for its kernels' layouts.
+
+    MXFP4 MoE experts (gpt-oss): vLLM pads hidden_size to a multiple of 256 when it lays the
+    experts out for its MoE kernels (vllm/model_executor/layers/quantization/mxfp4.py,
+    Mxfp4MoEMethod.create_weights). gpt-oss (hidden 2880 → 3072): +6.7 % on the experts; the
+    vLLM v0.11 H100 logs (gpt-oss-20b 13.47 GiB, gpt-oss-120b 64.38 GiB of weights) match this
+    within 0.5 %, the unpadded checkpoint is 5 % short.
+    """
+    if quant is None or quant.method != MXFP4:
+        return 0.0
+    h = facts.hidden_size
+    padded = -(-h // MXFP4_HIDDEN_ALIGN) * MXFP4_HIDDEN_ALIGN
+    return facts.module_parameters.get(EXPERTS, 0) * quant.bytes_per_weight * (padded / h - 1)
 
 
 def weights_for(facts: ModelFacts, precision: Precision) -> Weights:
+    """Bytes of every weight vLLM loads. The checkpoint's own size when served as stored and
+    known (exact); else parameters × bytes per weight by module group (docs/sizing.md)."""
     embed_params = facts.vocab_size * facts.hidden_size
     embed_matrices = 1 if facts.tie_word_embeddings else 2
     embed_copy = embed_params * precision.embed_bytes
     embed_total = embed_copy * embed_matrices
+    tower = facts.vision_parameters * precision.embed_bytes
     if precision.native and facts.checkpoint_bytes:
-        body = max(facts.checkpoint_bytes - embed_total, 0.0)
-    else:
-        body_params = max(facts.parameters - embed_params * embed_matrices, 0)
-        body = body_params * precision.linear_bytes
-    return Weights(body=body, embed_copy=embed_copy, embed_total=embed_total)
+        body = max(facts.checkpoint_bytes - embed_total - tower, 0.0) + kernel_padding(facts, precision.quantization)
+        return Weights(body=body, embed_copy=embed_copy, embed_total=embed_total, tower=tower)
+    quantized = quantized_parameters(facts, precision.quantization)
+    rest = max(facts.parameters - embed_params * embed_matrices - facts.vision_parameters - quantized, 0)
+    body = quantized * precision.linear_bytes + rest * precision.embed_bytes + kernel_padding(facts, precision.quantization)
+    return Weights(body=body, embed_copy=embed_copy, embed_total=embed_total, tower=tower)
 
 
 def stage_layers(count: int, pp: int) -> int:
@@ -109,7 +151,7 @@ def weights_per_gpu(facts: ModelFacts, weights: Weights, tp: int, pp: int) -> fl
     if pp == 1:
         return weights.total / tp
     per_layer = weights.body / facts.layers
-    return (stage_layers(facts.layers, pp) * per_layer + weights.embed_copy) / tp
+    return (stage_layers(facts.layers, pp) * per_layer + weights.embed_copy + weights.tower) / tp
 
 
 def kv_heads_per_gpu(facts: ModelFacts, tp: int) -> int:

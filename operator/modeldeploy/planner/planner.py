@@ -9,7 +9,9 @@ from typing import Any
 from ..api import GPUPool, KvCacheDtype, ModelDeployment, MultiNode, Policy
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
+from ..facts.quantization import online_fp8
 from .autoscaling_target import autoscaling_target
+from .gpu_rules import pool_capability, weight_only_note
 from .memory import (
     DEFAULT_KV_SEQUENCES,
     DEFAULT_MAX_MODEL_LEN,
@@ -172,7 +174,8 @@ def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
     if fit := _largest_fitting_length(search):
         out.append(f"set spec.serving.maxModelLen: {fit[0]} or less (fits {_describe(fit[1])})")
     if prec.effective_quantization == "none" and md.spec.model.quantization is None:
-        fp8 = replace(prec, linear_bytes=1.0, quantization_flag="fp8", effective_quantization="fp8", native=False)
+        fp8 = replace(prec, linear_bytes=1.0, quantization_flag="fp8", effective_quantization="fp8", native=False,
+                      quantization=online_fp8())
         found, _ = search.best(precision=fp8)
         if found:
             out.append(f"set spec.model.quantization: fp8 (fits {_describe(found)})")
@@ -223,6 +226,9 @@ def _infeasible_reason(search: _Search, candidates: list[Candidate]) -> tuple[st
                              f"{_describe(found)}, but layouts across nodes are off: {refusal}")
     pools = sorted({c.pool.name for c in candidates})
     sized = [c for c in candidates if c.memory is not None]
+    if not sized:  # every pool is ruled out as a whole (the GPU generation: planner/gpu_rules.py)
+        why = "; ".join(sorted({f"{c.pool.name}: {c.rejection}" for c in candidates}))
+        return "NoFeasibleLayout", f"{facts.id} can run on no pool of the {len(pools)} allowed: {why}"
     closest = min(sized, key=lambda c: (c.nodes > 1, c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus))
     return "NoFeasibleLayout", (f"{facts.id} fits no pool of the {len(pools)} allowed "
                                 f"({', '.join(pools)}); the closest layout, {_describe(closest)}, "
@@ -243,7 +249,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     _check_pins(facts, prec, req)
     vllm = profile_for_image(md.spec.serving.image)
     base: dict[str, Any] = dict(
-        vllm_version=vllm.version, notes=[vllm.note] if vllm.note else [],
+        vllm_version=vllm.version, notes=[*([vllm.note] if vllm.note else []), *facts.notes],
         name=md.metadata.name, namespace=md.metadata.namespace, model=facts.id,
         max_model_len=req.max_model_len, max_num_seqs=md.spec.serving.max_num_seqs,
         kv_sequences=req.kv_sequences, kv_cache_dtype=str(md.spec.serving.kv_cache_dtype),
@@ -270,6 +276,8 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     reason = _choice_reason(best, str(req.policy), feasible_count, req) + reason_note
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
+    if note := weight_only_note(prec, pool_capability(best.pool)):
+        base["notes"] = [*base["notes"], note]
     return Plan(
         **base,
         feasible=True,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..api import GPUPool, MultiNode, Policy
 from ..facts import ModelFacts
+from .gpu_rules import pool_rule
 from .memory import GIB, GpuMemory, Precision, Weights, gpu_memory
 from .overhead import VllmProfile, batch_defaults, overhead_for, utilization_rejection
 from .rules import model_rules
@@ -145,6 +146,8 @@ def single_node_candidates(
 ) -> list[Candidate]:
     """Every layout of one replica on one node of `pool` that the pins and vLLM's rules allow."""
     gpn = pool.spec.gpus_per_node
+    if reason := pool_rule(facts, precision, pool):  # the GPU generation rules out every layout
+        return [Candidate(pool, req.tp_pin or 1, req.pp_pin or 1, 1, None, 0, reason)]
     out: list[Candidate] = []
     for tp in tp_options(facts, gpn):
         if model_rules(facts, precision, tp, 1):
@@ -166,6 +169,8 @@ def multi_node_candidates(
     informs: the smallest node count that fits and the one just below it (or, when none fits,
     the largest tried): fewer nodes never fit once more do not."""
     gpn = pool.spec.gpus_per_node
+    if pool_rule(facts, precision, pool):
+        return []  # the GPU generation rules the pool out (reported by single_node_candidates)
     allowed = [t for t in tp_options(facts, gpn) if not model_rules(facts, precision, t, 1)]
     tp = max(allowed, default=0)
     if not tp or req.tp_pin not in (None, tp):

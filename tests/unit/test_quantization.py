@@ -1,0 +1,137 @@
+"""quantization_config → bytes per weight, 16-bit modules, and the weights vLLM loads."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from tests.unit.real_configs import (
+    GPT_OSS_120B,
+    QWEN2_72B_GPTQ_INT8,
+    QWEN3_30B_A3B_FP8,
+    QWEN25_VL_72B_AWQ,
+    case_config,
+)
+
+from modeldeploy.api import ModelSource, Serving
+from modeldeploy.errors import ModelUnresolved
+from modeldeploy.facts.hf_config import facts_from_hf
+from modeldeploy.facts.quantization import WeightQuantization, parse_quantization
+from modeldeploy.planner.memory import GIB, precision_for, weights_for, weights_per_gpu
+
+# compressed-tensors preset schemes (neuralmagic/compressed-tensors,
+# src/compressed_tensors/quantization/quant_scheme.py): W4A16, W8A8 (int8), FP8_DYNAMIC, FP8_BLOCK.
+W4A16 = {"weights": {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": 128}}
+W8A8_INT8 = {"weights": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel"},
+             "input_activations": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "token", "dynamic": True}}
+FP8_DYNAMIC = {"weights": {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "channel"},
+               "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True}}
+FP8_BLOCK = {"weights": {"num_bits": 8, "type": "float", "strategy": "block", "block_structure": [128, 128]},
+             "input_activations": {"num_bits": 8, "type": "float", "strategy": "group", "group_size": 128}}
+
+
+def ct(scheme: dict[str, Any], ignore: list[str] | None = None) -> dict[str, Any]:
+    return {"quant_method": "compressed-tensors", "config_groups": {"group_0": {**scheme, "targets": ["Linear"]}},
+            "ignore": ignore or ["lm_head"]}
+
+
+def parse(qc: dict[str, Any]) -> WeightQuantization:
+    parsed = parse_quantization("acme/q", {"quantization_config": qc})
+    assert parsed is not None
+    return parsed
+
+
+@pytest.mark.parametrize(
+    ("qc", "method", "bits", "group", "per_weight"),
+    [
+        (case_config(QWEN25_VL_72B_AWQ)["quantization_config"], "awq", 4, 128, 0.5 + 2 / 128 + 0.5 / 128),
+        (case_config(QWEN2_72B_GPTQ_INT8)["quantization_config"], "gptq", 8, 128, 1 + 2 / 128 + 1 / 128),
+        ({"quant_method": "gptq", "bits": 3, "group_size": -1, "desc_act": True}, "gptq", 3, None, 3 / 8),
+        (case_config(QWEN3_30B_A3B_FP8)["quantization_config"], "fp8", 8, None, 1 + 4 / (128 * 128)),
+        (ct(W4A16), "compressed-tensors", 4, 128, 0.5 + 2 / 128),
+        (ct(W8A8_INT8), "compressed-tensors", 8, None, 1.0),
+        (ct(FP8_DYNAMIC), "compressed-tensors", 8, None, 1.0),
+        (ct(FP8_BLOCK), "compressed-tensors", 8, None, 1 + 4 / (128 * 128)),
+        # transformers' BitsAndBytesConfig.to_dict(), as bnb-4bit repos publish it (nf4, double quant)
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+          "bnb_4bit_use_double_quant": True}, "bitsandbytes", 4, 64, 0.5 + 1 / 64 + 4 / (64 * 256)),
+        ({"quant_method": "bitsandbytes", "load_in_8bit": True}, "bitsandbytes", 8, None, 1.0),
+        (GPT_OSS_120B["quantization_config"], "mxfp4", 4, 32, 0.5 + 1 / 32),
+        # vLLM ModelOptNvFp4Config.from_config: quant_algo NVFP4, group_size 16, exclude_modules
+        ({"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16, "exclude_modules": ["lm_head"]},
+         "nvfp4", 4, 16, 0.5 + 1 / 16),
+    ],
+)
+def test_bytes_per_weight_include_scales_and_zero_points(
+    qc: dict[str, Any], method: str, bits: int, group: int | None, per_weight: float
+) -> None:
+    q = parse(qc)
+    assert (q.method, q.bits, q.group_size) == (method, bits, group)
+    assert q.bytes_per_weight == pytest.approx(per_weight)
+
+
+def test_activation_and_float_flags_pick_the_kernels() -> None:
+    assert parse(ct(FP8_DYNAMIC)).activation_bits == 8 and parse(ct(FP8_DYNAMIC)).float_weights
+    assert parse(ct(FP8_BLOCK)).weight_block_size == (128, 128)
+    assert parse(ct(W4A16)).marlin_family and not parse(ct(W8A8_INT8)).marlin_family
+    assert not parse(ct(FP8_DYNAMIC)).marlin_family
+
+
+def test_modules_that_stay_16_bit() -> None:
+    gpt_oss = parse(GPT_OSS_120B["quantization_config"])
+    assert {"attention", "router"} <= set(gpt_oss.unquantized)  # experts only are MXFP4
+    ignore = ["lm_head", "re:.*mlp.gate$", "model.layers.0.self_attn.q_proj"]
+    assert parse(ct(W4A16, ignore)).unquantized == ("attention", "router")
+
+
+@pytest.mark.parametrize(
+    ("qc", "message"),
+    [
+        ({"quant_method": "hqq"}, "quantization_config.quant_method: 'hqq' is not a format"),
+        ({"quant_method": "gptq", "bits": 5}, "quantization_config.bits: 5 is not one of 2, 3, 4, 8"),
+        ({"quant_method": "awq", "bits": 4, "group_size": 0}, "quantization_config.group_size: 0 is not"),
+        ({"quant_method": "compressed-tensors"}, "quantization_config.config_groups: missing"),
+        ({"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}, "quantization_config.quant_algo: 'W4A8_AWQ'"),
+    ],
+)
+def test_unreadable_quantization_is_refused_never_sized_as_16_bit(qc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelUnresolved, match=re.escape(message)):
+        parse(qc)
+    with pytest.raises(ModelUnresolved, match=r"config\.json quantization_config is not an object"):
+        parse_quantization("acme/q", {"quantization_config": "awq"})
+
+
+def _weights(config: dict[str, Any], tp: int = 1) -> tuple[float, float]:
+    facts = facts_from_hf("acme/model", config)
+    prec = precision_for(facts, ModelSource(name="acme/model"), Serving())
+    w = weights_for(facts, prec)
+    return w.tower, weights_per_gpu(facts, w, tp, 1) / GIB
+
+
+def test_gptq_8_bit_is_sized_at_8_bits_as_vllm_logged() -> None:
+    # vllm-project/vllm#5993: 17.98 GiB of weights per GPU at TP 4 for Qwen2-72B-Instruct-GPTQ-Int8.
+    _, per_gpu = _weights(case_config(QWEN2_72B_GPTQ_INT8), tp=4)
+    assert per_gpu == pytest.approx(17.98, rel=0.03)
+
+
+def test_the_vision_tower_of_an_awq_checkpoint_stays_16_bit() -> None:
+    config = case_config(QWEN25_VL_72B_AWQ)
+    facts = facts_from_hf("Qwen/Qwen2.5-VL-72B-Instruct-AWQ", config)
+    tower, per_gpu = _weights(config)
+    assert facts.vision_parameters > 600_000_000 and tower == facts.vision_parameters * 2
+    linear = sum(facts.module_parameters.values())  # the decoder's linear layers: AWQ 4-bit
+    embed = 2 * 152064 * 8192
+    rest = facts.parameters - linear - embed - facts.vision_parameters  # norms
+    expected = linear * (0.5 + 2.5 / 128) + (rest + embed + facts.vision_parameters) * 2
+    assert per_gpu * GIB == pytest.approx(expected, rel=1e-9)
+
+
+def test_gpt_oss_keeps_attention_in_bf16_and_experts_in_mxfp4() -> None:
+    facts = facts_from_hf("openai/gpt-oss-120b", GPT_OSS_120B)
+    experts = facts.module_parameters["experts"]
+    others = facts.parameters - experts
+    _, per_gpu = _weights(GPT_OSS_120B)
+    padded = 3072 / 2880  # vLLM pads the experts' hidden size to a multiple of 256 (mxfp4.py)
+    assert per_gpu * GIB == pytest.approx(experts * (0.5 + 1 / 32) * padded + others * 2, rel=1e-6)
+    assert per_gpu == pytest.approx(64.38, rel=0.03)  # vLLM v0.11 on H100 (bench/data/vllm-memory-profiles.csv)

@@ -14,12 +14,12 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+from tests.crdcheck import CRDValidator
 
 import modeldeploy
 from modeldeploy import crd, rbac
 from modeldeploy.controller.poolconfig import POOLS_LABEL, pools_from_config_maps
 from modeldeploy.install.helm import NAMESPACE, chart_crds, load_all, render_objects
-from modeldeploy.testing.crdcheck import CRDValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts/modeldeploy"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.crdcheck import CRDValidator
 
 from modeldeploy import crd
 from modeldeploy.install import generate
 from modeldeploy.install.helm import NAMESPACE, chart_crds, render_objects
-from modeldeploy.testing.crdcheck import CRDValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 Obj = dict[str, Any]

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 from lupa import lua51
+from tests.crdcheck import CRDValidator
 
 from modeldeploy import crd
-from modeldeploy.testing.crdcheck import CRDValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "gitops/argocd/resource_customizations/modeldeploy.dev"

@@ -18,11 +18,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from tests.crdcheck import CRDValidator, apply_defaults
 
 from modeldeploy import crd
 from modeldeploy.api import GPUPool, ModelDeployment
 from modeldeploy.errors import describe_validation_error
-from modeldeploy.testing.crdcheck import CRDValidator, apply_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 Schema = dict[str, Any]

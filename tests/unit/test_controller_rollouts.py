@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.api.base import rfc3339
 from modeldeploy.controller import pods as podlib
 from modeldeploy.controller.rollouts import (
     FAILED_REVISION,
@@ -22,7 +23,6 @@ from modeldeploy.controller.rollouts import (
     parse_revisions,
     pod_templates,
     revision_of,
-    rfc3339,
     status_of,
     step,
     with_pod_templates,

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from modeldeploy.api.base import rfc3339
 from modeldeploy.api.deployment import Autoscaling
 from modeldeploy.decisions.autoscale import (
     MAX_HISTORY,
@@ -18,7 +19,6 @@ from modeldeploy.decisions.autoscale import (
     Reason,
     ScalingHistory,
     decide,
-    rfc3339,
     to_status,
 )
 from modeldeploy.decisions.metrics import MissReason, NoSample, PodSample, Scrape, unreachable

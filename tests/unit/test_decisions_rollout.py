@@ -19,7 +19,6 @@ from modeldeploy.decisions.rollout import (
     default_progress_deadline,
     rollback_target,
     rollout_status,
-    should_roll_back,
 )
 
 # --- strategy ---------------------------------------------------------------------------------
@@ -64,7 +63,6 @@ def test_strategy_table(
 ) -> None:
     s = choose_strategy(replicas, unavail, surge, free, gpr, same)  # type: ignore[arg-type]
     assert (s.kind, s.max_surge, s.max_unavailable, s.reason) == want, s.message
-    assert s.rolling_update() == {"maxSurge": want[1], "maxUnavailable": want[2]}
 
 
 def test_single_replica_in_place_says_so() -> None:
@@ -342,11 +340,8 @@ def test_rollback_target() -> None:
     assert rollback_target([], "y") is None
 
 
-def test_should_roll_back_and_status() -> None:
+def test_rollout_status() -> None:
     stuck = classify_stuck([crashed(CUDA_OOM)], 0, 600, 10)
-    waiting = classify_stuck([UNSCHEDULABLE], 0, 600, 10)
-    assert should_roll_back(stuck, True) and not should_roll_back(stuck, False)
-    assert not should_roll_back(waiting, True) and not should_roll_back(None, True)
     strategy = choose_strategy(1, 1, "auto", 0, 1, True)
     st_ = rollout_status(strategy, "aaa", "bbb", 0, 1, None)
     assert st_.wire() == {

@@ -6,6 +6,8 @@ a spec is an error, not a silently ignored setting.
 
 from __future__ import annotations
 
+import datetime
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -16,6 +18,11 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # DNS-1123 label: what Kubernetes accepts for object names we derive children from.
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def rfc3339(ts: float) -> str:
+    """Epoch seconds as the API's timestamps (metav1.Time: RFC 3339, UTC, whole seconds)."""
+    return datetime.datetime.fromtimestamp(int(ts), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ApiModel(BaseModel):

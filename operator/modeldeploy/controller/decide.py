@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import GPUPool, ModelDeployment, ModelDeploymentStatus, ObjectMeta
+from ..api.base import rfc3339
 from ..api.deployment import AutoscalingMode
 from ..api.status import AutoscalingStatus
 from ..decisions.autoscale import Decision, ScalingHistory, to_status
@@ -35,7 +36,6 @@ from ..validation import validate_model_deployment
 from .children import NAME_LABEL, ChildKinds, ChildRef, Owner, contains, diff_children, owned, ref_of
 from .events import EventSpec, events_for
 from .layout import layout_change
-from .memory import rfc3339
 from .pods import ClusterCapacity, group_size, recount
 from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .rollouts import FailedRevision, complete, downtime_of, failure_of, revision_of, status_of

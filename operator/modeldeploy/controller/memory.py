@@ -35,10 +35,6 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(int(ts), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_started(obj: Mapping[str, Any] | None) -> float | None:
     raw = annotations_of(obj).get(ROLLOUT_STARTED)
     if not isinstance(raw, str):

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.base import rfc3339
 from ..api.status import RolloutStatus
 from ..decisions.rollout import (
     RevisionRecord,
@@ -49,7 +50,6 @@ from .memory import (
     encode_inputs,
     json_annotation,
     parse_started,
-    rfc3339,
 )
 from .memory import (
     parse_inputs as parse_inputs,

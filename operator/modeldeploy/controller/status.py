@@ -56,14 +56,6 @@ class Reason(StrEnum):
     UPGRADE_QUEUED = "UpgradeQueued"
 
 
-FAILURES = frozenset({
-    Reason.INVALID_SPEC, Reason.MODEL_UNRESOLVED, Reason.NO_FEASIBLE_LAYOUT,
-    Reason.POOL_NOT_FOUND, Reason.NO_POOLS_VISIBLE, Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE,
-    Reason.INSUFFICIENT_GPU, Reason.APPLY_FAILED, Reason.PROGRESS_DEADLINE_EXCEEDED,
-    Reason.KV_CACHE_TOO_SMALL,
-    Reason.OOM_AT_LOAD, Reason.IMAGE_PULL_FAILED, Reason.CONTAINER_CONFIG_ERROR,
-    Reason.CRASH_LOOP,
-})
 # Failures that may clear without a spec change (the API, the hub or capacity recovering):
 # the shell retries them with a backoff instead of waiting for the next resync.
 TRANSIENT = frozenset({Reason.APPLY_FAILED, Reason.MODEL_UNRESOLVED})

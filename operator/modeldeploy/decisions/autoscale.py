@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 
+from ..api.base import rfc3339
 from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode, target_or_default
 from ..api.status import AutoscalingStatus, ScalingDecision
 from .metrics import NoSample, PodSample, Scrape, split
@@ -264,10 +264,6 @@ def to_status(spec: Autoscaling, decision: Decision) -> AutoscalingStatus:
             reason=str(last.reason),
         ),
     )
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,10 +51,6 @@ class RolloutStrategy:
     def downtime(self) -> bool:
         return self.kind == StrategyKind.IN_PLACE
 
-    def rolling_update(self) -> dict[str, int]:
-        """`spec.strategy.rollingUpdate` of a Deployment (LWS: `rollingUpdateConfiguration`)."""
-        return {"maxSurge": self.max_surge, "maxUnavailable": self.max_unavailable}
-
 
 def choose_strategy(
     replicas: int,
@@ -330,10 +326,6 @@ def rollback_target(history: Iterable[RevisionRecord], failed_revision: str) -> 
     """The newest revision, other than the failed one, that was Ready; None if there is none."""
     ready = [r for r in history if r.was_ready and r.revision != failed_revision]
     return max(ready, key=lambda r: r.number, default=None)
-
-
-def should_roll_back(stuck: StuckReason | None, auto_rollback: bool) -> bool:
-    return auto_rollback and stuck is not None and stuck.terminal
 
 
 def rollout_status(

@@ -17,7 +17,6 @@ Reads: the initial LIST of each informer, its WATCH, and API discovery (`shell.i
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import socket
@@ -33,6 +32,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
+from ..api.base import rfc3339
 from ..controller.children import ChildRef
 from ..controller.events import EventSpec
 
@@ -89,7 +89,7 @@ def _with_body(status: int, reason: str | None, body: str) -> ApiException:
 
 
 def _now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())
 
 
 class Kube:

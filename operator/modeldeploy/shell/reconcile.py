@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import ModelDeployment, ModelDeploymentStatus
+from ..api.base import rfc3339
 from ..api.deployment import AutoscalingMode
 from ..controller.children import ChildRef, candidate_children, ref_of
 from ..controller.decide import (
@@ -51,7 +51,7 @@ Obj = dict[str, Any]
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())
 
 
 @dataclass

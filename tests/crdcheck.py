@@ -20,7 +20,7 @@ from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
-from ..crd import to_jsonschema
+from modeldeploy.crd import to_jsonschema
 
 Schema = dict[str, Any]
 

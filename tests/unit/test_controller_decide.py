@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from tests.conftest import make_pool
 
-from modeldeploy.controller.children import ChildKinds, ChildRef, candidate_children, ref_of
-from modeldeploy.controller.decide import Actions, Snapshot, applied_view, decide, names_of
+from modeldeploy.controller.children import ChildKinds, ChildRef, applied_view, candidate_children, ref_of
+from modeldeploy.controller.decide import Actions, Snapshot, decide, names_of
 from modeldeploy.controller.status import Failure, Reason
 from modeldeploy.facts import ModelFacts
 from modeldeploy.facts.catalog import load_catalog

@@ -231,3 +231,24 @@ def candidate_children(namespace: str, names: ChildNames, kinds: ChildKinds) -> 
     if kinds.scaled_object:
         refs.append(ChildRef("keda.sh/v1alpha1", "ScaledObject", namespace, names.scaled_object))
     return refs
+
+
+def _merged(live: Any, desired: Any) -> Any:
+    if isinstance(live, Mapping) and isinstance(desired, Mapping):
+        return {**live, **{k: _merged(live.get(k), v) for k, v in desired.items()}}
+    return desired
+
+
+def applied_view(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Obj:
+    """A child as it will be once `desired` is applied (server-side apply merges our fields
+    over the live object; a spec change is a generation the controller has not observed)."""
+    if live is None:
+        return {**desired, "metadata": {**(desired.get("metadata") or {}), "generation": 1}}
+    meta = dict(live.get("metadata") or {})
+    for key in ("labels", "annotations"):
+        meta[key] = {**(meta.get(key) or {}), **((desired.get("metadata") or {}).get(key) or {})}
+    spec = live.get("spec")
+    if "spec" in desired and not contains(spec, desired["spec"]):
+        meta["generation"] = int(meta.get("generation") or 0) + 1
+        spec = _merged(spec or {}, desired["spec"])
+    return {**live, "metadata": meta, "spec": spec}

@@ -33,7 +33,16 @@ from ..planner import Plan, plan_deployment, unplanned
 from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
 from ..validation import validate_model_deployment
-from .children import NAME_LABEL, ChildKinds, ChildRef, Owner, contains, diff_children, owned, ref_of
+from .children import (
+    NAME_LABEL,
+    ChildKinds,
+    ChildRef,
+    Owner,
+    applied_view,
+    diff_children,
+    owned,
+    ref_of,
+)
 from .events import EventSpec, events_for
 from .layout import layout_change
 from .pods import ClusterCapacity, group_size, recount
@@ -51,7 +60,7 @@ from .status import (
     status_patch,
     workload_of,
 )
-from .workload import WORKLOAD_KINDS, Prepared, prepare, replicas_capacity
+from .workload import WORKLOAD_KINDS, LiveWorkload, Prepared, Target, prepare, replicas_capacity
 
 Obj = dict[str, Any]
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -167,31 +176,12 @@ def live_replicas(workload: Mapping[str, Any]) -> int:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
-def _merged(live: Any, desired: Any) -> Any:
-    if isinstance(live, Mapping) and isinstance(desired, Mapping):
-        return {**live, **{k: _merged(live.get(k), v) for k, v in desired.items()}}
-    return desired
-
-
-def applied_view(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Obj:
-    """A child as it will be once `desired` is applied (server-side apply merges our fields
-    over the live object; a spec change is a generation the controller has not observed)."""
-    if live is None:
-        return {**desired, "metadata": {**(desired.get("metadata") or {}), "generation": 1}}
-    meta = dict(live.get("metadata") or {})
-    for key in ("labels", "annotations"):
-        meta[key] = {**(meta.get(key) or {}), **((desired.get("metadata") or {}).get(key) or {})}
-    spec = live.get("spec")
-    if "spec" in desired and not contains(spec, desired["spec"]):
-        meta["generation"] = int(meta.get("generation") or 0) + 1
-        spec = _merged(spec or {}, desired["spec"])
-    return {**live, "metadata": meta, "spec": spec}
-
-
 @dataclass
 class _Pass:
     """What a decision derived on its way to the status (internal)."""
 
+    options: RenderOptions
+    now: float
     md: ModelDeployment | None = None
     plan: Plan | None = None
     pool: GPUPool | None = None
@@ -199,9 +189,13 @@ class _Pass:
     prepared: Prepared | None = None
     step_down: Failure | None = None  # a layout change removes the old workload first
 
+    def target(self) -> Target:
+        assert self.md is not None and self.plan is not None and self.pool is not None
+        return Target(self.md, self.plan, self.pool)
 
-def _validate_and_plan(snapshot: Snapshot, facts: ModelFacts | Failure | None) -> _Pass:
-    run = _Pass()
+
+def _validate_and_plan(run: _Pass, snapshot: Snapshot,
+                       facts: ModelFacts | Failure | None) -> _Pass:
     try:
         run.md = parse_model_deployment(snapshot.body)
     except ModeldeployError as exc:
@@ -234,17 +228,16 @@ def _autoscaled(md: ModelDeployment | None) -> bool:
     return scaling is not None and scaling.mode == AutoscalingMode.BUILTIN
 
 
-def _desired(run: _Pass, snapshot: Snapshot, owner: Owner, options: RenderOptions,
-             now: float) -> list[Obj]:
+def _desired(run: _Pass, snapshot: Snapshot, owner: Owner) -> list[Obj]:
     """Render once and step the rollout: the owned children (fills run.prepared / failure)."""
-    assert run.md is not None and run.plan is not None and run.pool is not None
     live = snapshot.children.get(_planned_workload(run, owner.namespace))
     pods = snapshot.pods if live is not None and (
         _autoscaled(run.md) or not complete(workload_of(live))) else None
-    generation = (snapshot.body.get("metadata") or {}).get("generation")
+    seen = LiveWorkload(live=live, pods=pods, capacity=snapshot.capacity,
+                        generation=(snapshot.body.get("metadata") or {}).get("generation"),
+                        now=run.now, upgrade_slot=snapshot.upgrade_slot)
     try:
-        run.prepared = prepare(run.md, run.plan, run.pool, options, snapshot.capacity, live,
-                               pods, generation, now, snapshot.upgrade_slot)
+        run.prepared = prepare(run.target(), run.options, seen)
     except ModeldeployError as exc:  # InvalidSpec, PlanNotRenderable
         run.failure = as_failure(exc)
         return []
@@ -264,10 +257,9 @@ def _writes(run: _Pass, snapshot: Snapshot, desired: list[Obj], owner: Owner) ->
     if diff.conflicts:
         run.failure = Failure(Reason.APPLY_FAILED, "; ".join(msg for _, msg in diff.conflicts))
         return _Writes()
-    assert run.md is not None and run.plan is not None and run.pool is not None
     deletes, run.step_down = layout_change(
-        run.md, run.plan, run.pool, snapshot.capacity, _planned_workload(run, owner.namespace),
-        children, diff.delete)
+        run.target(), _planned_workload(run, owner.namespace), (snapshot.capacity, children),
+        diff.delete)
     handovers = []
     for obj in diff.apply:
         ref = ref_of(obj)
@@ -336,8 +328,7 @@ def _rollout_fields(run: _Pass, workload: Any) -> dict[str, Any]:
 
 
 def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | None],
-                 workload_obj: Mapping[str, Any] | None, scaled: Any,
-                 options: RenderOptions, now: float) -> Observation:
+                 workload_obj: Mapping[str, Any] | None, scaled: Any) -> Observation:
     """What the status says, from the world as it will be after this decision's writes."""
     meta = snapshot.body.get("metadata") or {}
     name = str(meta.get("name"))
@@ -352,7 +343,7 @@ def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | 
         workload.ready < workload.desired else None
     overdue = pending is not None and run.md is not None and run.plan is not None and \
         run.plan.feasible and capacity_overdue(
-            pending, progress_deadline(run.md, run.plan, options), now)
+            pending, progress_deadline(run.md, run.plan, run.options), run.now)
     names = names_of(name)
     return Observation(
         generation=meta.get("generation"), plan=run.plan, failure=run.failure,
@@ -373,8 +364,8 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
     without writes, with the failure in the status."""
     meta = snapshot.body.get("metadata") or {}
     owner = Owner(str(meta.get("name")), str(meta.get("namespace")), str(meta.get("uid")))
-    run = _validate_and_plan(snapshot, facts)
-    desired = _desired(run, snapshot, owner, options, now) if run.failure is None else []
+    run = _validate_and_plan(_Pass(options, now), snapshot, facts)
+    desired = _desired(run, snapshot, owner) if run.failure is None else []
     writes = _writes(run, snapshot, desired, owner) if run.failure is None else _Writes()
     if write_failure is not None:
         run.failure, writes = write_failure, _Writes()
@@ -385,7 +376,7 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
             run.md.spec.autoscaling is not None:
         autoscaling, decision, scale = _autoscale(run, snapshot, workload_obj, now)
         scaled = (autoscaling, scale)
-    observation = _observation(run, snapshot, after, workload_obj, scaled, options, now)
+    observation = _observation(run, snapshot, after, workload_obj, scaled)
     previous_raw = snapshot.body.get("status") or {}
     previous = parse_status(previous_raw)
     status = compute_status(previous, observation, rfc3339(now))

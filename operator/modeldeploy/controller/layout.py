@@ -15,25 +15,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..api import GPUPool, ModelDeployment
 from ..decisions.capacity import replicas_that_fit
-from ..planner import Plan
 from .children import ChildRef
 from .pods import ClusterCapacity, bound_replicas, pod_hash
 from .rollouts import complete, revision_of
 from .status import Failure, Reason, workload_of
-from .workload import WORKLOAD_KINDS, pods_per_replica
+from .workload import WORKLOAD_KINDS, Target, pods_per_replica
 
 Obj = dict[str, Any]
 
 
-def new_group_fits(md: ModelDeployment, plan: Plan, pool: GPUPool,
-                   capacity: ClusterCapacity | None, new_live: Mapping[str, Any] | None) -> bool:
+def new_group_fits(target: Target, capacity: ClusterCapacity | None,
+                   new_live: Mapping[str, Any] | None) -> bool:
     """Whether the pool runs every replica of the new workload beside the old one: the new
     revision's replicas already bound plus those the free GPUs fit (a surge that started stays
     one: its bound pods count as its own, not as used GPUs)."""
     if capacity is None:
         return False
+    md, plan, pool = target.md, target.plan, target.pool
     revision = revision_of(new_live) if new_live is not None else None
     ours = [p for p in capacity.pods_of(str(md.metadata.namespace), md.metadata.name)
             if revision is not None and pod_hash(p) == revision]
@@ -43,22 +42,24 @@ def new_group_fits(md: ModelDeployment, plan: Plan, pool: GPUPool,
     return bound_replicas(ours, per_replica) + fits >= max(1, md.spec.replicas)
 
 
-def layout_change(md: ModelDeployment, plan: Plan, pool: GPUPool,
-                  capacity: ClusterCapacity | None, wanted: ChildRef,
-                  children: Mapping[ChildRef, Obj | None],
+def layout_change(target: Target, wanted: ChildRef, world: tuple[
+                      ClusterCapacity | None, Mapping[ChildRef, Obj | None]],
                   deletes: Sequence[tuple[ChildRef, str]]
                   ) -> tuple[tuple[tuple[ChildRef, str], ...], Failure | None]:
-    """The deletions to make now, and the step-down reason when the old group goes first."""
+    """The deletions to make now, and the step-down reason when the old group goes first.
+
+    world: the capacity snapshot and the children at their names."""
+    capacity, children = world
     old = [d for d in deletes if d[0].kind in WORKLOAD_KINDS and d[0].kind != wanted.kind]
     if not old:
         return tuple(deletes), None
     new_live = children.get(wanted)
     if new_live is not None and complete(workload_of(new_live)):
         return tuple(deletes), None  # the new group serves: the old one goes
-    if new_group_fits(md, plan, pool, capacity, new_live):
+    if new_group_fits(target, capacity, new_live):
         keep = {ref for ref, _ in old}
         return tuple(d for d in deletes if d[0] not in keep), None
     return tuple(deletes), Failure(Reason.LAYOUT_CHANGE_WITHOUT_SPARE_CAPACITY, (
-        f"the layout moves from {old[0][0].kind} to {wanted.kind} and pool {pool.name} has no "
+        f"the layout moves from {old[0][0].kind} to {wanted.kind} and pool {target.pool.name} has no "
         f"GPUs for both: the old {old[0][0].kind} is removed first, the model serves nothing "
         "until the new one is Ready"))

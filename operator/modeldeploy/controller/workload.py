@@ -51,6 +51,27 @@ Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a ModelDeployment runs as: the object, its plan, the plan's pool."""
+
+    md: ModelDeployment
+    plan: Plan
+    pool: GPUPool
+
+
+@dataclass(frozen=True)
+class LiveWorkload:
+    """What the cluster shows of the workload a pass prepares."""
+
+    live: Mapping[str, Any] | None  # the Deployment / LeaderWorkerSet, None: not created yet
+    pods: Sequence[Mapping[str, Any]] | None  # its pods (None: not needed this pass)
+    capacity: ClusterCapacity | None  # None: unknown (namespaced install)
+    generation: int | None  # the ModelDeployment's metadata.generation
+    now: float  # epoch s
+    upgrade_slot: bool = True  # an operator-caused rollout may start (`UpgradeSlots`)
+
+
+@dataclass(frozen=True)
 class Prepared:
     objects: list[Obj]  # the children to apply (not yet owned), the workload stamped
     step: RolloutStep
@@ -128,30 +149,28 @@ def replicas_capacity(md: ModelDeployment, plan: Plan, pool: GPUPool,
         pool.spec.node_selector), int(plan.gpus_per_pod or 1), ppr)
 
 
-def prepare(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
-            capacity: ClusterCapacity | None, live: Mapping[str, Any] | None,
-            pods: Sequence[Mapping[str, Any]] | None, generation: int | None,
-            now: float, upgrade_slot: bool = True) -> Prepared:
+def prepare(target: Target, options: RenderOptions, seen: LiveWorkload) -> Prepared:
     """Render, track and stamp the workload (raises what `render_objects` raises).
 
-    A rendering change (operator upgrade) starts only with `upgrade_slot` (the shell's
+    A rendering change (operator upgrade) starts only with `seen.upgrade_slot` (the shell's
     `UpgradeSlots` said one is free); `Prepared.step.upgrading` says whether it holds one."""
+    md, plan, pool, live = target.md, target.plan, target.pool, seen.live
     recorded = parse_inputs(live) if live is not None else None
     inputs = recorded or RolloutInputs()
     objects = render(md, plan, pool, options, inputs)
     decided = step(RolloutView(
-        desired=_workload(objects), live=live, pods=pods, generation=generation,
+        desired=_workload(objects), live=live, pods=seen.pods, generation=seen.generation,
         auto_rollback=md.spec.rollout.auto_rollback,
-        deadline_seconds=progress_deadline(md, plan, options), now=now,
-        upgrade_slot=upgrade_slot))
+        deadline_seconds=progress_deadline(md, plan, options), now=seen.now,
+        upgrade_slot=seen.upgrade_slot))
     if decided.fresh_capacity or recorded is None:
         # A rollout's strategy is chosen once, from the watch-fed capacity, and then kept.
-        fresh = observed_inputs(md, plan, pool, capacity, live)
+        fresh = observed_inputs(md, plan, pool, seen.capacity, live)
         if fresh != inputs:
             inputs = fresh
             objects = render(md, plan, pool, options, inputs)
     rendered = _workload(objects)
-    workload = workload_to_apply(rendered, decided, inputs, generation)
+    workload = workload_to_apply(rendered, decided, inputs, seen.generation)
     objects = [workload if o is rendered else o for o in objects]
     strategy = rollout_strategy(md, plan, inputs,
                                 cache_access_mode=cache_access_mode(objects, options))

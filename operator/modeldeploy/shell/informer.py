@@ -120,6 +120,7 @@ class Store:
 class Informer:
     """List, then watch one kind (in one namespace or all) into a Store; relist on errors."""
 
+    # 9 parameters: what to watch (kind, scope, selector) and how; all but four keyword-only.
     def __init__(self, kube: Kube, api_version: str, kind: str, store: Store, *,
                  namespace: str | None = None, label_selector: str | None = None,
                  on_change: OnChange | None = None, watch_timeout: int = 300,

@@ -164,6 +164,7 @@ class Kube:
 
     # --- transport -------------------------------------------------------------------------
 
+    # 7 parameters: one request's parts, keyword-only past the kind; `params` go to the client.
     async def _call(self, method: str, api_version: str, kind: str, *, namespace: str | None,
                     name: str | None = None, subresource: str | None = None,
                     body: Any = None, **params: Any) -> Any:

@@ -11,6 +11,7 @@ import kubernetes
 import pytest
 
 from .emulator import EmulatorServer
+from .fleet import SimFleet
 from .harness import Cluster
 from .test_hub_fetch import fake_hub  # noqa: F401 - the fake Hugging Face hub, shared fixture
 
@@ -57,3 +58,13 @@ def namespace() -> str:
 def cluster(api: kubernetes.client.ApiClient, namespace: str) -> Cluster:
     """The tests' side of the API in a fresh namespace."""
     return Cluster(api, namespace)
+
+
+@pytest.fixture()
+def fleet() -> Iterator[SimFleet]:
+    """vLLM simulators on loopback addresses, one shared port (the builtin autoscaler's pods)."""
+    sims = SimFleet()
+    try:
+        yield sims
+    finally:
+        sims.close()

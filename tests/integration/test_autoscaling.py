@@ -36,15 +36,6 @@ SCRAPE = 0.5  # scrape interval of these tests, s
 
 
 @pytest.fixture()
-def fleet() -> Iterator[SimFleet]:
-    sims = SimFleet()
-    try:
-        yield sims
-    finally:
-        sims.close()
-
-
-@pytest.fixture()
 def autoscaling_operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
                          fleet: SimFleet) -> Iterator[OperatorThread]:
     cluster.create_pool(gpu_pool())

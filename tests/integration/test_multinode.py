@@ -58,15 +58,6 @@ def h100_pool() -> dict[str, Any]:
 
 
 @pytest.fixture()
-def fleet() -> Iterator[SimFleet]:
-    sims = SimFleet()
-    try:
-        yield sims
-    finally:
-        sims.close()
-
-
-@pytest.fixture()
 def operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
              fleet: SimFleet) -> Iterator[OperatorThread]:
     emulator_server.emulator.register(LWS_KIND)  # the LeaderWorkerSet CRD is installed

@@ -200,3 +200,34 @@ def test_crash_loop_without_auto_rollback_stalls_on_the_new_revision(
     _, reason, message = cluster.wait_condition("m", "Stalled", "True")
     assert reason == "CrashLoop" and "autoRollback is false" in message
     assert revision(cluster) == second
+
+
+def test_a_restart_mid_rollout_resumes_from_the_workloads_annotations(
+        operator: OperatorThread, cluster: Cluster, emulator_server: EmulatorServer) -> None:
+    gpu_node(cluster.core, "n1", gpus=4)
+    cluster.create(model_deployment("m"))
+    first = serving(cluster)
+    second = new_revision(cluster, first, {"serving": {"maxModelLen": 4096}})
+    assert strategy(cluster) == (1, 0)
+    settle(emulator_server)
+    operator.stop()  # mid-rollout: the new revision has no pod yet
+    # Meanwhile another pod takes the spare GPUs; the rollout keeps the strategy it started with.
+    gpu_pod(cluster.core, cluster.ns, "other", "n1", gpus=3)
+    mark = emulator_server.emulator.log_mark()
+    second_operator = OperatorThread(operator.config).start()
+    try:
+        eventually(lambda: second_operator.passes() >= 2, what="passes after the restart")
+        assert [w for w in operator_writes(emulator_server.emulator.requests_since(mark))
+                if w.resource == "deployments"] == []
+        assert revision(cluster) == second and strategy(cluster) == (1, 0)
+        status = rollout(cluster)
+        assert (status["currentRevision"], status["updatedRevision"]) == (first, second)
+        gpu_pod(cluster.core, cluster.ns, "m-new-0", "n1", model="m", revision=second)
+        pod_running(cluster.core, cluster.ns, "m-new-0", "127.0.0.9")
+        cluster.core.delete_namespaced_pod(f"m-{first[:5]}-0", cluster.ns)
+        deployment_status(cluster.api, cluster.ns, "m", replicas=1, ready=1)
+        eventually(lambda: rollout(cluster).get("currentRevision") == second,
+                   what="the resumed rollout completed")
+        cluster.wait_condition("m", "Ready", "True")
+    finally:
+        second_operator.stop()

@@ -216,6 +216,8 @@ async def execute(ctx: ReconcileContext, snapshot: Snapshot, actions: Actions,
         writes = await _write_children(ctx, snapshot, actions, versions)
     except KubeError as exc:
         writes = len(versions)
+        if exc.not_found:  # a kind discovery listed is gone (its CRD deleted): look again
+            ctx.view.rediscover_soon(ctx.rediscover_after)
         actions = decide(snapshot, facts, ctx.render, now,
                          write_failure=Failure(Reason.APPLY_FAILED, str(exc)))
     else:

@@ -20,18 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from modeldeploy.api import GPUPool, ModelDeployment
 from modeldeploy.errors import ModelUnresolved
 from modeldeploy.facts import ModelFacts
 from modeldeploy.facts.catalog import load_catalog
-from modeldeploy.facts.hf_config import facts_from_hf
 from modeldeploy.planner import Plan, plan_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data" / "vllm-memory-profiles.csv"
-MODELS = ROOT / "operator" / "modeldeploy" / "data" / "models"
 DOC = ROOT / "docs" / "sizing.md"
 BEGIN, END = "<!-- calibration:begin -->", "<!-- calibration:end -->"
 GIB = 1024**3
@@ -44,19 +40,12 @@ def _number(text: str) -> float | None:
 
 
 def model_facts(repo: str) -> ModelFacts | str:
-    """Facts from the built-in catalog, else from a catalog data file; else why there are none."""
-    found = load_catalog().get(repo)
-    if found is not None:
-        return found
-    path = MODELS / (repo.replace("/", "--") + ".yaml")
-    if not path.exists():
-        return "no config.json found yet"
-    entry = yaml.safe_load(path.read_text(encoding="utf-8"))
-    total = (entry.get("checkpoint") or {}).get("totalBytes")
+    """Facts from the built-in catalog (operator/modeldeploy/data/models/); else why there are none."""
     try:
-        return facts_from_hf(entry["id"], entry["config"], {"metadata": {"total_size": total}} if total else None)
+        found = load_catalog().get(repo)
     except ModelUnresolved as exc:
         return str(exc).split(": ", 1)[-1].split(";")[0]
+    return found if found is not None else "no config.json found yet"
 
 
 @dataclass(frozen=True)

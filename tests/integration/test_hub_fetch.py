@@ -1,6 +1,7 @@
 """HubClient against a fake Hugging Face hub on loopback: real huggingface_hub, real HTTP.
 
-The fake answers the URL shapes and headers huggingface_hub's file download uses:
+The fake answers the URL shapes and headers huggingface_hub's file download uses (and the model
+API's `GET /api/models/{org}/{name}[/revision/{rev}]?expand=safetensors` for parameter counts):
 HEAD/GET `/{org}/{name}/resolve/{revision}/{file}` with X-Repo-Commit, ETag and
 Content-Length (X-Linked-Size for LFS files), and X-Error-Code on 401/404 the way the hub
 does (RepoNotFound, RevisionNotFound, EntryNotFound).
@@ -9,6 +10,7 @@ does (RepoNotFound, RevisionNotFound, EntryNotFound).
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -30,6 +32,9 @@ from modeldeploy.shell.hub import HubClient
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hub"
 # Llama-3.2-1B-Instruct ships one model.safetensors (no index); the fake knows only its size.
 SINGLE_FILE_SIZES = {"meta-llama/Llama-3.2-1B-Instruct": 2471645608}
+# What the hub's model API reports under "safetensors" (the counts its model pages show):
+# Llama-3.1-8B-Instruct holds 8,030,261,248 BF16 parameters (16,060,522,496 bytes / 2).
+SAFETENSORS_COUNTS = {"meta-llama/Llama-3.1-8B-Instruct": {"parameters": {"BF16": 8030261248}, "total": 8030261248}}
 
 
 @dataclass
@@ -44,8 +49,8 @@ class FakeHub:
     url: str
     requests: list[Request] = field(default_factory=list)
 
-    def count(self, method: str | None = None) -> int:
-        return sum(1 for r in self.requests if method in (None, r.method))
+    def count(self, method: str | None = None, under: str = "") -> int:
+        return sum(1 for r in self.requests if method in (None, r.method) and under in r.path)
 
 
 def _commit(repo: str) -> str:
@@ -62,6 +67,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _answer(self, with_body: bool) -> None:
             hub.requests.append(Request(self.command, self.path, self.headers.get("Authorization")))
             parts = unquote(self.path.split("?")[0]).lstrip("/").split("/")
+            if parts[:2] == ["api", "models"] and len(parts) >= 4:
+                return self._model_info("/".join(parts[2:4]))
             if len(parts) < 5 or parts[2] != "resolve":
                 return self._error(404, None, None)
             repo, revision, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
@@ -93,6 +100,20 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if with_body:
                 self.wfile.write(body)
+            return None
+
+        def _model_info(self, repo: str) -> None:
+            if not (FIXTURES / repo).is_dir():
+                return self._error(401, "RepoNotFound", None)
+            info: dict[str, object] = {"id": repo, "sha": _commit(repo)}
+            if repo in SAFETENSORS_COUNTS:
+                info["safetensors"] = SAFETENSORS_COUNTS[repo]
+            body = json.dumps(info).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return None
 
         def _error(self, status: int, code: str | None, commit: str | None) -> None:
@@ -158,6 +179,18 @@ def test_fetch_reads_config_and_index_through_the_hub_urls(
     assert {r.authorization for r in fake_hub.requests} == {"Bearer hf_test"}
     facts = facts_from_hf("meta-llama/Llama-3.1-8B-Instruct", config, index)
     assert facts.parameters == 8030261248 and facts.checkpoint_bytes == 16060522496
+    # Exact counts by dtype from the model API, with the commit they describe.
+    assert index["parameters"] == {"BF16": 8030261248} and index["commit"] == _commit("meta-llama/Llama-3.1-8B-Instruct")
+    assert "/api/models/meta-llama/Llama-3.1-8B-Instruct/revision/main?expand=safetensors&expand=sha" in paths
+    assert facts.parameter_source == "safetensors" and facts.checkpoint_commit == index["commit"] and not facts.notes
+
+
+def test_without_counts_the_facts_say_estimated(fake_hub: FakeHub, tmp_path: Path) -> None:
+    client = HubClient(endpoint=fake_hub.url, timeout=2, cache_dir=tmp_path)
+    config, index = client.fetch("Qwen/Qwen2.5-72B-Instruct", None)  # the fixture has no counts
+    facts = facts_from_hf("Qwen/Qwen2.5-72B-Instruct", config, index)
+    assert index is None and facts.parameter_source == "estimate"
+    assert facts.notes == ("parameters estimated from config.json (no safetensors counts)",)
 
 
 def test_hf_endpoint_and_hf_token_come_from_the_environment(
@@ -176,7 +209,7 @@ def test_repeated_fetches_are_served_from_memory_then_from_disk(
 ) -> None:
     client = HubClient(endpoint=fake_hub.url, timeout=2, cache_dir=tmp_path)
     first = client.fetch("deepseek-ai/DeepSeek-V3", None)
-    gets, total = fake_hub.count("GET"), fake_hub.count()
+    gets, total = fake_hub.count("GET", "/resolve/"), fake_hub.count()
     assert gets == 1  # config.json; the fixture repo has no index (a 404 HEAD, nothing fetched)
 
     assert client.fetch("deepseek-ai/DeepSeek-V3", None) == first
@@ -184,7 +217,7 @@ def test_repeated_fetches_are_served_from_memory_then_from_disk(
 
     other = HubClient(endpoint=fake_hub.url, timeout=2, cache_dir=tmp_path)
     assert other.fetch("deepseek-ai/DeepSeek-V3", None) == first
-    assert fake_hub.count("GET") == gets  # disk cache: metadata HEADs only, no download
+    assert fake_hub.count("GET", "/resolve/") == gets  # disk cache: metadata HEADs only, no download
 
     dead = HubClient(endpoint=f"http://127.0.0.1:{_closed_port()}", timeout=1, cache_dir=tmp_path)
     assert dead.fetch("deepseek-ai/DeepSeek-V3", None)[0] == first[0]  # hub down: the disk copy

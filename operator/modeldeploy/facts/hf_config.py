@@ -65,10 +65,22 @@ class Checkpoint:
 
     @classmethod
     def from_index(cls, index: Mapping[str, Any] | None) -> Checkpoint | None:
-        """model.safetensors.index.json → Checkpoint (its metadata.total_size), or None."""
-        meta = index.get("metadata") if isinstance(index, Mapping) else None
+        """model.safetensors.index.json → Checkpoint, or None.
+
+        Reads metadata.total_size and, when the hub client added them, `parameters` (counts by
+        safetensors dtype from the hub's model API) and `commit`.
+        """
+        if not isinstance(index, Mapping):
+            return None
+        meta = index.get("metadata")
         size = config_int(meta, "total_size") if isinstance(meta, Mapping) else None
-        return cls(total_bytes=size) if size and size > 0 else None
+        raw = index.get("parameters")
+        counts = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, Mapping) else None
+        if not (size and size > 0) and not counts:
+            return None
+        commit = index.get("commit")
+        return cls(parameters=counts or None, total_bytes=size if size and size > 0 else None,
+                   commit=str(commit) if commit else None)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Model metadata from the Hugging Face hub: config.json and the safetensors index.
+"""Model metadata from the Hugging Face hub: config.json, the safetensors index and counts.
 
 Built on huggingface_hub so the endpoint, token, cache layout and URL shapes are the ones
 vLLM's own download will use. Bounded by design: every file is first probed with one HEAD
@@ -6,7 +6,9 @@ request without retries (`get_hf_file_metadata(retry_on_errors=False)`), because
 `hf_hub_download` on its own retries a failed HEAD with a 60 s timeout and exponential
 backoff when nothing is cached. Only after the probe answers does `hf_hub_download` fetch
 the file into the on-disk cache. Parsed results are kept in an in-process LRU keyed by
-(repo, revision).
+(repo, revision). The exact parameter counts by dtype come from the hub's model API
+(`model_info(expand=["safetensors"])`, one GET, the same numbers the model page shows) and ride
+along in the index mapping as `parameters` and `commit` (facts/hf_config.Checkpoint.from_index).
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import constants as hf_constants
 from huggingface_hub import (
+    HfApi,
     get_hf_file_metadata,
     get_token,
     hf_hub_download,
     hf_hub_url,
     try_to_load_from_cache,
 )
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -111,6 +114,9 @@ class HubClient:
         if index is None:
             size = self._size(repo_id, SINGLE_FILE, rev)
             index = {"metadata": {"total_size": size}} if size else None
+        counts = self._counts(repo_id, rev)
+        if counts:
+            index = {**(index or {}), **counts}
         result: Result = (config, index)
         with self._lock:
             self._lru[key] = copy.deepcopy(result)
@@ -182,6 +188,23 @@ class HubClient:
         if not isinstance(data, dict):
             raise HubLookupError(f"{filename} of {repo_id} is not a JSON object")
         return data
+
+    def _counts(self, repo_id: str, rev: str) -> dict[str, Any] | None:
+        """{"parameters": {dtype: count}, "commit": sha} from the model API, or None.
+
+        A refinement like the size: when the hub does not say (no safetensors, an older hub, an
+        error), the facts fall back to the byte total or the estimate and the plan says so.
+        """
+        try:
+            info = HfApi(endpoint=self.endpoint, token=self._token).model_info(
+                repo_id, revision=rev, expand=["safetensors", "sha"], timeout=self.timeout
+            )
+        except Exception:
+            return None
+        counts = getattr(getattr(info, "safetensors", None), "parameters", None)
+        if not isinstance(counts, dict) or not counts:
+            return None
+        return {"parameters": {str(k): int(v) for k, v in counts.items()}, "commit": getattr(info, "sha", None)}
 
     def _size(self, repo_id: str, filename: str, rev: str) -> int | None:
         try:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 from typing import Any
 
 from ..errors import ModelUnresolved
@@ -27,10 +29,6 @@ from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_byte
 from .model import FactsSource, ModelFacts, ParameterSource
 from .quantization import parse_quantization
 from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, sparse_attention
-
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" on stderr
-import transformers
-from transformers import AutoConfig
 
 DTYPE_BYTES: dict[str, float] = {"float32": 4, "float16": 2, "bfloat16": 2}
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
@@ -45,6 +43,16 @@ _REQUIRED = (("num_hidden_layers", "n_layer", "num_layers"), ("hidden_size", "n_
              ("num_attention_heads", "n_head"), ("vocab_size",))
 _SEQUENCE_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
                   "max_seq_length", "seq_len")  # vLLM's possible_keys (vllm/config/model.py)
+
+
+@cache
+def _auto_config() -> Any:
+    """transformers' AutoConfig, imported on first use: ~1 s of CPU that commands parsing no
+    config (crd, rbac, models -o json of nothing) do not pay (docs/PERFORMANCE.md)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" on stderr
+    from transformers import AutoConfig
+
+    return AutoConfig
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ def _load(repo_id: str, config: Mapping[str, Any]) -> _Loaded:
         raise ModelUnresolved(f"model {repo_id}: config.json model_type: missing (transformers needs it)")
     kwargs = {k: v for k, v in config.items() if k != "model_type"}
     try:
-        obj = AutoConfig.for_model(model_type, **kwargs)
+        obj = _auto_config().for_model(model_type, **kwargs)
     except ValueError as exc:
         if "Unrecognized" not in str(exc) and "not recognized" not in str(exc):
             raise _rejected(repo_id, model_type, exc) from exc
@@ -130,7 +138,7 @@ def _raw(config: Mapping[str, Any], model_type: str) -> _Loaded:
     nested = config.get("text_config")
     text = dict(nested) if isinstance(nested, Mapping) else dict(config)
     vision = config.get("vision_config")
-    note = (f"transformers {transformers.__version__} does not know model_type {model_type!r}: "
+    note = (f"transformers {metadata.version('transformers')} does not know model_type {model_type!r}: "
             "config.json read from its raw keys, without library defaults")
     return _Loaded(dict(config), text, vision if isinstance(vision, Mapping) else None, note)
 

@@ -106,6 +106,11 @@ class ModelFacts(BaseModel):
         return self.quantization.weight_block_size if self.quantization else None
 
     @property
+    def is_multimodal(self) -> bool:
+        """A vision/audio tower sits beside the language model (vLLM profiles its encoder too)."""
+        return self.vision_parameters > 0
+
+    @property
     def is_moe(self) -> bool:
         return bool(self.experts and self.experts > 1)
 

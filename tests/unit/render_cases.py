@@ -96,6 +96,8 @@ def deepseek_v3() -> tuple[ModelDeployment, Plan, GPUPool]:
         "model": {"name": "deepseek-ai/DeepSeek-V3"},
         "serving": {"maxModelLen": 32768},
         "placement": {"pools": ["eks-h100-x8"]},
+        # set: the default for a 708 GiB cache would be a claim (render.with_cache_default)
+        "cache": {"mode": "emptyDir"},
     })
     return m, plan(m, H100, tp=8, pp=2, nodes=2, weights_gib=40.2, max_model_len=32768,
                    max_num_batched_tokens=8192, expert_parallel=True), H100

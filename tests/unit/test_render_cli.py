@@ -31,21 +31,29 @@ def test_every_example_renders_valid_objects(example: Path) -> None:
     assert docs and all(d["metadata"]["namespace"] == "models" for d in docs)
     for doc in docs:
         validate(doc)
-    kinds = [d["kind"] for d in docs]
-    workload = "LeaderWorkerSet" if example.stem == "deepseek-v3" else "Deployment"
-    assert kinds[0] == workload and kinds[1] == "Service"
+    kinds = [d["kind"] for d in docs if d["kind"] != "PersistentVolumeClaim"]
+    assert kinds[0] in ("Deployment", "LeaderWorkerSet") and kinds[1] == "Service"
 
 
-def test_deepseek_spans_two_h100_nodes_as_a_leader_worker_set() -> None:
-    code, out, err = render(ROOT / "examples" / "deepseek-v3.yaml", "--pools", POOLS, "--offline")
+def test_deepseek_spans_two_h100_nodes_as_a_leader_worker_set(tmp_path: Path) -> None:
+    text = (ROOT / "examples" / "deepseek-v3.yaml").read_text().replace(
+        "    maxModelLen: 32768\n", "    maxModelLen: 32768\n  placement: {pools: [eks-h100-x8]}\n")
+    path = tmp_path / "deepseek.yaml"
+    path.write_text(text)
+    code, out, err = render(path, "--pools", POOLS, "--offline")
     assert code == 0, err
-    lws = next(yaml.safe_load_all(out))
+    docs = {d["kind"]: d for d in yaml.safe_load_all(out)}
+    # 727 GiB of cache is more than a node's root disk: a claim, not an emptyDir
+    assert docs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "727Gi"
+    lws = docs["LeaderWorkerSet"]
     tmpl = lws["spec"]["leaderWorkerTemplate"]
     assert tmpl["size"] == 2
     args = tmpl["leaderTemplate"]["spec"]["containers"][0]["args"]
     assert args[args.index("--tensor-parallel-size") + 1] == "8"
     assert args[args.index("--pipeline-parallel-size") + 1] == "2"
     assert args[args.index("--distributed-executor-backend") + 1] == "ray"
+    resources = tmpl["leaderTemplate"]["spec"]["containers"][0]["resources"]["requests"]
+    assert "ephemeral-storage" not in resources
 
 
 def test_output_is_byte_identical_and_json_is_a_list() -> None:

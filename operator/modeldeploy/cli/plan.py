@@ -35,7 +35,8 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
     table = Table(title="modeldeploy plan", show_lines=False)
     for col in ("Name", "Model", "Fits", "Pool", "GPU", "TP", "PP", "GPUs", "Nodes",
                 "Weights/GPU", "KV/GPU", "Budget", "KV tokens", "$/h"):
-        table.add_column(col, justify="right" if col in {"TP", "PP", "GPUs", "Nodes", "KV tokens", "$/h"} else "left")
+        table.add_column(col, justify="right" if col in {"TP", "PP", "GPUs", "Nodes", "KV tokens", "$/h"} else "left",
+                         overflow="fold")  # wrap inside the cell, never cut a name short
     for item in planned:
         p = item.plan
         m = p.memory_per_gpu
@@ -119,7 +120,8 @@ def plan_command(
     elif output == PlanFormat.YAML:
         sys.stdout.write(yaml.safe_dump(docs, sort_keys=False, allow_unicode=True))
     else:
-        _table(planned, Console())  # the terminal's width: rich wraps cells to fit
+        # A terminal's own width (cells wrap to fit); a pipe or file gets whole lines.
+        _table(planned, Console() if sys.stdout.isatty() else Console(width=200))
     if prices is not None:
         comparison_table(planned, prices, Console())
     code = exit_code(planned)

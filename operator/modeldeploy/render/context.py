@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api import GPUPool, ModelDeployment
+from ..api import CacheMode, GPUPool, ModelDeployment
 from ..api.pool import LABEL_KEY, LABEL_VALUE
 from ..decisions.rollout import RolloutStrategy
 from ..errors import InvalidSpec, ModeldeployError
@@ -240,6 +240,7 @@ def build_context(
     rollout = md.spec.rollout
     if rollout.max_surge == 0 and rollout.max_unavailable == 0:
         raise InvalidSpec("spec.rollout: maxSurge and maxUnavailable cannot both be 0")
+    md = with_cache_default(md, sizing(plan, options).cache_gib, options.empty_dir_max_gib)
     mode = options.cache_access_mode
     if md.spec.cache.mode == "shared":
         mode = "ReadWriteMany"  # many pods, on many nodes, read one copy
@@ -270,6 +271,22 @@ def _env(ctx: Context) -> list[Env]:
         if e.name in ours:
             raise InvalidSpec(f"spec.serving.env[{i}]: {e.name} is set by modeldeploy")
     return env + [Env(e.name, kube_escape(e.value)) for e in ctx.md.spec.serving.env]
+
+
+def with_cache_default(md: ModelDeployment, cache_gib: int, empty_dir_max_gib: int) -> ModelDeployment:
+    """`md` with the cache mode it gets when spec.cache.mode is not set: emptyDir, unless the
+    cache needs more than `empty_dir_max_gib` of node-local storage, then a claim (pvc).
+
+    A pod's emptyDir lives on the node's root disk, which is small on managed node groups
+    (EKS CreateNodegroup diskSize default 20 GiB; GKE boot disk default 100 GB): requesting
+    700+ GiB of ephemeral storage there leaves the pod Pending forever.
+    """
+    cache = md.spec.cache
+    if "mode" in cache.model_fields_set or cache.mode != CacheMode.EMPTY_DIR or \
+            cache_gib <= empty_dir_max_gib:
+        return md
+    spec = md.spec.model_copy(update={"cache": cache.model_copy(update={"mode": CacheMode.PVC.value})})
+    return md.model_copy(update={"spec": spec})
 
 
 def pods(ctx: Context) -> list[Pod]:

@@ -106,7 +106,7 @@ def render_objects(
     ctx = build_context(md, plan, pool, options or RenderOptions(), rollout)
     names = ctx.names
     out: list[dict[str, Any]] = shared_cache_objects(ctx)
-    if md.spec.cache.mode == "pvc":
+    if ctx.md.spec.cache.mode == "pvc":  # set, or the default for a cache too big for a node
         out.append(render_object(
             "persistentvolumeclaim.yaml.j2", meta=ctx.meta(names.cache),
             access_mode=ctx.cache_access_mode, storage_class=cache_storage_class(ctx),

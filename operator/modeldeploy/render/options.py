@@ -114,6 +114,11 @@ class RenderOptions(BaseModel):
         default=None, max_length=2048, pattern=r"^https?://[^\s\"'`\\]+$",
         json_schema_extra={"flag": "--download-hub-endpoint"},
         description="HF_ENDPOINT for the download Job (a hub mirror); None: huggingface.co.")
+    empty_dir_max_gib: int = Field(
+        default=100, ge=1, le=100_000,
+        description="Largest model cache kept in an emptyDir when spec.cache.mode is not set, GiB; "
+                    "a larger one gets a claim (pvc). Node root disks are small: EKS managed node "
+                    "groups default to 20 GiB, GKE boot disks to 100 GB.")
     request_ephemeral_storage: bool = Field(
         default=True,
         description="With an emptyDir cache, request the cache size as ephemeral-storage.")

@@ -45,6 +45,7 @@ from .children import (
 )
 from .events import EventSpec, events_for
 from .layout import layout_change
+from .memo import Memo
 from .pods import ClusterCapacity, group_size, recount
 from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .rollouts import FailedRevision, complete, downtime_of, failure_of, revision_of, status_of
@@ -65,6 +66,8 @@ from .workload import WORKLOAD_KINDS, LiveWorkload, Prepared, Target, prepare, r
 Obj = dict[str, Any]
 COMPONENT_LABEL = "app.kubernetes.io/component"
 FIELD_MANAGER = "modeldeploy"
+# Plans remembered by their inputs: a pass of an unchanged object does not search again.
+_plans: Memo[tuple[ModelFacts, Plan]] = Memo(1024)
 MISSING_API = (Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE)
 
 
@@ -154,8 +157,12 @@ def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
                          Reason.NO_POOLS_VISIBLE.value, no_pools_message), \
             Failure(Reason.NO_POOLS_VISIBLE, no_pools_message)
     # Layouts across nodes only where LeaderWorkerSet is served: the planner then prefers a
-    # single node, and says MultiNodeUnavailable only when nothing else fits.
-    plan = plan_deployment(md, facts, list(pools), multi_node_served=kinds.leader_worker_set)
+    # single node, and says MultiNodeUnavailable only when nothing else fits. Remembered by
+    # its inputs (facts by identity: the entry holds them, so the identity stays theirs).
+    key = "\0".join((md.model_dump_json(), str(id(facts)), str(kinds.leader_worker_set),
+                      *(p.model_dump_json() for p in pools)))
+    _, plan = _plans.get(key, lambda: (facts, plan_deployment(
+        md, facts, list(pools), multi_node_served=kinds.leader_worker_set)))
     if not plan.feasible:
         reasons = {"PoolNotFound": Reason.POOL_NOT_FOUND,
                    "MultiNodeUnavailable": Reason.MULTI_NODE_UNAVAILABLE}

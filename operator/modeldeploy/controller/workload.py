@@ -13,7 +13,6 @@ Pure: capacity comes in as a snapshot (`pods.ClusterCapacity`), the clock as a n
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from ..render import (
     render_objects,
     rollout_strategy,
 )
+from .memo import Memo
 from .pods import ClusterCapacity, bound_replicas
 from .rollouts import (
     RolloutStep,
@@ -44,8 +44,7 @@ WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 # Renderings remembered, by their inputs: a pass of an unchanged ModelDeployment (a resync, a
 # child's status change) renders nothing. Parsing the rendered YAML is ~10 of the ~12 ms of a
 # pass (measured with bench/reconcile_bench.py's model, 2026-11-30); an entry is ~30 KB.
-RENDER_MEMO = 1024
-_rendered: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+_rendered: Memo[list[dict[str, Any]]] = Memo(1024)
 
 Obj = dict[str, Any]
 
@@ -94,19 +93,11 @@ def cache_access_mode(objects: Sequence[Mapping[str, Any]], options: RenderOptio
 
 def render(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
            inputs: RolloutInputs) -> list[Obj]:
-    """`render_objects`, remembered for the last RENDER_MEMO distinct inputs (a pure function
+    """`render_objects`, remembered for the last 1024 distinct inputs (a pure function
     of them). The objects returned are shared: callers copy what they change."""
     key = "\0".join((md.model_dump_json(), plan.model_dump_json(), pool.model_dump_json(),
                       options.model_dump_json(), repr(inputs)))
-    hit = _rendered.get(key)
-    if hit is not None:
-        _rendered.move_to_end(key)
-        return hit
-    objects = render_objects(md, plan, pool, options, rollout=inputs)
-    _rendered[key] = objects
-    if len(_rendered) > RENDER_MEMO:
-        _rendered.popitem(last=False)
-    return objects
+    return _rendered.get(key, lambda: render_objects(md, plan, pool, options, rollout=inputs))
 
 
 def pods_per_replica(plan: Plan) -> int:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 import itertools
 
 from modeldeploy.api.deployment import Autoscaling
-from modeldeploy.decisions.autoscale import Observation, ScalingHistory, decide
+from modeldeploy.decisions.autoscale import ScalingHistory, ScalingObservation, decide
 from modeldeploy.decisions.metrics import PodSample
 
 MIN = 60.0
@@ -127,7 +127,7 @@ def simulate(name: str, trace: Trace, spec: Autoscaling, fleet: Fleet, start: in
             PodSample(f"p{i}", running / ready, waiting / ready, 0.9 * running / ready / c) for i in range(ready)
         )
         gateway = round(waiting) if ready == 0 else None
-        d = decide(spec, Observation(current, scrapes, gateway), history, t, fleet.pool)
+        d = decide(spec, ScalingObservation(current, scrapes, gateway), history, t, fleet.pool)
         history = d.history
         if d.desired_replicas > current:
             if short_since is not None and not reacted:

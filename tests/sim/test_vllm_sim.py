@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from modeldeploy.api.deployment import Autoscaling
-from modeldeploy.decisions.autoscale import Observation, Reason, ScalingHistory, decide
+from modeldeploy.decisions.autoscale import ScalingHistory, ScalingObservation, ScalingReason, decide
 from modeldeploy.decisions.metrics import PodSample, parse_vllm_metrics
 from modeldeploy.decisions.rollout import StuckKind, classify_stuck
 
@@ -189,19 +189,19 @@ async def test_a_load_spike_scales_up_at_the_next_decision(start_sim: Sim) -> No
     spec = Autoscaling(min_replicas=1, max_replicas=8, target=1)  # requestsWaiting, 1 per replica
     async with aiohttp.ClientSession() as http:
         scrapes = tuple([await _scrape(http, b, f"pod-{i}") for i, b in enumerate(bases)])
-        calm = decide(spec, Observation(2, scrapes), ScalingHistory(), 1000.0, capacity_replicas=8)
+        calm = decide(spec, ScalingObservation(2, scrapes), ScalingHistory(), 1000.0, capacity_replicas=8)
         assert calm.desired_replicas == 2
         body = {"prompt": "hi", "max_tokens": 10}
         calls = [asyncio.create_task(_post(http, f"{b}/v1/completions", body)) for b in bases for _ in range(5)]
         await asyncio.sleep(0.12)
         scrapes = tuple([await _scrape(http, b, f"pod-{i}") for i, b in enumerate(bases)])
-        d = decide(spec, Observation(2, scrapes), calm.history, 1015.0, capacity_replicas=8)
+        d = decide(spec, ScalingObservation(2, scrapes), calm.history, 1015.0, capacity_replicas=8)
         assert (d.desired_replicas, d.reason) == (
             4,
-            Reason.SCALE_UP_LIMITED,
+            ScalingReason.SCALE_UP_LIMITED,
         )  # 6 waiting, at most double
-        d = decide(spec, Observation(2, scrapes), calm.history, 1015.0, capacity_replicas=3)
-        assert (d.desired_replicas, d.reason) == (3, Reason.CAPACITY_LIMITED)
+        d = decide(spec, ScalingObservation(2, scrapes), calm.history, 1015.0, capacity_replicas=3)
+        assert (d.desired_replicas, d.reason) == (3, ScalingReason.CAPACITY_LIMITED)
         await asyncio.gather(*calls)
 
 

@@ -15,9 +15,9 @@ from modeldeploy.api.deployment import Autoscaling
 from modeldeploy.decisions.autoscale import (
     MAX_HISTORY,
     Decision,
-    Observation,
-    Reason,
     ScalingHistory,
+    ScalingObservation,
+    ScalingReason,
     decide,
     to_status,
 )
@@ -41,14 +41,14 @@ def pods(*loads: tuple[float, float] | tuple[float, float, float | None]) -> tup
     return tuple(out)
 
 
-def waiting(current: int, per_pod: list[float], **kw: Any) -> Observation:
-    return Observation(current, pods(*[(1.0, w) for w in per_pod]), **kw)
+def waiting(current: int, per_pod: list[float], **kw: Any) -> ScalingObservation:
+    return ScalingObservation(current, pods(*[(1.0, w) for w in per_pod]), **kw)
 
 
 LONG_AGO = NOW - 86400
 
 
-def run(s: Autoscaling, obs: Observation, hist: ScalingHistory | None = None, cap: int | None = None) -> Decision:
+def run(s: Autoscaling, obs: ScalingObservation, hist: ScalingHistory | None = None, cap: int | None = None) -> Decision:
     return decide(s, obs, hist or ScalingHistory(since=LONG_AGO), NOW, cap)
 
 
@@ -58,19 +58,19 @@ def run(s: Autoscaling, obs: Observation, hist: ScalingHistory | None = None, ca
 @pytest.mark.parametrize(
     ("current", "per_pod", "cap", "want", "reason"),
     [
-        (2, [5.0, 5.5], None, 2, Reason.WITHIN_TOLERANCE),  # ratio 1.05
-        (2, [4.6, 4.6], None, 2, Reason.WITHIN_TOLERANCE),  # ratio 0.92
-        (2, [7.5, 7.5], None, 3, Reason.SCALED_UP),  # ceil(15 / 5)
-        (2, [15.0, 15.0], None, 4, Reason.SCALE_UP_LIMITED),  # wants 6, at most double
-        (8, [40.0] * 8, None, 10, Reason.SCALED_UP),  # wants 64, maxReplicas 10
-        (10, [40.0] * 10, None, 10, Reason.MAX_REPLICAS_LIMITED),
-        (2, [10.0, 10.0], 3, 3, Reason.CAPACITY_LIMITED),  # wants 4, pool fits 3
-        (2, [10.0, 10.0], 2, 2, Reason.CAPACITY_LIMITED),  # wants 4, pool fits 2: hold
-        (2, [10.0, 10.0], 1, 2, Reason.CAPACITY_LIMITED),  # capacity never forces a decrease
-        (1, [0.0], None, 1, Reason.MIN_REPLICAS_LIMITED),  # wants 0, min 1
+        (2, [5.0, 5.5], None, 2, ScalingReason.WITHIN_TOLERANCE),  # ratio 1.05
+        (2, [4.6, 4.6], None, 2, ScalingReason.WITHIN_TOLERANCE),  # ratio 0.92
+        (2, [7.5, 7.5], None, 3, ScalingReason.SCALED_UP),  # ceil(15 / 5)
+        (2, [15.0, 15.0], None, 4, ScalingReason.SCALE_UP_LIMITED),  # wants 6, at most double
+        (8, [40.0] * 8, None, 10, ScalingReason.SCALED_UP),  # wants 64, maxReplicas 10
+        (10, [40.0] * 10, None, 10, ScalingReason.MAX_REPLICAS_LIMITED),
+        (2, [10.0, 10.0], 3, 3, ScalingReason.CAPACITY_LIMITED),  # wants 4, pool fits 3
+        (2, [10.0, 10.0], 2, 2, ScalingReason.CAPACITY_LIMITED),  # wants 4, pool fits 2: hold
+        (2, [10.0, 10.0], 1, 2, ScalingReason.CAPACITY_LIMITED),  # capacity never forces a decrease
+        (1, [0.0], None, 1, ScalingReason.MIN_REPLICAS_LIMITED),  # wants 0, min 1
     ],
 )
-def test_proportional_table(current: int, per_pod: list[float], cap: int | None, want: int, reason: Reason) -> None:
+def test_proportional_table(current: int, per_pod: list[float], cap: int | None, want: int, reason: ScalingReason) -> None:
     d = run(spec(), waiting(current, per_pod), cap=cap)
     assert (d.desired_replicas, d.reason) == (want, reason), d.message
     assert d.current_replicas == current
@@ -80,7 +80,7 @@ def test_proportional_table(current: int, per_pod: list[float], cap: int | None,
 def test_loading_replicas_count_as_zero_load_so_a_scale_up_is_not_asked_twice() -> None:
     # 4 replicas, 2 still loading; the 2 ready ones carry 20 waiting: 20 / (4 × 5) = 1.0 → hold.
     d = run(spec(), waiting(4, [10.0, 10.0]))
-    assert (d.desired_replicas, d.reason) == (4, Reason.WITHIN_TOLERANCE)
+    assert (d.desired_replicas, d.reason) == (4, ScalingReason.WITHIN_TOLERANCE)
     assert d.metric_value == 10.0
 
 
@@ -88,30 +88,30 @@ def test_scale_down_waits_for_the_window_then_halves() -> None:
     s = spec(scaleDownStabilizationSeconds=300)
     hist = ScalingHistory(recommendations=((NOW - 100, 8),), since=LONG_AGO)
     d = run(s, waiting(8, [0.0] * 8), hist)
-    assert (d.desired_replicas, d.reason) == (8, Reason.SCALE_DOWN_STABILIZED)
+    assert (d.desired_replicas, d.reason) == (8, ScalingReason.SCALE_DOWN_STABILIZED)
     old = ScalingHistory(recommendations=((NOW - 300, 8),), since=LONG_AGO)  # just outside the window
     d = run(s, waiting(8, [0.0] * 8), old)
-    assert (d.desired_replicas, d.reason) == (4, Reason.SCALE_DOWN_LIMITED)
+    assert (d.desired_replicas, d.reason) == (4, ScalingReason.SCALE_DOWN_LIMITED)
     assert d.history.recommendations == ((NOW, 1),)
 
 
 def test_scale_down_goes_to_the_highest_recommendation_in_the_window() -> None:
     hist = ScalingHistory(recommendations=((NOW - 200, 3), (NOW - 100, 2)), since=LONG_AGO)
     d = run(spec(), waiting(4, [0.0] * 4), hist)
-    assert (d.desired_replicas, d.reason) == (3, Reason.SCALED_DOWN)
+    assert (d.desired_replicas, d.reason) == (3, ScalingReason.SCALED_DOWN)
 
 
 def test_scale_up_window_takes_the_lowest_recommendation() -> None:
     s = spec(scaleUpStabilizationSeconds=60)
     hist = ScalingHistory(recommendations=((NOW - 30, 2),))
     d = run(s, waiting(2, [20.0, 20.0]), hist)
-    assert (d.desired_replicas, d.reason) == (2, Reason.SCALE_UP_STABILIZED)
+    assert (d.desired_replicas, d.reason) == (2, ScalingReason.SCALE_UP_STABILIZED)
     hist = ScalingHistory(recommendations=((NOW - 30, 3),))
     assert run(s, waiting(2, [20.0, 20.0]), hist).desired_replicas == 3
 
 
 def test_concurrency_is_learned_when_replicas_queue() -> None:
-    d = run(spec(), Observation(2, pods((16, 3), (14, 0), (0, 0))))
+    d = run(spec(), ScalingObservation(2, pods((16, 3), (14, 0), (0, 0))))
     assert d.history.concurrency == 16 and d.history.concurrency_seen_at == NOW
     assert run(spec(), waiting(2, [0.0, 0.0])).history.concurrency is None
 
@@ -119,18 +119,18 @@ def test_concurrency_is_learned_when_replicas_queue() -> None:
 @pytest.mark.parametrize(
     ("running", "age", "want", "reason"),
     [
-        (16.0, 60, 4, Reason.CONCURRENCY_FLOOR),  # 64 in flight need 4 at 16 each
-        (12.0, 60, 3, Reason.SCALED_DOWN),  # 48 need 3: down to 3, not to minReplicas
-        (1.0, 60, 2, Reason.SCALE_DOWN_LIMITED),  # 4 need 1: at most halve
-        (16.0, 3601, 2, Reason.SCALE_DOWN_LIMITED),  # a measurement older than an hour is dropped
+        (16.0, 60, 4, ScalingReason.CONCURRENCY_FLOOR),  # 64 in flight need 4 at 16 each
+        (12.0, 60, 3, ScalingReason.SCALED_DOWN),  # 48 need 3: down to 3, not to minReplicas
+        (1.0, 60, 2, ScalingReason.SCALE_DOWN_LIMITED),  # 4 need 1: at most halve
+        (16.0, 3601, 2, ScalingReason.SCALE_DOWN_LIMITED),  # a measurement older than an hour is dropped
     ],
 )
 def test_concurrency_floor_keeps_what_in_flight_requests_need(
-    running: float, age: float, want: int, reason: Reason
+    running: float, age: float, want: int, reason: ScalingReason
 ) -> None:
     s = spec(scaleDownStabilizationSeconds=0, maxReplicas=8)
     hist = ScalingHistory(since=LONG_AGO, concurrency=16.0, concurrency_seen_at=NOW - age)
-    d = run(s, Observation(4, pods(*[(running, 0.0)] * 4)), hist)
+    d = run(s, ScalingObservation(4, pods(*[(running, 0.0)] * 4)), hist)
     assert (d.desired_replicas, d.reason) == (want, reason), d.message
 
 
@@ -139,7 +139,7 @@ def test_concurrency_floor_lets_saturated_metrics_see_the_queue() -> None:
     # the 100 queued requests need ceil(132 / 16) = 9.
     s = spec(metric="requestsRunning", target=12, maxReplicas=12)
     hist = ScalingHistory(since=LONG_AGO, concurrency=16.0, concurrency_seen_at=NOW - 15)
-    d = run(s, Observation(2, pods((16, 50), (16, 50))), hist)
+    d = run(s, ScalingObservation(2, pods((16, 50), (16, 50))), hist)
     assert d.recommendation == 9 and d.desired_replicas == 4  # at most double per step
     assert "132 requests in flight need 9" in d.message
 
@@ -154,22 +154,22 @@ def test_concurrency_floor_lets_saturated_metrics_see_the_queue() -> None:
 )
 def test_holds_on_missing_metrics(scrapes: tuple[Scrape, ...]) -> None:
     hist = ScalingHistory(recommendations=((NOW - 10, 5),), last_active=NOW - 5000)
-    d = run(spec(scaleToZero=True, idleSeconds=60), Observation(3, scrapes), hist)
-    assert (d.desired_replicas, d.reason) == (3, Reason.METRICS_UNAVAILABLE)
+    d = run(spec(scaleToZero=True, idleSeconds=60), ScalingObservation(3, scrapes), hist)
+    assert (d.desired_replicas, d.reason) == (3, ScalingReason.METRICS_UNAVAILABLE)
     assert d.history.recommendations == hist.recommendations  # nothing recorded
     assert d.history.last_active == NOW  # an outage is not idleness
     assert d.recommendation is None and d.metric_value is None
 
 
 def test_kv_metric_without_kv_series_holds() -> None:
-    obs = Observation(2, pods((4, 0, None), (4, 0, 0.5)))
+    obs = ScalingObservation(2, pods((4, 0, None), (4, 0, 0.5)))
     d = run(spec(metric="kvCacheUsage", target=0.7), obs)
-    assert d.reason == Reason.METRICS_UNAVAILABLE and "pod-0" in d.message
+    assert d.reason == ScalingReason.METRICS_UNAVAILABLE and "pod-0" in d.message
 
 
 def test_hold_still_respects_bounds() -> None:
-    d = run(spec(maxReplicas=4), Observation(6, (unreachable("a", "timeout"),)))
-    assert (d.desired_replicas, d.reason) == (4, Reason.METRICS_UNAVAILABLE)
+    d = run(spec(maxReplicas=4), ScalingObservation(6, (unreachable("a", "timeout"),)))
+    assert (d.desired_replicas, d.reason) == (4, ScalingReason.METRICS_UNAVAILABLE)
 
 
 @pytest.mark.parametrize(
@@ -184,78 +184,78 @@ def test_hold_still_respects_bounds() -> None:
 def test_other_metrics(metric: str, target: float, loads: list[Any], want: int) -> None:
     d = run(
         spec(metric=metric, target=target, scaleDownStabilizationSeconds=0),
-        Observation(len(loads), pods(*loads)),
+        ScalingObservation(len(loads), pods(*loads)),
     )
     assert d.desired_replicas == want, d.message
 
 
 def test_scale_to_zero_after_idle_seconds_only() -> None:
     s = spec(minReplicas=0, scaleToZero=True, idleSeconds=600)
-    idle = Observation(1, pods((0, 0)))
+    idle = ScalingObservation(1, pods((0, 0)))
     d = run(s, idle, ScalingHistory(last_active=NOW - 601))
-    assert (d.desired_replicas, d.reason) == (0, Reason.SCALED_TO_ZERO)
+    assert (d.desired_replicas, d.reason) == (0, ScalingReason.SCALED_TO_ZERO)
     assert d.history.last_change is not None and d.history.last_change.to_replicas == 0
     d = run(s, idle, ScalingHistory(last_active=NOW - 300))
     assert d.desired_replicas == 1
     d = run(s, idle, ScalingHistory())  # first look after a restart: the idle clock starts now
     assert d.desired_replicas == 1 and d.history.last_active == NOW
-    busy = Observation(1, pods((1, 0)))
+    busy = ScalingObservation(1, pods((1, 0)))
     d = run(s, busy, ScalingHistory(last_active=NOW - 10_000))
     assert d.desired_replicas == 1 and d.history.last_active == NOW
 
 
 def test_no_scale_to_zero_without_the_flag() -> None:
-    d = run(spec(), Observation(1, pods((0, 0))), ScalingHistory(last_active=NOW - 86400))
+    d = run(spec(), ScalingObservation(1, pods((0, 0))), ScalingHistory(last_active=NOW - 86400))
     assert d.desired_replicas == 1
 
 
 @pytest.mark.parametrize(
     ("gateway", "cap", "want", "reason"),
     [
-        (12, None, 3, Reason.SCALED_FROM_ZERO),  # ceil(12 / 5)
-        (1, None, 1, Reason.SCALED_FROM_ZERO),
-        (500, None, 10, Reason.SCALED_FROM_ZERO),  # maxReplicas
-        (12, 2, 2, Reason.CAPACITY_LIMITED),
-        (12, 0, 1, Reason.CAPACITY_LIMITED),  # min is the user's guarantee: ask for 1 anyway
-        (0, None, 0, Reason.IDLE),
-        (None, None, 0, Reason.IDLE),
+        (12, None, 3, ScalingReason.SCALED_FROM_ZERO),  # ceil(12 / 5)
+        (1, None, 1, ScalingReason.SCALED_FROM_ZERO),
+        (500, None, 10, ScalingReason.SCALED_FROM_ZERO),  # maxReplicas
+        (12, 2, 2, ScalingReason.CAPACITY_LIMITED),
+        (12, 0, 1, ScalingReason.CAPACITY_LIMITED),  # min is the user's guarantee: ask for 1 anyway
+        (0, None, 0, ScalingReason.IDLE),
+        (None, None, 0, ScalingReason.IDLE),
     ],
 )
-def test_scale_from_zero(gateway: int | None, cap: int | None, want: int, reason: Reason) -> None:
+def test_scale_from_zero(gateway: int | None, cap: int | None, want: int, reason: ScalingReason) -> None:
     s = spec(minReplicas=0, scaleToZero=True)
-    d = run(s, Observation(0, (), gateway_waiting=gateway), cap=cap)
+    d = run(s, ScalingObservation(0, (), gateway_waiting=gateway), cap=cap)
     assert (d.desired_replicas, d.reason) == (want, reason), d.message
 
 
 def test_scale_from_zero_uses_the_measured_concurrency() -> None:
     s = spec(minReplicas=0, scaleToZero=True)
     hist = ScalingHistory(since=LONG_AGO, concurrency=16.0, concurrency_seen_at=NOW - 1800)
-    d = run(s, Observation(0, (), gateway_waiting=40), hist)
-    assert (d.desired_replicas, d.reason) == (3, Reason.SCALED_FROM_ZERO)  # not ceil(40 / 5) = 8
+    d = run(s, ScalingObservation(0, (), gateway_waiting=40), hist)
+    assert (d.desired_replicas, d.reason) == (3, ScalingReason.SCALED_FROM_ZERO)  # not ceil(40 / 5) = 8
     kv = spec(minReplicas=0, scaleToZero=True, metric="kvCacheUsage", target=0.7)
-    assert run(kv, Observation(0, (), gateway_waiting=40)).desired_replicas == 1
-    assert run(kv, Observation(0, (), gateway_waiting=40), hist).desired_replicas == 3
+    assert run(kv, ScalingObservation(0, (), gateway_waiting=40)).desired_replicas == 1
+    assert run(kv, ScalingObservation(0, (), gateway_waiting=40), hist).desired_replicas == 3
 
 
 def test_zero_without_scale_to_zero_returns_to_min() -> None:
-    d = run(spec(minReplicas=2, maxReplicas=5), Observation(0))
-    assert (d.desired_replicas, d.reason) == (2, Reason.MIN_REPLICAS_LIMITED)
+    d = run(spec(minReplicas=2, maxReplicas=5), ScalingObservation(0))
+    assert (d.desired_replicas, d.reason) == (2, ScalingReason.MIN_REPLICAS_LIMITED)
 
 
 def test_below_min_jumps_to_min() -> None:
     d = run(spec(minReplicas=3), waiting(1, [0.0]))
-    assert (d.desired_replicas, d.reason) == (3, Reason.MIN_REPLICAS_LIMITED)
+    assert (d.desired_replicas, d.reason) == (3, ScalingReason.MIN_REPLICAS_LIMITED)
 
 
 def test_external_modes_are_left_alone() -> None:
     d = run(spec(mode="keda", scaleToZero=True, minReplicas=0), waiting(2, [99.0, 99.0]))
-    assert (d.desired_replicas, d.reason) == (2, Reason.EXTERNAL_AUTOSCALER)
+    assert (d.desired_replicas, d.reason) == (2, ScalingReason.EXTERNAL_AUTOSCALER)
 
 
 def test_a_fresh_history_does_not_scale_down_for_one_window() -> None:
     s = spec(scaleDownStabilizationSeconds=300)
     d = decide(s, waiting(4, [0.0] * 4), ScalingHistory(), NOW, None)
-    assert (d.desired_replicas, d.reason, d.history.since) == (4, Reason.SCALE_DOWN_STABILIZED, NOW)
+    assert (d.desired_replicas, d.reason, d.history.since) == (4, ScalingReason.SCALE_DOWN_STABILIZED, NOW)
     d = decide(s, waiting(4, [0.0] * 4), d.history, NOW + 299, None)
     assert d.desired_replicas == 4
     d = decide(s, waiting(4, [0.0] * 4), replace(d.history, recommendations=()), NOW + 300, None)
@@ -337,7 +337,7 @@ def test_replicas_within_bounds_and_capacity(
     cap: int | None,
     gw: int | None,
 ) -> None:
-    d = decide(s, Observation(current, pods(*load), gw), hist, NOW, cap)
+    d = decide(s, ScalingObservation(current, pods(*load), gw), hist, NOW, cap)
     floor = max(s.min_replicas, 1)
     if d.desired_replicas == 0:
         assert s.scale_to_zero
@@ -362,7 +362,7 @@ def test_no_change_inside_a_stabilization_window(
 ) -> None:
     assume(max(s.min_replicas, 1) <= current <= s.max_replicas and load)
     hist = ScalingHistory((*hist.recommendations, (NOW - age, r)), last_active=NOW, since=hist.since)
-    d = decide(s, Observation(current, pods(*load)), hist, NOW, cap)
+    d = decide(s, ScalingObservation(current, pods(*load)), hist, NOW, cap)
     if age < s.scale_down_stabilization_seconds and r >= current:
         assert d.desired_replicas >= current  # a recent higher recommendation blocks scale-down
     if age < s.scale_up_stabilization_seconds and r <= current:
@@ -396,8 +396,8 @@ def test_monotone_in_load(
         for r, w, k in load
     ]
     gw_more = None if gw is None else gw + data.draw(st.integers(0, 20))
-    low = decide(s, Observation(current, pods(*load), gw), hist, NOW, cap)
-    high = decide(s, Observation(current, pods(*more), gw_more), hist, NOW, cap)
+    low = decide(s, ScalingObservation(current, pods(*load), gw), hist, NOW, cap)
+    high = decide(s, ScalingObservation(current, pods(*more), gw_more), hist, NOW, cap)
     assert high.desired_replicas >= low.desired_replicas, (low.message, high.message)
 
 
@@ -408,8 +408,8 @@ def test_holds_on_bad_metrics(
     assume(current > 0)
     scrapes = list(pods(*load))
     scrapes.insert(min(where, len(scrapes)), NoSample("gone", MissReason.UNREACHABLE, "pod vanished"))
-    d = decide(s, Observation(current, tuple(scrapes)), hist, NOW, cap)
-    assert d.reason == Reason.METRICS_UNAVAILABLE
+    d = decide(s, ScalingObservation(current, tuple(scrapes)), hist, NOW, cap)
+    assert d.reason == ScalingReason.METRICS_UNAVAILABLE
     assert d.desired_replicas == min(max(current, max(s.min_replicas, 1)), s.max_replicas)
 
 
@@ -431,7 +431,7 @@ def test_constant_load_settles_without_flapping(
         one = (running / current, queued / current, 0.9 * running / current / per_replica) if current else ()
         scrapes = pods(*[one] * current)
         gateway = round(demand) if current == 0 else None
-        d = decide(s, Observation(current, scrapes, gateway), hist, NOW + 15 * step, cap)
+        d = decide(s, ScalingObservation(current, scrapes, gateway), hist, NOW + 15 * step, cap)
         current, hist = d.desired_replicas, d.history
         seen.append(current)
     deltas = [b - a for a, b in itertools.pairwise(seen) if b != a]

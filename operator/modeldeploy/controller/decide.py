@@ -23,8 +23,7 @@ from ..api import GPUPool, ModelDeployment, ModelDeploymentStatus, ObjectMeta
 from ..api.base import rfc3339
 from ..api.deployment import AutoscalingMode
 from ..api.status import AutoscalingStatus
-from ..decisions.autoscale import Decision, ScalingHistory, to_status
-from ..decisions.autoscale import Observation as ScalingObservation
+from ..decisions.autoscale import Decision, ScalingHistory, ScalingObservation, to_status
 from ..decisions.autoscale import decide as decide_scaling
 from ..decisions.metrics import Scrape
 from ..errors import ModeldeployError

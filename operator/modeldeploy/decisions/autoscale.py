@@ -55,7 +55,7 @@ CONCURRENCY_MEMORY_S = 3600.0
 _EPS = 1e-9
 
 
-class Reason(StrEnum):
+class ScalingReason(StrEnum):
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
     WITHIN_TOLERANCE = "WithinTolerance"
@@ -75,7 +75,7 @@ class Reason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Observation:
+class ScalingObservation:
     """What the shell saw this pass.
 
     current_replicas: the child's replicas (scale subresource `spec.replicas`).
@@ -94,7 +94,7 @@ class ScalingEvent:
     time: float
     from_replicas: int
     to_replicas: int
-    reason: Reason
+    reason: ScalingReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ class ScalingHistory:
 class Decision:
     desired_replicas: int
     current_replicas: int
-    reason: Reason
+    reason: ScalingReason
     message: str
     metric_value: float | None  # per-ready-replica average of the metric; None when unknown
     recommendation: int | None  # metric + concurrency floor, before bounds and stabilization
@@ -127,7 +127,7 @@ class Decision:
 
 def decide(
     spec: Autoscaling,
-    observation: Observation,
+    observation: ScalingObservation,
     history: ScalingHistory,
     now: float,
     capacity_replicas: int | None,
@@ -141,14 +141,14 @@ def decide(
         hist = replace(hist, since=now)
     if spec.mode != AutoscalingMode.BUILTIN:
         msg = f"mode {spec.mode}: the {spec.mode} object scales this deployment"
-        return _done(spec, current, current, Reason.EXTERNAL_AUTOSCALER, msg, None, None, hist, now)
+        return _done(spec, current, current, ScalingReason.EXTERNAL_AUTOSCALER, msg, None, None, hist, now)
     good, bad = split(observation.scrapes)
     if current == 0:
         return _at_zero(spec, current, good, observation.gateway_waiting, hist, now, capacity_replicas)
     floor, ceiling = max(spec.min_replicas, 1), spec.max_replicas
     if bad or not good or (spec.metric == AutoscalingMetric.KV_CACHE_USAGE and any(s.kv_usage is None for s in good)):
         held = _clamp(current, floor, ceiling)
-        reason = Reason.METRICS_UNAVAILABLE
+        reason = ScalingReason.METRICS_UNAVAILABLE
         msg = _unavailable_message(spec, current, good, bad)
         if held != current:
             msg += f"; moved into [{floor}, {ceiling}]"
@@ -164,7 +164,7 @@ def decide(
 
     if spec.scale_to_zero and load <= 0 and now - last_active >= spec.idle_seconds:
         msg = f"no request for {now - last_active:.0f}s ≥ idleSeconds {spec.idle_seconds}"
-        return _done(spec, current, 0, Reason.SCALED_TO_ZERO, msg, value, 0, hist, now)
+        return _done(spec, current, 0, ScalingReason.SCALED_TO_ZERO, msg, value, 0, hist, now)
 
     ratio = total / (current * target_or_default(spec))
     within = abs(ratio - 1.0) <= tolerance
@@ -196,51 +196,51 @@ def decide(
     if desired > current:
         if desired < bounded:
             reason, why = (
-                Reason.CAPACITY_LIMITED,
+                ScalingReason.CAPACITY_LIMITED,
                 f"wanted {bounded}, the pool fits {capacity_replicas}",
             )
         elif desired < stabilized and bounded == stepped:
-            reason, why = Reason.SCALE_UP_LIMITED, f"wanted {stabilized}, at most double per step"
+            reason, why = ScalingReason.SCALE_UP_LIMITED, f"wanted {stabilized}, at most double per step"
         elif desired > stepped and desired == floor:
-            reason, why = Reason.MIN_REPLICAS_LIMITED, f"below minReplicas {spec.min_replicas}"
+            reason, why = ScalingReason.MIN_REPLICAS_LIMITED, f"below minReplicas {spec.min_replicas}"
         else:
-            reason, why = Reason.SCALED_UP, f"recommended {rec}"
+            reason, why = ScalingReason.SCALED_UP, f"recommended {rec}"
     elif desired < current:
         if desired > stabilized and bounded == stepped:
-            reason, why = Reason.SCALE_DOWN_LIMITED, f"wanted {stabilized}, at most halve per step"
+            reason, why = ScalingReason.SCALE_DOWN_LIMITED, f"wanted {stabilized}, at most halve per step"
         elif desired < stepped and desired == ceiling:
-            reason, why = Reason.MAX_REPLICAS_LIMITED, f"above maxReplicas {ceiling}"
+            reason, why = ScalingReason.MAX_REPLICAS_LIMITED, f"above maxReplicas {ceiling}"
         else:
             reason, why = (
-                Reason.SCALED_DOWN,
+                ScalingReason.SCALED_DOWN,
                 f"recommended {rec}, highest in the scale-down window {down_rec}",
             )
     elif bounded > current:
         reason, why = (
-            Reason.CAPACITY_LIMITED,
+            ScalingReason.CAPACITY_LIMITED,
             f"wanted {bounded}, the pool fits {capacity_replicas}",
         )
     elif rec > current:
         reason, why = (
-            Reason.SCALE_UP_STABILIZED,
+            ScalingReason.SCALE_UP_STABILIZED,
             f"recommended {rec}, lowest in the {spec.scale_up_stabilization_seconds}s scale-up window {up_rec}",
         )
     elif rec < current:
         reason, why = (
-            Reason.SCALE_DOWN_STABILIZED,
+            ScalingReason.SCALE_DOWN_STABILIZED,
             f"recommended {rec}, highest in the {spec.scale_down_stabilization_seconds}s scale-down window {down_rec}",
         )
     elif raw > ceiling:
-        reason, why = Reason.MAX_REPLICAS_LIMITED, f"recommended {raw}, maxReplicas {ceiling}"
+        reason, why = ScalingReason.MAX_REPLICAS_LIMITED, f"recommended {raw}, maxReplicas {ceiling}"
     elif need > proportional:
-        reason, why = Reason.CONCURRENCY_FLOOR, f"the metric alone recommends {proportional}"
+        reason, why = ScalingReason.CONCURRENCY_FLOOR, f"the metric alone recommends {proportional}"
     elif raw < floor:
         reason, why = (
-            Reason.MIN_REPLICAS_LIMITED,
+            ScalingReason.MIN_REPLICAS_LIMITED,
             f"recommended {raw}, minReplicas {spec.min_replicas}",
         )
     else:
-        reason, why = Reason.WITHIN_TOLERANCE, f"ratio {ratio:.2f} within ±{tolerance:.0%}"
+        reason, why = ScalingReason.WITHIN_TOLERANCE, f"ratio {ratio:.2f} within ±{tolerance:.0%}"
     return _done(spec, current, desired, reason, f"{seen}: {why}", value, raw, hist, now)
 
 
@@ -281,11 +281,11 @@ def _at_zero(
     floor, ceiling = max(spec.min_replicas, 1), spec.max_replicas
     if not spec.scale_to_zero:
         msg = f"0 replicas without scaleToZero: back to minReplicas {spec.min_replicas}"
-        return _done(spec, current, floor, Reason.MIN_REPLICAS_LIMITED, msg, None, floor, hist, now)
+        return _done(spec, current, floor, ScalingReason.MIN_REPLICAS_LIMITED, msg, None, floor, hist, now)
     waiting = max(0, gateway_waiting or 0) + math.fsum(s.requests for s in good)
     if waiting <= 0:
         signal = "no request waiting" if gateway_waiting is not None or good else "no demand signal at zero"
-        return _done(spec, current, 0, Reason.IDLE, f"scaled to zero, {signal}", None, 0, hist, now)
+        return _done(spec, current, 0, ScalingReason.IDLE, f"scaled to zero, {signal}", None, 0, hist, now)
     need, _ = _concurrency_need(hist, waiting, now)
     if need:  # the queue is all the demand there is: size it with the measured concurrency
         want = max(floor, need)
@@ -295,12 +295,12 @@ def _at_zero(
         want = floor
     want = min(want, ceiling)
     hist = _record(replace(hist, last_active=now), now, want)
-    desired, reason = want, Reason.SCALED_FROM_ZERO
+    desired, reason = want, ScalingReason.SCALED_FROM_ZERO
     msg = f"{waiting:g} requests waiting at zero replicas: waking {want}"
     if capacity is not None and want > capacity:
         desired = max(capacity, floor)
         if desired < want:
-            reason = Reason.CAPACITY_LIMITED
+            reason = ScalingReason.CAPACITY_LIMITED
             msg += f"; the pool fits {capacity}, asking for {desired}"
     return _done(spec, current, desired, reason, msg, float(waiting), want, hist, now)
 
@@ -376,7 +376,7 @@ def _done(
     spec: Autoscaling,
     current: int,
     desired: int,
-    reason: Reason,
+    reason: ScalingReason,
     message: str,
     value: float | None,
     rec: int | None,

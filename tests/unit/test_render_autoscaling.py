@@ -21,7 +21,7 @@ from modeldeploy.render import (
     replicas_handover,
     replicas_owner,
 )
-from modeldeploy.render.autoscaling import decimal_text, promql_string, quantity, re2_quote
+from modeldeploy.render.autoscaling import decimal_text, format_quantity, promql_string, re2_quote
 from modeldeploy.render.context import HASH_ANNOTATION
 
 Obj = dict[str, Any]
@@ -294,7 +294,7 @@ def test_no_replicas_handover_needed(autoscaled: bool, live: Obj | None) -> None
      (1e-07, "100n"), (1500.0, "1500"), (2000.0, "2k"), (100000.0, "100k"), (1e-10, "1n")],
 )
 def test_quantity(value: float, text: str) -> None:
-    assert quantity(value) == text
+    assert format_quantity(value) == text
 
 
 @pytest.mark.parametrize(("value", "text"), [(5.0, "5"), (0.8, "0.8"), (12.5, "12.5"), (1e-05, "0.00001"),

@@ -70,7 +70,7 @@ def test_templates_only_output_literals_or_finalized_expressions(path: Path) -> 
 
 def test_environment_is_strict_and_json_finalizing() -> None:
     env = engine.environment()
-    assert env.finalize is engine.to_json
+    assert env.finalize is engine.json_node
     assert env.undefined is jinja2.StrictUndefined
     assert env.autoescape is False
     with pytest.raises(jinja2.UndefinedError):
@@ -88,7 +88,7 @@ def test_every_rendered_character_is_template_literal_or_finalized(
     """Render with a finalize that brackets its output; outside the brackets only template
     literal text may remain, and the hostile sentinel only ever appears inside them."""
     real_env = engine.environment()
-    marking = real_env.overlay(finalize=lambda v: OPEN + engine.to_json(v) + CLOSE)
+    marking = real_env.overlay(finalize=lambda v: OPEN + engine.json_node(v) + CLOSE)
     texts: list[tuple[str, str]] = []
     real_parse = engine.parse
 

@@ -77,7 +77,7 @@ class Prepared:
     strategy: RolloutStrategy  # of the live (or starting) rollout, for status
 
 
-def _workload(objects: Sequence[Obj]) -> Obj:
+def _workload_in(objects: Sequence[Obj]) -> Obj:
     return next(o for o in objects if o.get("kind") in WORKLOAD_KINDS)
 
 
@@ -150,7 +150,7 @@ def prepare(target: Target, options: RenderOptions, seen: LiveWorkload) -> Prepa
     inputs = recorded or RolloutInputs()
     objects = render(md, plan, pool, options, inputs)
     decided = step(RolloutView(
-        desired=_workload(objects), live=live, pods=seen.pods, generation=seen.generation,
+        desired=_workload_in(objects), live=live, pods=seen.pods, generation=seen.generation,
         auto_rollback=md.spec.rollout.auto_rollback,
         deadline_seconds=progress_deadline(md, plan, options), now=seen.now,
         upgrade_slot=seen.upgrade_slot))
@@ -160,7 +160,7 @@ def prepare(target: Target, options: RenderOptions, seen: LiveWorkload) -> Prepa
         if fresh != inputs:
             inputs = fresh
             objects = render(md, plan, pool, options, inputs)
-    rendered = _workload(objects)
+    rendered = _workload_in(objects)
     workload = workload_to_apply(rendered, decided, inputs, seen.generation)
     objects = [workload if o is rendered else o for o in objects]
     strategy = rollout_strategy(md, plan, inputs,

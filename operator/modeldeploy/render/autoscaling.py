@@ -166,7 +166,7 @@ def keda_query(md: ModelDeployment, scaling: Autoscaling, wake: str | None = Non
 # --- numbers ----------------------------------------------------------------------------------
 
 
-def quantity(value: float) -> str:
+def format_quantity(value: float) -> str:
     """A positive number as a canonical Kubernetes quantity: 5 -> "5", 0.8 -> "800m", 2000 -> "2k"."""
     exact = Decimal(repr(float(value)))
     for suffix, scale in (("", 1), ("m", 10**3), ("u", 10**6), ("n", 10**9)):
@@ -228,7 +228,7 @@ def autoscaler_object(ctx: Context) -> dict[str, Any] | None:
             "horizontalpodautoscaler.yaml.j2", meta=ctx.meta(ctx.names.horizontal_pod_autoscaler),
             target=_target(ctx), min_replicas=max(scaling.min_replicas, 1),
             max_replicas=scaling.max_replicas, metric=_adapter_metric(ctx, scaling.metric),
-            average_value=quantity(target), **windows,
+            average_value=format_quantity(target), **windows,
         )
     to_zero = scaling.scale_to_zero
     opts = ctx.options

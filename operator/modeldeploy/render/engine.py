@@ -45,7 +45,7 @@ def _escape_unsafe(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def to_json(value: Any) -> str:
+def json_node(value: Any) -> str:
     """The `finalize` of the environment: any value as one JSON (= YAML flow) node."""
     if isinstance(value, jinja2.Undefined):  # pragma: no cover - StrictUndefined raises first
         raise jinja2.UndefinedError("undefined value in template")
@@ -81,7 +81,7 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
-        finalize=to_json,
+        finalize=json_node,
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -30,16 +30,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ..api.deployment import QuantizationMethod as _Method
 from ..errors import ModelUnresolved
 
-FP8 = "fp8"
-AWQ = "awq"
-GPTQ = "gptq"
-COMPRESSED_TENSORS = "compressed-tensors"
-BITSANDBYTES = "bitsandbytes"
-MXFP4 = "mxfp4"
-NVFP4 = "nvfp4"
-METHODS = (FP8, AWQ, GPTQ, COMPRESSED_TENSORS, BITSANDBYTES, MXFP4, NVFP4)
+# Our method names: the values spec.model.architecture.quantization.method accepts.
+FP8, AWQ, GPTQ = _Method.FP8.value, _Method.AWQ.value, _Method.GPTQ.value
+COMPRESSED_TENSORS, BITSANDBYTES = _Method.COMPRESSED_TENSORS.value, _Method.BITSANDBYTES.value
+MXFP4, NVFP4 = _Method.MXFP4.value, _Method.NVFP4.value
 
 # quant_method spellings in published configs → our method names.
 _ALIASES = {

@@ -256,6 +256,8 @@ INVALID: list[tuple[str, Schema, str, str]] = [
     ("name too long for children", md(name="a" * 53),
      "a ModelDeployment name has at most 52 characters", SAME),
     ("name with a dot", md(name="llama.3"), "is not a DNS label", SAME),
+    ("hfConfig with too many keys", md({"model": {"name": "acme/x", "hfConfig": {f"k{i}": i for i in range(513)}}}),
+     "512", REJECT),
 ]
 
 
@@ -293,6 +295,11 @@ VALID: list[tuple[str, Schema]] = [
         "cache": {"mode": "pvc", "size": "800Gi", "storageClassName": "fast-ssd"},
     })),
     ("replicas zero without autoscaling", md({"replicas": 0})),
+    # config.json verbatim: any keys and nesting (x-kubernetes-preserve-unknown-fields).
+    ("hfConfig", md({"model": {"name": "acme/private-vl", "checkpointBytes": 16060522496, "hfConfig": {
+        "model_type": "qwen2_5_vl", "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+        "vision_config": {"depth": 32, "hidden_size": 1280}, "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+        "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}}}})),
     ("hpa", md({"autoscaling": {"minReplicas": 1, "maxReplicas": 3, "mode": "hpa"}})),
     ("name at the limit", md(name="m" * 52)),
 ]

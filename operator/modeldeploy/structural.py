@@ -27,22 +27,15 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+# JSON value kinds as messages name them; bool before int (a bool is an int in Python).
+_NAMES: tuple[tuple[type, str], ...] = ((bool, "a boolean"), (int, "an integer"), (float, "a number"),
+                                         (str, "a string"), (list, "a list"), (dict, "an object"))
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((name for kind, name in _NAMES if isinstance(value, kind)), type(value).__name__)
 
 
 def _is_type(value: Any, kind: str) -> bool:

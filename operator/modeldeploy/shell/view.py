@@ -124,9 +124,10 @@ class ClusterView:
     # --- start / stop ----------------------------------------------------------------------
 
     def _watch(self, kind: Kind, on_change: OnChange, store: Store,
-               label_selector: str | None = None, cluster_scoped: bool = False) -> None:
-        scopes: tuple[str | None, ...] = (None,) if self.clusterwide or cluster_scoped \
-            else self.namespaces
+               label_selector: str | None = None, cluster_scoped: bool = False,
+               scopes: tuple[str | None, ...] | None = None) -> None:
+        if scopes is None:
+            scopes = (None,) if self.clusterwide or cluster_scoped else self.namespaces
         informers = [Informer(self.kube, kind[0], kind[1], store, namespace=ns,
                               label_selector=label_selector, on_change=on_change,
                               watch_timeout=self.watch_timeout) for ns in scopes]
@@ -148,20 +149,11 @@ class ClusterView:
             self._watch(GPU_POOL, self._cluster_changed, Store(trim_model), cluster_scoped=True)
         else:
             self._watch(POD, self._pod_changed, Store(trim_pod), NAME_LABEL)
-            if self.pools_namespace:
-                self._watch_pools_config(self.pools_namespace)
+            if self.pools_namespace:  # the GPU pools ConfigMap, in the operator's namespace
+                self._watch(CONFIG_MAP, self._cluster_changed, Store(), POOLS_SELECTOR,
+                            scopes=(self.pools_namespace,))
         self._tasks.append(asyncio.create_task(self._rediscover_forever(), name="discovery"))
         await self.synced()
-
-    def _watch_pools_config(self, namespace: str) -> None:
-        store = Store()
-        informer = Informer(self.kube, CONFIG_MAP[0], CONFIG_MAP[1], store, namespace=namespace,
-                            label_selector=POOLS_SELECTOR, on_change=self._cluster_changed,
-                            watch_timeout=self.watch_timeout)
-        self.stores[CONFIG_MAP] = store
-        self._informers[CONFIG_MAP] = [informer]
-        self._tasks.append(asyncio.create_task(informer.run_forever(),
-                                               name=f"watch ConfigMap {namespace}"))
 
     async def synced(self) -> None:
         for informers in list(self._informers.values()):

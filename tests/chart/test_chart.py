@@ -220,7 +220,10 @@ def test_operator_container_runs_modeldeploy_with_kopf_liveness() -> None:
     assert container["args"] == [
         "--liveness=http://0.0.0.0:8080/healthz", "--max-concurrent-upgrades=2",
         "--cpu-request-per-gpu=3", "--memory-request-base-gib=8",
-        "--memory-request-per-gpu-gib=4", f"--download-image={container['image']}"]
+        "--memory-request-per-gpu-gib=4", f"--download-image={container['image']}",
+        "--keda-http-interceptor=keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local",
+        "--keda-http-interceptor-port=8080", "--keda-http-scaler=keda-add-ons-http-external-scaler.keda:9090",
+        "--keda-http-response-timeout=600", "--cluster-domain=cluster.local"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}

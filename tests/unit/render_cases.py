@@ -143,7 +143,8 @@ def crd_validator(kind: str) -> Draft202012Validator:
     """jsonschema validator for a vendored CRD subset (pod specs: strict Kubernetes 1.31)."""
     files = {"LeaderWorkerSet": "leaderworkerset.x-k8s.io_v1.subset.yaml",
              "ServiceMonitor": "monitoring.coreos.com_servicemonitors_v1.subset.yaml",
-             "ScaledObject": "keda.sh_scaledobjects_v1alpha1.subset.yaml"}
+             "ScaledObject": "keda.sh_scaledobjects_v1alpha1.subset.yaml",
+             "HTTPScaledObject": "http.keda.sh_httpscaledobjects_v1alpha1.subset.yaml"}
     schema = _resolve_podspec(yaml.safe_load((SCHEMAS / files[kind]).read_text()))
     definitions = _k8s_definitions()
     registry: Registry[Any] = Registry().with_resource(
@@ -154,8 +155,8 @@ def crd_validator(kind: str) -> Draft202012Validator:
 
 def validate(obj: dict[str, Any]) -> None:
     """Schema-validate one rendered object: kubernetes-validate (1.31, strict) or a vendored CRD
-    (LeaderWorkerSet, ServiceMonitor, ScaledObject)."""
-    if obj["kind"] in ("LeaderWorkerSet", "ServiceMonitor", "ScaledObject"):
+    (LeaderWorkerSet, ServiceMonitor, ScaledObject, HTTPScaledObject)."""
+    if obj["kind"] in ("LeaderWorkerSet", "ServiceMonitor", "ScaledObject", "HTTPScaledObject"):
         crd_validator(obj["kind"]).validate(obj)
         return
     import kubernetes_validate

@@ -438,3 +438,55 @@ def test_constant_load_settles_without_flapping(
     changes = sum(1 for a, b in itertools.pairwise(deltas) if (a > 0) != (b > 0))
     assert changes <= 2, seen
     assert len(set(seen[-15:])) == 1, seen
+
+
+# --- scale to zero through the KEDA HTTP add-on (interceptor count) and loading replicas ------
+
+
+def test_interceptor_count_wakes_a_model_at_zero() -> None:
+    s = spec(minReplicas=0, scaleToZero=True, metric="requestsRunning", target=8)
+    d = run(s, ScalingObservation(0, (), interceptor_in_flight=3))
+    assert (d.desired_replicas, d.reason) == (1, ScalingReason.SCALED_FROM_ZERO)
+    d = run(s, ScalingObservation(0, (), interceptor_in_flight=20))
+    assert d.desired_replicas == 3  # ceil(20 / 8)
+    assert run(s, ScalingObservation(0, (), interceptor_in_flight=0)).reason == ScalingReason.IDLE
+
+
+def test_requests_running_keep_a_model_awake_when_the_queue_is_empty() -> None:
+    """3 requests in flight, 0 waiting: the queue alone would call this idle."""
+    s = spec(minReplicas=0, scaleToZero=True, idleSeconds=600)
+    d = run(s, ScalingObservation(1, pods((3, 0))), ScalingHistory(last_active=NOW - 10_000))
+    assert d.desired_replicas == 1 and d.history.last_active == NOW
+
+
+def test_interceptor_requests_keep_a_model_awake() -> None:
+    s = spec(minReplicas=0, scaleToZero=True, idleSeconds=600)
+    d = run(s, ScalingObservation(1, pods((0, 0)), interceptor_in_flight=2), ScalingHistory(last_active=NOW - 10_000))
+    assert d.desired_replicas == 1 and d.history.last_active == NOW
+
+
+def test_interceptor_and_vllm_counts_overlap_and_are_not_added() -> None:
+    """A forwarded request is counted by the interceptor and by vLLM: demand is the larger."""
+    s = spec(minReplicas=1, maxReplicas=10, metric="requestsRunning", target=4)
+    hist = ScalingHistory(since=LONG_AGO, concurrency=4.0, concurrency_seen_at=NOW - 60)
+    alone = run(s, ScalingObservation(2, pods((4, 0), (4, 0))), hist)
+    both = run(s, ScalingObservation(2, pods((4, 0), (4, 0)), interceptor_in_flight=8), hist)
+    assert both.desired_replicas == alone.desired_replicas == 2
+
+
+def test_never_scales_down_while_a_replica_loads() -> None:
+    s = spec(minReplicas=0, scaleToZero=True, idleSeconds=600, scaleDownStabilizationSeconds=0)
+    idle = ScalingHistory(since=LONG_AGO, last_active=NOW - 10_000)
+    d = run(s, ScalingObservation(2, pods((0, 0)), loading_replicas=1), idle)
+    assert (d.desired_replicas, d.reason) == (2, ScalingReason.LOADING_REPLICAS), d.message
+    d = run(spec(scaleDownStabilizationSeconds=0), ScalingObservation(4, pods((0, 0), (0, 0), (0, 0)), loading_replicas=1))
+    assert (d.desired_replicas, d.reason) == (4, ScalingReason.LOADING_REPLICAS)
+    assert "1 replica(s) still loading" in d.message
+    # Once loaded, the same observation scales down.
+    d = run(spec(scaleDownStabilizationSeconds=0), ScalingObservation(4, pods((0, 0), (0, 0), (0, 0), (0, 0))))
+    assert d.desired_replicas < 4
+
+
+def test_loading_replicas_do_not_block_scale_up() -> None:
+    d = run(spec(), ScalingObservation(2, pods((1, 20)), loading_replicas=1))
+    assert d.desired_replicas > 2

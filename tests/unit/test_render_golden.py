@@ -69,7 +69,8 @@ def test_goldens_cover_the_workload_shapes_and_autoscalers() -> None:
         "kind: ServiceMonitor"]
     assert kinds["deepseek-v3-h100-lws"] == ["kind: LeaderWorkerSet", "kind: Service"]
     assert kinds["llama-3.1-8b-a10g-keda"] == [
-        "kind: Deployment", "kind: Service", "kind: PodDisruptionBudget", "kind: ScaledObject"]
+        "kind: Deployment", "kind: Service", "kind: PodDisruptionBudget", "kind: Service",
+        "kind: HTTPScaledObject", "kind: ScaledObject"]
     assert kinds["deepseek-v3-h100-lws-hpa"] == [
         "kind: LeaderWorkerSet", "kind: Service", "kind: PodDisruptionBudget", "kind: HorizontalPodAutoscaler"]
 

@@ -29,6 +29,8 @@ VARIANTS = {
                              "target": 0.75}}, RenderOptions()),
     "keda-to-zero": ({"autoscaling": {"mode": "keda", "minReplicas": 0, "maxReplicas": 4, "scaleToZero": True}},
                      RenderOptions(keda_wake_query='sum(gw_queue{namespace="$namespace"})')),
+    "builtin-to-zero": ({"autoscaling": {"minReplicas": 0, "maxReplicas": 3, "scaleToZero": True,
+                                         "metric": "requestsRunning", "target": 32}}, RenderOptions()),
     "keda-idle": ({"autoscaling": {"mode": "keda", "minReplicas": 2, "maxReplicas": 4, "scaleToZero": True,
                                    "metric": "requestsRunning", "target": 12.5}}, RenderOptions()),
 }

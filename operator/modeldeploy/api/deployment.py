@@ -25,10 +25,11 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 MAX_NAME = 52  # a ModelDeployment's name, leaving room for the suffixes of its objects
 
 DEFAULT_IMAGE = "vllm/vllm-openai:v0.30.0"  # docs/decisions/default-vllm-image.md
-# Ten minutes without a downloaded byte or a new vLLM load line. The longest silent phase of a
-# healthy vLLM start is torch.compile of one shape (85 s for a 32B model, vLLM 0.19 log cited in
-# docs/decisions/cold-starts.md) or one safetensors shard (342 s on slow network storage,
-# ibid.); 600 s leaves room for both.
+# Ten minutes without a downloaded byte or a new vLLM startup line. Between two of vLLM's
+# startup lines little time passes (CUDA graph capture "usually takes 5~20 seconds",
+# vllm/v1/worker/gpu_model_runner.py; torch.compile logs each compiled graph,
+# vllm/compilation/backends.py); the one long silent phase, reading the weights, gets its own
+# allowance from the checkpoint size (decisions/startup.py).
 DEFAULT_STALL_SECONDS = 600
 
 
@@ -249,7 +250,7 @@ class Autoscaling(ApiModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas must be ≤ maxReplicas")
         if self.scale_to_zero and self.mode == AutoscalingMode.HPA:
-            raise ValueError("scaleToZero is not possible with mode hpa (HPA cannot scale to 0); use keda or builtin, both wake the model through the KEDA HTTP add-on")
+            raise ValueError("scaleToZero is not possible with mode hpa (HPA cannot scale to 0); use keda or builtin")
         if self.min_replicas == 0 and not self.scale_to_zero:
             raise ValueError("minReplicas 0 requires scaleToZero: true")
         if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.target is not None and self.target > 1:

@@ -209,6 +209,7 @@ class ChildKinds:
     leader_worker_set: bool
     service_monitor: bool
     scaled_object: bool = False  # KEDA
+    http_scaled_object: bool = False  # the KEDA HTTP add-on (autoscaling.scaleToZero)
 
 
 def candidate_children(namespace: str, names: ChildNames, kinds: ChildKinds) -> list[ChildRef]:
@@ -230,6 +231,11 @@ def candidate_children(namespace: str, names: ChildNames, kinds: ChildKinds) -> 
                          names.horizontal_pod_autoscaler))
     if kinds.scaled_object:
         refs.append(ChildRef("keda.sh/v1alpha1", "ScaledObject", namespace, names.scaled_object))
+    # autoscaling.scaleToZero (observed in every mode, so turning it off prunes them).
+    refs.append(ChildRef("v1", "Service", namespace, names.wake_service))
+    if kinds.http_scaled_object:
+        refs.append(ChildRef("http.keda.sh/v1alpha1", "HTTPScaledObject", namespace,
+                             names.http_scaled_object))
     return refs
 
 

@@ -173,6 +173,11 @@ def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
             "autoscaling.mode keda renders a KEDA ScaledObject, but the KEDA API "
             "(keda.sh/v1alpha1 scaledobjects) is not installed; install KEDA or use mode "
             "builtin"))
+    if scaling is not None and scaling.scale_to_zero and not kinds.http_scaled_object:
+        return plan, Failure(Reason.KEDA_UNAVAILABLE, (
+            "autoscaling.scaleToZero wakes the model through the KEDA HTTP add-on, but its API "
+            "(http.keda.sh/v1alpha1 httpscaledobjects) is not installed; install KEDA and the "
+            "HTTP add-on (docs/install.md) or turn scaleToZero off"))
     return plan, next(p for p in pools if p.name == plan.pool)
 
 

@@ -9,11 +9,12 @@ The algorithm, in order:
 1. Hold (reason `MetricsUnavailable`) when any ready pod could not be read, no ready pod
    reported, or the KV metric is missing: the current count is kept (only clamped into
    [minReplicas, maxReplicas]) and the idle clock is reset, so an outage never looks idle.
-2. At zero replicas (scaleToZero): wake up when requests wait (the gateway queue, or any sample)
-   to max(minReplicas, 1, ceil(waiting / c)), with c the per-replica concurrency measured
-   earlier (see 4) or, unknown, the target of a request metric (KV usage: minReplicas, 1);
-   otherwise stay at zero.
-3. Scale to zero when scaleToZero is on and no request ran or waited for idleSeconds.
+2. At zero replicas (scaleToZero): wake up when requests wait (the KEDA HTTP add-on's
+   interceptor holding them, the gateway queue, or any sample) to max(minReplicas, 1,
+   ceil(waiting / c)), with c the per-replica concurrency measured earlier (see 4) or,
+   unknown, the target of a request metric (KV usage: minReplicas, 1); otherwise stay at zero.
+3. Scale to zero when scaleToZero is on and no request was in flight (running or waiting in
+   vLLM, held or forwarded by the interceptor) for idleSeconds, and no replica is loading.
 4. Proportional: total = sum of the metric over ready pods; ratio = total / (current × target).
    Within the tolerance (|ratio − 1| ≤ 10 %) the recommendation is `current`, else
    ceil(total / target) (= ceil(current × ratio)). Pods that are still loading count as zero
@@ -33,18 +34,30 @@ The algorithm, in order:
 7. Capacity: an increase is capped at max(current, capacity_replicas) (`CapacityLimited`);
    capacity never forces a decrease and never pushes below minReplicas (min is the user's
    guarantee; unschedulable pods then show as `InsufficientGPU` in the rollout status).
+8. Loading replicas: while a replica (a pod, or a LeaderWorkerSet group) is still loading, no
+   decrease at all (`LoadingReplicas`). A ReplicaSet removes not-ready pods first, so any
+   scale-down would kill the replica whose download and load are already paid for.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 
 from ..api.base import rfc3339
 from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode, target_or_default
 from ..api.status import AutoscalingStatus, ScalingDecision
-from .metrics import NoSample, PodSample, Scrape, split
+from .autoscale_types import (
+    Decision,
+    ScalingEvent,
+    ScalingHistory,
+    ScalingObservation,
+    ScalingReason,
+)
+from .metrics import NoSample, PodSample, split
+
+__all__ = ["MAX_HISTORY", "Decision", "ScalingEvent", "ScalingHistory", "ScalingObservation",
+           "ScalingReason", "decide", "rfc3339", "to_status"]
 
 TOLERANCE = 0.1
 MAX_HISTORY = 4096
@@ -53,76 +66,6 @@ MAX_HISTORY = 4096
 # back to the metric alone instead of keeping a stale, too-low figure forever.
 CONCURRENCY_MEMORY_S = 3600.0
 _EPS = 1e-9
-
-
-class ScalingReason(StrEnum):
-    SCALED_UP = "ScaledUp"
-    SCALED_DOWN = "ScaledDown"
-    WITHIN_TOLERANCE = "WithinTolerance"
-    SCALE_UP_STABILIZED = "ScaleUpStabilized"
-    SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
-    SCALE_UP_LIMITED = "ScaleUpLimited"
-    SCALE_DOWN_LIMITED = "ScaleDownLimited"
-    MAX_REPLICAS_LIMITED = "MaxReplicasLimited"
-    MIN_REPLICAS_LIMITED = "MinReplicasLimited"
-    CAPACITY_LIMITED = "CapacityLimited"
-    METRICS_UNAVAILABLE = "MetricsUnavailable"
-    SCALED_TO_ZERO = "ScaledToZero"
-    SCALED_FROM_ZERO = "ScaledFromZero"
-    IDLE = "Idle"
-    EXTERNAL_AUTOSCALER = "ExternalAutoscaler"
-    CONCURRENCY_FLOOR = "ConcurrencyFloor"
-
-
-@dataclass(frozen=True, slots=True)
-class ScalingObservation:
-    """What the shell saw this pass.
-
-    current_replicas: the child's replicas (scale subresource `spec.replicas`).
-    scrapes: one entry per *ready* vLLM pod (loading pods are not scraped).
-    gateway_waiting: requests queued in front of the Service, when something (a gateway, an
-    activator) reports it; the only demand signal while at zero replicas.
-    """
-
-    current_replicas: int
-    scrapes: tuple[Scrape, ...] = ()
-    gateway_waiting: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ScalingEvent:
-    time: float
-    from_replicas: int
-    to_replicas: int
-    reason: ScalingReason
-
-
-@dataclass(frozen=True, slots=True)
-class ScalingHistory:
-    """Memory the decision needs, owned by the caller (in-process, not in `status`)."""
-
-    recommendations: tuple[tuple[float, int], ...] = ()
-    last_active: float | None = None  # last time a request ran or waited (or metrics were unknown)
-    last_change: ScalingEvent | None = None
-    since: float | None = None  # first decision of this history (process start)
-    # Requests one replica runs at once, measured when replicas had requests waiting.
-    concurrency: float | None = None
-    concurrency_seen_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    desired_replicas: int
-    current_replicas: int
-    reason: ScalingReason
-    message: str
-    metric_value: float | None  # per-ready-replica average of the metric; None when unknown
-    recommendation: int | None  # metric + concurrency floor, before bounds and stabilization
-    history: ScalingHistory
-
-    @property
-    def changed(self) -> bool:
-        return self.desired_replicas != self.current_replicas
 
 
 def decide(
@@ -143,8 +86,9 @@ def decide(
         msg = f"mode {spec.mode}: the {spec.mode} object scales this deployment"
         return _done(spec, current, current, ScalingReason.EXTERNAL_AUTOSCALER, msg, None, None, hist, now)
     good, bad = split(observation.scrapes)
+    external = _external_demand(observation)
     if current == 0:
-        return _at_zero(spec, current, good, observation.gateway_waiting, hist, now, capacity_replicas)
+        return _at_zero(spec, current, good, external, hist, now, capacity_replicas)
     floor, ceiling = max(spec.min_replicas, 1), spec.max_replicas
     if bad or not good or (spec.metric == AutoscalingMetric.KV_CACHE_USAGE and any(s.kv_usage is None for s in good)):
         held = _clamp(current, floor, ceiling)
@@ -157,13 +101,17 @@ def decide(
     values = [_metric(spec.metric, s) for s in good]
     total = math.fsum(values)
     value = total / len(good)
-    load = math.fsum(s.requests for s in good) + max(0, observation.gateway_waiting or 0)
+    load = _in_flight(observation, good)
     last_active = now if load > 0 or hist.last_active is None else hist.last_active
     hist = replace(hist, last_active=last_active)
     seen = f"{spec.metric} {value:.3g} per ready replica ({len(good)} of {current} ready), target {target_or_default(spec):g}"
+    loading = max(0, observation.loading_replicas)
 
     if spec.scale_to_zero and load <= 0 and now - last_active >= spec.idle_seconds:
-        msg = f"no request for {now - last_active:.0f}s ≥ idleSeconds {spec.idle_seconds}"
+        msg = f"no request in flight for {now - last_active:.0f}s ≥ idleSeconds {spec.idle_seconds}"
+        if loading:
+            msg += f", but {loading} replica(s) still loading: holding {current}"
+            return _done(spec, current, current, ScalingReason.LOADING_REPLICAS, msg, value, 0, hist, now)
         return _done(spec, current, 0, ScalingReason.SCALED_TO_ZERO, msg, value, 0, hist, now)
 
     ratio = total / (current * target_or_default(spec))
@@ -192,6 +140,9 @@ def decide(
     if capacity_replicas is not None and bounded > current:
         capped = min(bounded, max(current, capacity_replicas))
     desired = max(capped, floor)
+    if desired < current and loading:
+        msg = f"{seen}: wanted {desired}, but {loading} replica(s) still loading: holding {current}"
+        return _done(spec, current, current, ScalingReason.LOADING_REPLICAS, msg, value, raw, hist, now)
 
     if desired > current:
         if desired < bounded:
@@ -273,7 +224,7 @@ def _at_zero(
     spec: Autoscaling,
     current: int,
     good: list[PodSample],
-    gateway_waiting: int | None,
+    external: int | None,
     hist: ScalingHistory,
     now: float,
     capacity: int | None,
@@ -282,9 +233,9 @@ def _at_zero(
     if not spec.scale_to_zero:
         msg = f"0 replicas without scaleToZero: back to minReplicas {spec.min_replicas}"
         return _done(spec, current, floor, ScalingReason.MIN_REPLICAS_LIMITED, msg, None, floor, hist, now)
-    waiting = max(0, gateway_waiting or 0) + math.fsum(s.requests for s in good)
+    waiting = max(0, external or 0) + math.fsum(s.requests for s in good)
     if waiting <= 0:
-        signal = "no request waiting" if gateway_waiting is not None or good else "no demand signal at zero"
+        signal = "no request waiting" if external is not None or good else "no demand signal at zero"
         return _done(spec, current, 0, ScalingReason.IDLE, f"scaled to zero, {signal}", None, 0, hist, now)
     need, _ = _concurrency_need(hist, waiting, now)
     if need:  # the queue is all the demand there is: size it with the measured concurrency
@@ -303,6 +254,19 @@ def _at_zero(
             reason = ScalingReason.CAPACITY_LIMITED
             msg += f"; the pool fits {capacity}, asking for {desired}"
     return _done(spec, current, desired, reason, msg, float(waiting), want, hist, now)
+
+
+def _external_demand(observation: ScalingObservation) -> int | None:
+    """Requests seen outside vLLM (gateway queue + interceptor), None when nothing reports."""
+    parts = [v for v in (observation.gateway_waiting, observation.interceptor_in_flight) if v is not None]
+    return sum(max(0, v) for v in parts) if parts else None
+
+
+def _in_flight(observation: ScalingObservation, good: list[PodSample]) -> float:
+    """Requests in flight: max(vLLM running + waiting, the interceptor's count) + gateway queue."""
+    in_vllm = math.fsum(s.requests for s in good)
+    at_interceptor = max(0, observation.interceptor_in_flight or 0)
+    return max(in_vllm, at_interceptor) + max(0, observation.gateway_waiting or 0)
 
 
 def _concurrency_need(hist: ScalingHistory, in_flight: float, now: float) -> tuple[int, float]:

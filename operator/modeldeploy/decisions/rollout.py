@@ -144,6 +144,8 @@ class StuckKind(StrEnum):
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     CRASH_LOOP = "CrashLoop"
     INSUFFICIENT_GPU = "InsufficientGPU"
+    LOAD_STALLED = "LoadStalled"  # decisions.startup: no vLLM startup progress for stallSeconds
+    DOWNLOAD_STALLED = "DownloadStalled"
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
 
@@ -155,6 +157,8 @@ _TERMINAL = frozenset(
         StuckKind.IMAGE_PULL_FAILED,
         StuckKind.CONTAINER_CONFIG_ERROR,
         StuckKind.CRASH_LOOP,
+        StuckKind.LOAD_STALLED,
+        StuckKind.DOWNLOAD_STALLED,
     }
 )
 _PRIORITY = {kind: i for i, kind in enumerate(StuckKind)}
@@ -239,6 +243,18 @@ def _pod_findings(pod: Mapping[str, Any], exceeded: bool) -> Iterable[StuckReaso
             yield from _container_findings(name, _map(cs), exceeded)
 
 
+def classify_text(text: str) -> tuple[StuckKind, str, int | None] | None:
+    """vLLM's own words for a start that cannot succeed, in a termination message or a log:
+    (KVCacheTooSmall or OOMAtLoad, the matching line, vLLM's suggested maxModelLen or None)."""
+    low = text.lower()
+    if any(p in low for p in _KV_PATTERNS):
+        m = _V1_MAX_LEN.search(text) or _V0_MAX_LEN.search(text)
+        return StuckKind.KV_CACHE_TOO_SMALL, _excerpt(text, _KV_PATTERNS), int(m.group(1)) if m else None
+    if any(p in low for p in _OOM_PATTERNS):
+        return StuckKind.OOM_AT_LOAD, _excerpt(text, _OOM_PATTERNS), None
+    return None
+
+
 def _container_findings(pod: str | None, cs: Mapping[str, Any], exceeded: bool) -> Iterable[StuckReason]:
     state, last = _map(cs.get("state")), _map(cs.get("lastState"))
     waiting = _map(state.get("waiting"))
@@ -246,14 +262,12 @@ def _container_findings(pod: str | None, cs: Mapping[str, Any], exceeded: bool) 
         if not terminated:
             continue
         msg, why = _str(terminated.get("message")), _str(terminated.get("reason"))
-        low = msg.lower()
-        if any(p in low for p in _KV_PATTERNS):
-            m = _V1_MAX_LEN.search(msg) or _V0_MAX_LEN.search(msg)
-            suggested = int(m.group(1)) if m else None
-            yield StuckReason(StuckKind.KV_CACHE_TOO_SMALL, pod, _excerpt(msg, _KV_PATTERNS), exceeded, suggested)
-        elif why == "OOMKilled" or any(p in low for p in _OOM_PATTERNS):
-            text = _excerpt(msg, _OOM_PATTERNS) if msg else "container OOMKilled (host memory) while loading"
-            yield StuckReason(StuckKind.OOM_AT_LOAD, pod, text, exceeded)
+        found = classify_text(msg)
+        if found is not None:
+            kind, text, suggested = found
+            yield StuckReason(kind, pod, text, exceeded, suggested)
+        elif why == "OOMKilled":
+            yield StuckReason(StuckKind.OOM_AT_LOAD, pod, "container OOMKilled (host memory) while loading", exceeded)
     wreason, wmsg = _str(waiting.get("reason")), _str(waiting.get("message"))
     if wreason in _PULL:
         yield StuckReason(StuckKind.IMAGE_PULL_FAILED, pod, _clip(f"{wreason}: {wmsg}"), exceeded)

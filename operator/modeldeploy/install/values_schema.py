@@ -95,6 +95,15 @@ def values_schema() -> Schema:
                 "downloadImage": {"description": "Image of the shared cache's download Job; empty: the operator's.",
                                   "type": "string", "maxLength": 512},
             }),
+            "kedaHttpAddOn": _closed({
+                "interceptor": {"description": "DNS name of the add-on's interceptor proxy Service.",
+                                "type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN},
+                "interceptorPort": _PORT,
+                "externalScaler": {"description": "host:port of the add-on's external scaler.",
+                                   "type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"},
+                "responseHeaderTimeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+            }),
+            "clusterDomain": {"type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN},
             "models": _closed({
                 "serviceMonitor": _closed({
                     "enabled": {"type": "boolean"},

@@ -29,6 +29,7 @@ from ..planner.autoscaling_target import effective_autoscaling
 from .context import Context
 from .engine import render_object
 from .rollout import START_SLACK_SECONDS
+from .scaletozero import external_push_trigger
 
 # The field manager that holds `.spec.replicas` across a switch to autoscaling (see
 # `replicas_handover`); the main apply's manager is the shell's.
@@ -39,6 +40,9 @@ _POD_SUFFIX = "-[a-z0-9]+-[a-z0-9]+"
 _RE2_META = frozenset("\\.+*?()|[]{}^$")
 # Scaling steps mirror the builtin decision: at most x2 up and /2 down per 15 s HPA sync.
 _SYNC_S = 15
+# Threshold of the in-flight trigger: so high that ceil(in flight / threshold) is 1 for any real
+# load, i.e. the trigger only decides active (≥ 1 replica) or not.
+IN_FLIGHT_ACTIVATION_ONLY = 1_000_000
 
 
 class ReplicasOwner(StrEnum):
@@ -142,6 +146,17 @@ def _selector(md: ModelDeployment) -> str:
     return f"namespace={promql_string(namespace)},pod=~{promql_string(pods)}"
 
 
+def in_flight_query(md: ModelDeployment) -> str:
+    """Requests running plus waiting over the workload's serving pods: what idleness means.
+
+    vLLM exports both gauges from start to finish (vllm/v1/metrics/loggers.py), so the sum
+    exists whenever a replica serves; with no replica there is no series at all (KEDA's
+    Prometheus scaler reads an empty result as 0, `ignoreNullValues` default true).
+    """
+    sel = _selector(md)
+    return f"sum({RUNNING}{{{sel}}}) + sum({WAITING}{{{sel}}})"
+
+
 def keda_query(md: ModelDeployment, scaling: Autoscaling, wake: str | None = None) -> str:
     """The trigger's PromQL: the metric summed over the workload's serving pods (one series).
 
@@ -197,7 +212,7 @@ class Target:
     name: str
 
 
-def _target(ctx: Context) -> Target:
+def autoscaling_target(ctx: Context) -> Target:
     if ctx.multi_node:
         return Target("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", ctx.names.leader_worker_set)
     return Target("apps/v1", "Deployment", ctx.names.deployment)
@@ -226,14 +241,14 @@ def autoscaler_object(ctx: Context) -> dict[str, Any] | None:
     if scaling.mode == AutoscalingMode.HPA:
         return render_object(
             "horizontalpodautoscaler.yaml.j2", meta=ctx.meta(ctx.names.horizontal_pod_autoscaler),
-            target=_target(ctx), min_replicas=max(scaling.min_replicas, 1),
+            target=autoscaling_target(ctx), min_replicas=max(scaling.min_replicas, 1),
             max_replicas=scaling.max_replicas, metric=_adapter_metric(ctx, scaling.metric),
             average_value=format_quantity(target), **windows,
         )
     to_zero = scaling.scale_to_zero
     opts = ctx.options
     return render_object(
-        "scaledobject.yaml.j2", meta=ctx.meta(ctx.names.scaled_object), target=_target(ctx),
+        "scaledobject.yaml.j2", meta=ctx.meta(ctx.names.scaled_object), target=autoscaling_target(ctx),
         polling_interval=opts.keda_polling_interval_seconds,
         # Scale to zero only after idleSeconds without demand, and never while the first replica
         # of a new ScaledObject may still be pulling, scheduling or loading the model.
@@ -241,8 +256,33 @@ def autoscaler_object(ctx: Context) -> dict[str, Any] | None:
         initial_cooldown=ctx.sizing.startup_seconds + START_SLACK_SECONDS if to_zero else None,
         min_replicas=scaling.min_replicas if to_zero else max(scaling.min_replicas, 1),
         idle_replicas=0 if to_zero and scaling.min_replicas > 0 else None,
-        max_replicas=scaling.max_replicas, server=opts.prometheus_address,
-        query=keda_query(ctx.md, scaling, opts.keda_wake_query),
-        threshold=decimal_text(target), activation="0", **windows,
+        max_replicas=scaling.max_replicas, triggers=keda_triggers(ctx, scaling), **windows,
     )
+
+
+def _prometheus(name: str, server: str, query: str, threshold: str) -> dict[str, Any]:
+    return {"type": "prometheus", "name": name, "metricType": "AverageValue",
+            "metadata": {"serverAddress": server, "query": query, "threshold": threshold,
+                         "activationThreshold": "0"}}
+
+
+def keda_triggers(ctx: Context, scaling: Autoscaling) -> list[dict[str, Any]]:
+    """The ScaledObject's triggers.
+
+    `vllm`: the spec's metric per replica (scales between 1 and maxReplicas). With scaleToZero
+    KEDA deactivates (goes to 0) only when *every* trigger is inactive, so two more keep a
+    serving model awake and wake a sleeping one: `in-flight` (running + waiting in vLLM; its
+    threshold is out of reach, so it never asks for more than one replica) and `interceptor`
+    (the KEDA HTTP add-on's count of requests held or in flight for this model). The queue alone
+    (`requestsWaiting`) is 0 while a model serves light traffic, which used to scale it away.
+    """
+    opts = ctx.options
+    triggers = [_prometheus("vllm", opts.prometheus_address,
+                            keda_query(ctx.md, scaling, opts.keda_wake_query),
+                            decimal_text(target_or_default(scaling)))]
+    if scaling.scale_to_zero:
+        triggers.append(_prometheus("in-flight", opts.prometheus_address,
+                                    in_flight_query(ctx.md), str(IN_FLIGHT_ACTIVATION_ONLY)))
+        triggers.append(external_push_trigger(ctx))
+    return triggers
 

@@ -74,6 +74,16 @@ class ChildNames:
         """autoscaling.mode keda (KEDA names the HPA it creates `keda-hpa-<name>`)."""
         return self.deployment
 
+    @property
+    def http_scaled_object(self) -> str:
+        """autoscaling.scaleToZero: the KEDA HTTP add-on's route to the model."""
+        return self.deployment
+
+    @property
+    def wake_service(self) -> str:
+        """autoscaling.scaleToZero: the ExternalName Service clients call (the interceptor)."""
+        return f"{self.deployment}-wake"
+
 
 def child_names(md: ModelDeployment) -> ChildNames:
     # The LeaderWorkerSet controller creates a headless Service named after the LWS, so the LWS

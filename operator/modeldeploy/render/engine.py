@@ -32,6 +32,7 @@ ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset({
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("keda.sh/v1alpha1", "ScaledObject"),
+    ("http.keda.sh/v1alpha1", "HTTPScaledObject"),
 })
 POD_TEMPLATE = "pod.yaml.j2"
 

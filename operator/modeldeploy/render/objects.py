@@ -10,7 +10,7 @@ from typing import Any
 from ..api import GPUPool, ModelDeployment
 from ..planner import Plan
 from .argv import PORT
-from .autoscaling import autoscaler_object
+from .autoscaling import autoscaler_object, autoscaling_target
 from .cache_objects import cache_size, cache_storage_class, shared_cache_objects
 from .context import (
     HASH_ANNOTATION,
@@ -26,6 +26,7 @@ from .context import (
 from .engine import POD_TEMPLATE, render_fragment, render_object, render_workload
 from .options import RenderOptions
 from .rollout import RolloutInputs
+from .scaletozero import scale_to_zero_objects
 
 
 def pod_template_hash(*templates: Mapping[str, Any]) -> str:
@@ -91,7 +92,7 @@ def render_objects(
 
     [PersistentVolumeClaim | shared PersistentVolumeClaim, download Job],
     Deployment | LeaderWorkerSet, Service, [PodDisruptionBudget], [ServiceMonitor],
-    [HorizontalPodAutoscaler | ScaledObject].
+    [wake Service, HTTPScaledObject], [HorizontalPodAutoscaler | ScaledObject].
 
     The shared claim and Job (spec.cache.mode shared) are the same for every ModelDeployment of
     the namespace serving the same model and revision; `render.cache.is_shared` tells them apart.
@@ -128,6 +129,8 @@ def render_objects(
             meta=ctx.meta(names.service_monitor, extra_labels=ctx.options.service_monitor_labels),
             selector=ctx.selector,
         ))
+    # The HTTPScaledObject before the ScaledObject whose external-push trigger names it.
+    out += scale_to_zero_objects(ctx, autoscaling_target(ctx))
     autoscaler = autoscaler_object(ctx)
     if autoscaler is not None:
         out.append(autoscaler)

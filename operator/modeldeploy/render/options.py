@@ -119,6 +119,26 @@ class RenderOptions(BaseModel):
         description="Largest model cache kept in an emptyDir when spec.cache.mode is not set, GiB; "
                     "a larger one gets a claim (pvc). Node root disks are small: EKS managed node "
                     "groups default to 20 GiB, GKE boot disks to 100 GB.")
+    keda_http_interceptor: str = Field(
+        default="keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local", max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="autoscaling.scaleToZero: DNS name of the KEDA HTTP add-on's interceptor proxy "
+                    "Service (the add-on's Helm chart: keda-add-ons-http-interceptor-proxy).")
+    keda_http_interceptor_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port of the interceptor proxy Service.")
+    keda_http_scaler_address: str = Field(
+        default="keda-add-ons-http-external-scaler.keda:9090", max_length=300,
+        json_schema_extra={"flag": "--keda-http-scaler"},
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$",
+        description="autoscaling.mode keda with scaleToZero: host:port of the add-on's external "
+                    "scaler (the ScaledObject's external-push trigger).")
+    keda_http_response_header_timeout_seconds: int = Field(
+        default=600, ge=1, le=86_400, json_schema_extra={"flag": "--keda-http-response-timeout"},
+        description="How long the interceptor waits for vLLM's response headers; a non-streamed "
+                    "completion sends them only when it is done (add-on default: 500 ms).")
+    cluster_domain: str = Field(
+        default="cluster.local", max_length=253, pattern=DNS_SUBDOMAIN,
+        description="The cluster's DNS domain (Service names the interceptor routes on).")
     request_ephemeral_storage: bool = Field(
         default=True,
         description="With an emptyDir cache, request the cache size as ephemeral-storage.")

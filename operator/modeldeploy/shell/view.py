@@ -2,8 +2,9 @@
 
 - ModelDeployments (all namespaces, or each served namespace);
 - owned children (label `app.kubernetes.io/managed-by=modeldeploy`), one store per kind;
-  the optional kinds (LeaderWorkerSet, ServiceMonitor, KEDA ScaledObject) only while API
-  discovery lists them; discovery is re-read every `discovery_interval` and on demand;
+  the optional kinds (LeaderWorkerSet, ServiceMonitor, KEDA ScaledObject, HTTPScaledObject)
+  only while API discovery lists them; discovery is re-read every `discovery_interval` and on
+  demand;
 - pods: cluster-wide (GPU capacity counts every pod bound to a GPU node) or, in a namespaced
   install, those of our workloads only; trimmed to what the operator reads;
 - nodes and GPUPools: cluster-wide installs only (cluster-scoped reads need cluster rights);
@@ -47,11 +48,14 @@ CONFIG_MAP: Kind = ("v1", "ConfigMap")
 LEADER_WORKER_SET: Kind = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
 SERVICE_MONITOR: Kind = ("monitoring.coreos.com/v1", "ServiceMonitor")
 SCALED_OBJECT: Kind = ("keda.sh/v1alpha1", "ScaledObject")
+HTTP_SCALED_OBJECT: Kind = ("http.keda.sh/v1alpha1", "HTTPScaledObject")
 # Children every cluster serves, then the optional ones (watched while discovery lists them).
 CORE_CHILDREN: tuple[Kind, ...] = (
     ("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
-    ("v1", "PersistentVolumeClaim"), ("autoscaling/v2", "HorizontalPodAutoscaler"))
-OPTIONAL_CHILDREN: tuple[Kind, ...] = (LEADER_WORKER_SET, SERVICE_MONITOR, SCALED_OBJECT)
+    ("v1", "PersistentVolumeClaim"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("batch/v1", "Job"))
+OPTIONAL_CHILDREN: tuple[Kind, ...] = (LEADER_WORKER_SET, SERVICE_MONITOR, SCALED_OBJECT,
+                                       HTTP_SCALED_OBJECT)
 MANAGED_BY_SELECTOR = "app.kubernetes.io/managed-by=modeldeploy"
 
 
@@ -172,13 +176,15 @@ class ClusterView:
 
     @staticmethod
     def _optional(kinds: ChildKinds) -> tuple[Kind, ...]:
-        served = (kinds.leader_worker_set, kinds.service_monitor, kinds.scaled_object)
+        served = (kinds.leader_worker_set, kinds.service_monitor, kinds.scaled_object,
+                  kinds.http_scaled_object)
         return tuple(k for k, on in zip(OPTIONAL_CHILDREN, served, strict=True) if on)
 
     async def _discover(self) -> ChildKinds:
         self._discovered_at = time.monotonic()
-        lws, monitors, keda = [await self.kube.served(*kind) for kind in OPTIONAL_CHILDREN]
-        return ChildKinds(leader_worker_set=lws, service_monitor=monitors, scaled_object=keda)
+        lws, monitors, keda, keda_http = [await self.kube.served(*kind) for kind in OPTIONAL_CHILDREN]
+        return ChildKinds(leader_worker_set=lws, service_monitor=monitors, scaled_object=keda,
+                          http_scaled_object=keda_http)
 
     async def rediscover(self) -> None:
         """Re-read discovery; start watching an optional kind installed since."""

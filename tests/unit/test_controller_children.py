@@ -150,9 +150,12 @@ def test_every_value_contains_itself(value: Any) -> None:
 def test_candidate_children_follow_installed_apis() -> None:
     names = ChildNames("m", "m-lws", "m", "m-pdb", "m-cache", "m")
     plain = candidate_children("ns", names, ChildKinds(False, False))
+    # The wake Service of scaleToZero is observed always, so turning scaleToZero off prunes it.
     assert [r.kind for r in plain] == ["PersistentVolumeClaim", "Deployment", "Service",
-                                       "PodDisruptionBudget", "HorizontalPodAutoscaler"]
-    full = candidate_children("ns", names, ChildKinds(True, True, True))
+                                       "PodDisruptionBudget", "HorizontalPodAutoscaler", "Service"]
+    assert plain[-1] == ChildRef("v1", "Service", "ns", "m-wake")
+    full = candidate_children("ns", names, ChildKinds(True, True, True, True))
     assert ChildRef("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "ns", "m-lws") in full
     assert ChildRef("monitoring.coreos.com/v1", "ServiceMonitor", "ns", "m") in full
-    assert full[-1] == ChildRef("keda.sh/v1alpha1", "ScaledObject", "ns", "m")
+    assert ChildRef("keda.sh/v1alpha1", "ScaledObject", "ns", "m") in full
+    assert full[-1] == ChildRef("http.keda.sh/v1alpha1", "HTTPScaledObject", "ns", "m")

@@ -104,6 +104,7 @@ def _kinds() -> list[Kind]:
         Kind("apps", "v1", "deployments", "Deployment", subresources=scale,
              label_selector_path="spec.selector", default_replicas=True),
         Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", subresources=status),
+        Kind("batch", "v1", "jobs", "Job", subresources=status),
         Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
              subresources=status),
         Kind("coordination.k8s.io", "v1", "leases", "Lease", subresources=frozenset()),
@@ -123,6 +124,8 @@ SERVICE_MONITOR_KIND = Kind("monitoring.coreos.com", "v1", "servicemonitors", "S
                             subresources=frozenset(), builtin=False)
 KEDA_KIND = Kind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject",
                  subresources=frozenset({"status"}), builtin=False)
+KEDA_HTTP_KIND = Kind("http.keda.sh", "v1alpha1", "httpscaledobjects", "HTTPScaledObject",
+                      subresources=frozenset({"status"}), builtin=False)
 PEERING_KINDS = (
     Kind("kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering", namespaced=False,
          subresources=frozenset(), builtin=False),

@@ -386,9 +386,9 @@ def test_watches_use_explicit_timeouts_and_label_selectors(
         operator: OperatorThread, emulator_server: EmulatorServer) -> None:
     emu = emulator_server.emulator
     # ModelDeployments, GPUPools, Nodes, Pods and the served child kinds: Deployments, Services,
-    # PDBs, PVCs, HorizontalPodAutoscalers (LeaderWorkerSets, ServiceMonitors, ScaledObjects: not
-    # served).
-    expected = 9
+    # PDBs, PVCs, HorizontalPodAutoscalers, Jobs (LeaderWorkerSets, ServiceMonitors,
+    # ScaledObjects, HTTPScaledObjects: not served).
+    expected = 10
     eventually(lambda: emu.open_watches() >= expected, what="watch streams")
     mark = emu.log_mark()
     emulator_server.call(emu.end_watches())  # watches are logged when they end
@@ -399,7 +399,7 @@ def test_watches_use_explicit_timeouts_and_label_selectors(
     by_resource = {r.resource: r.params for r in watches}
     assert by_resource["modeldeployments"]["timeoutSeconds"] == "30"
     for child in ("deployments", "services", "poddisruptionbudgets", "persistentvolumeclaims",
-                  "horizontalpodautoscalers"):
+                  "horizontalpodautoscalers", "jobs"):
         assert by_resource[child]["labelSelector"] == "app.kubernetes.io/managed-by=modeldeploy"
         assert by_resource[child]["timeoutSeconds"] == "30"
     eventually(lambda: emu.open_watches() >= expected, what="watches re-established")

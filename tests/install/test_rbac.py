@@ -75,7 +75,7 @@ PLURALS = {"ModelDeployment": "modeldeployments", "GPUPool": "gpupools", "Pod": 
            "PersistentVolumeClaim": "persistentvolumeclaims",
            "HorizontalPodAutoscaler": "horizontalpodautoscalers",
            "LeaderWorkerSet": "leaderworkersets", "ServiceMonitor": "servicemonitors",
-           "ScaledObject": "scaledobjects"}
+           "ScaledObject": "scaledobjects", "Job": "jobs", "HTTPScaledObject": "httpscaledobjects"}
 
 
 def test_the_operators_own_api_calls_are_allowed() -> None:

@@ -60,10 +60,8 @@ def start_budget_seconds(ctx: Context) -> int:
 def concurrency_target(ctx: Context) -> int:
     """Requests in flight per replica for the add-on's scaler: the autoscaling target (the
     spec's, else the plan's predicted one) when it counts requests running, else activation only."""
-    if ctx.md.spec.autoscaling is None:
-        return ACTIVATION_ONLY_TARGET
     scaling = effective_autoscaling(ctx.md, ctx.plan.autoscaling_target)
-    if scaling.metric == AutoscalingMetric.REQUESTS_RUNNING:
+    if scaling is not None and scaling.metric == AutoscalingMetric.REQUESTS_RUNNING:
         return max(1, math.ceil(target_or_default(scaling)))
     return ACTIVATION_ONLY_TARGET
 

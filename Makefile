@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install plan test lint typecheck imports unit bench crds e2e clean
+.PHONY: install plan test cluster lint typecheck imports unit bench crds e2e clean
 
 # The project and its [test] extras in a local venv, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,10 +29,19 @@ typecheck: install
 imports: install ## the pure core imports no kopf, Kubernetes client or network library
 	$(BIN)/lint-imports
 
-# Lint, types, import contracts, then unit, property, integration, chart and offline e2e
-# checks. pytest's exit code 5 (no tests collected) counts as success.
+# The control-plane tier (tests/cluster) runs a real kube-apiserver, etcd, scheduler and
+# controller-manager from KUBEBUILDER_ASSETS; when unset, ../shared/k8s/unpack provides them if
+# it exists, else the tier skips with a message.
+K8S_UNPACK ?= ../shared/k8s/unpack
+ASSETS = $${KUBEBUILDER_ASSETS:-$$(if [ -x $(K8S_UNPACK) ]; then $(K8S_UNPACK); fi)}
+
+# Lint, types, import contracts, then unit, property, integration, control-plane, chart and
+# offline e2e checks. pytest's exit code 5 (no tests collected) counts as success.
 test: lint typecheck imports
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+	KUBEBUILDER_ASSETS="$(ASSETS)" $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+cluster: install ## only the control-plane tier (tests/cluster)
+	KUBEBUILDER_ASSETS="$(ASSETS)" $(PY) -m pytest tests/cluster $(PYTEST_ARGS)
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc

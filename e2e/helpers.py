@@ -12,7 +12,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 SKIP_REASON = "e2e needs Docker and kind"
 
@@ -20,6 +23,10 @@ SKIP_REASON = "e2e needs Docker and kind"
 ENV_CLUSTER = "MODELDEPLOY_E2E_CLUSTER"
 ENV_MARKER = "MODELDEPLOY_E2E_MARKER"
 ENV_KUBECONFIG = "KUBECONFIG"
+# Set by run.sh once the cluster exists: the suite must run, a skip would hide a broken setup.
+ENV_REQUIRED = "MODELDEPLOY_E2E_REQUIRED"
+ENV_WORKDIR = "MODELDEPLOY_E2E_WORKDIR"
+FAILED = pytest.StashKey[bool]()  # set by e2e/conftest.py: the test's call phase failed
 ENV_SIM_IMAGE = "MODELDEPLOY_E2E_SIM_IMAGE"
 ENV_SIM_IMAGE_V2 = "MODELDEPLOY_E2E_SIM_IMAGE_V2"
 ENV_OPERATOR_NAMESPACE = "MODELDEPLOY_E2E_OPERATOR_NAMESPACE"
@@ -46,6 +53,11 @@ def docker_engine_available() -> bool:
 
 def kind_available() -> bool:
     return shutil.which("kind") is not None
+
+
+def e2e_required() -> bool:
+    """run.sh created the cluster: the tests must run (and fail) rather than skip."""
+    return os.environ.get(ENV_REQUIRED) == "1"
 
 
 def e2e_available() -> bool:
@@ -342,6 +354,34 @@ class Cluster:
     def create_namespace(self, name: str) -> None:
         self.core.create_namespace(
             {"metadata": {"name": name, "labels": {SUITE_LABEL: "true"}}})
+
+    def save_diagnostics(self, ns: str, test: str) -> Path:
+        """The namespace's pods, events and ModelDeployments and the operator's log, written to
+        run.sh's work dir (else the current one) before the namespace is deleted."""
+        out = Path(os.environ.get(ENV_WORKDIR) or ".") / f"diagnostics-{test[:80]}.txt"
+        sections: list[tuple[str, Callable[[], Any]]] = [
+            ("modeldeployments", lambda: self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL)),
+            ("pods", lambda: self.plain(self.core.list_namespaced_pod(ns))),
+            ("events", lambda: self.plain(self.core.list_namespaced_event(ns))),
+            ("deployments", lambda: self.plain(self.apps.list_namespaced_deployment(ns))),
+            ("operator log", lambda: [self.core.read_namespaced_pod_log(
+                p.metadata.name, self.operator_namespace, tail_lines=300)
+                for p in self.core.list_namespaced_pod(
+                    self.operator_namespace,
+                    label_selector="app.kubernetes.io/name=modeldeploy").items]),
+        ]
+        with out.open("w", encoding="utf-8") as f:
+            for title, read in sections:
+                try:
+                    body = read()
+                    text = "\n".join(body) if isinstance(body, list) and all(
+                        isinstance(b, str) for b in body) else json.dumps(body, indent=1,
+                                                                           default=str)
+                except Exception as exc:  # diagnostics never hide the test's own failure
+                    text = f"unreadable: {exc}"
+                f.write(f"===== {title} ({ns})\n{text}\n")
+        return out
 
     def delete_namespace(self, name: str, timeout: float = 240) -> None:
         from kubernetes.client.exceptions import ApiException

@@ -14,6 +14,7 @@
 #   LWS_MANIFEST      optional path/URL of a LeaderWorkerSet release manifest to install
 #   PYTHON            interpreter with the project and its [test] extras (default python3)
 #   PYTEST_ARGS       extra pytest arguments
+#   E2E_POD_CPU_PER_GPU, E2E_POD_MEMORY_BASE_GIB  serving pods' requests (kind-sized defaults)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +32,10 @@ IMAGE_TAG="e2e"
 SIM_IMAGE="localhost/modeldeploy-vllm-sim:e2e"
 SIM_IMAGE_V2="localhost/modeldeploy-vllm-sim:e2e-v2"
 CREATED=0
+# Serving pods request CPU and memory per GPU sized for real GPU nodes (3 cores, 12 GiB per
+# GPU); a kind worker on a 4-CPU runner holds up to 8 fake GPUs, so the suite asks for little.
+POD_CPU_PER_GPU="${E2E_POD_CPU_PER_GPU:-0.1}"
+POD_MEMORY_BASE_GIB="${E2E_POD_MEMORY_BASE_GIB:-1}"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'e2e: %s\n' "$*" >&2; exit 1; }
@@ -100,6 +105,8 @@ kind create cluster --name "$CLUSTER" --config e2e/kind-config.yaml \
   --kubeconfig "$KUBECONFIG_FILE" --wait 180s
 CREATED=1
 guard --skip-marker
+# `kind create --wait` waits for the control plane only: the workers carry the fake GPUs.
+kube wait --for=condition=Ready nodes --all --timeout=180s
 "$PYTHON" e2e/guard.py marker-manifest --marker "$MARKER" | kube apply -f -
 guard
 
@@ -126,6 +133,9 @@ helm upgrade --install modeldeploy charts/modeldeploy \
   --values "${WORKDIR}/values.yaml" \
   --set image.repository="$OPERATOR_REPO" --set image.tag="$IMAGE_TAG" \
   --set image.pullPolicy=IfNotPresent \
+  --set models.podResources.cpuPerGPU="$POD_CPU_PER_GPU" \
+  --set models.podResources.memoryBaseGiB="$POD_MEMORY_BASE_GIB" \
+  --set models.podResources.memoryPerGPUGiB=0 \
   --wait --timeout 5m
 kube get gpupools -o wide
 
@@ -136,6 +146,9 @@ export MODELDEPLOY_E2E_MARKER='${MARKER}'
 export MODELDEPLOY_E2E_SIM_IMAGE='${SIM_IMAGE}'
 export MODELDEPLOY_E2E_SIM_IMAGE_V2='${SIM_IMAGE_V2}'
 export MODELDEPLOY_E2E_OPERATOR_NAMESPACE='${OPERATOR_NAMESPACE}'
+export MODELDEPLOY_E2E_WORKDIR='${WORKDIR}'
+# The cluster is up: from here a missing prerequisite fails the tests instead of skipping them.
+export MODELDEPLOY_E2E_REQUIRED=1
 ENV
 
 log "running the e2e suite"

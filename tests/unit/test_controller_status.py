@@ -128,6 +128,11 @@ def test_waiting_for_gpus_is_reconciling_until_the_deadline() -> None:
     cpu_only = [{"status": {"phase": "Pending", "conditions": [{
         "type": "PodScheduled", "status": "False", "message": "Insufficient cpu"}]}}]
     assert pending_gpu_message(cpu_only) is None
+    scaled_to_zero = [{"status": {"phase": "Pending", "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/4 nodes are available: 4 node(s) didn't match Pod's node "
+                   "affinity/selector."}]}}]
+    assert pending_gpu_message(scaled_to_zero) is not None
 
 
 def test_surge_pod_ready_beside_the_old_one_is_not_ready() -> None:

@@ -24,7 +24,7 @@ FLAGS = ("--kubeconfig", "--context", "--namespace", "--all-namespaces", "--live
          "--service-monitor", "--service-monitor-label", "--resync-interval",
          "--pool-status-interval", "--watch-timeout", "--request-timeout", "--max-concurrent",
          "--max-concurrent-upgrades", "--cpu-request-per-gpu", "--memory-request-base-gib",
-         "--memory-request-per-gpu-gib", "--log-format", "--verbose")
+         "--memory-request-per-gpu-gib", "--pre-stop-seconds", "--log-format", "--verbose")
 
 
 def test_help_documents_every_flag() -> None:

@@ -240,6 +240,18 @@ def test_labels_selectors_and_hash_annotation() -> None:
     assert template["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
 
 
+def test_serving_pods_drain_before_vllm_stops() -> None:
+    """A preStop sleep keeps vLLM serving while endpoints are removed (asynchronously) from
+    Services and load balancers; the grace period covers it. 0 turns the hook off."""
+    m, p, pool = llama_8b()
+    pod = by_kind(render_objects(m, p, pool))["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    assert pod["terminationGracePeriodSeconds"] == 70
+    off = by_kind(render_objects(m, p, pool, RenderOptions(pre_stop_seconds=0)))
+    assert "lifecycle" not in off["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+
+
 def test_label_edit_keeps_the_pod_template() -> None:
     """`helm.sh/chart: models-0.1.0` → `0.1.1` on a ModelDeployment relabels its children but
     leaves the pod template (and its hash) alone: no replica restarts."""

@@ -163,8 +163,17 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
+# The scheduler's words for "no node of the pool can take it now": full GPU nodes, or a pool
+# scaled to zero (no node matches its nodeSelector yet; the cluster autoscaler adds one).
+# Source: kube-scheduler's NodeResourcesFit ("Insufficient %v") and NodeAffinity ("node(s)
+# didn't match Pod's node affinity/selector") filter messages, and "no nodes available to
+# schedule pods" (pkg/scheduler/schedule_one.go, ErrNoNodesAvailable).
+CAPACITY_WAITS = (INSUFFICIENT_GPU, "didn't match Pod's node affinity/selector",
+                  "no nodes available to schedule pods")
+
+
 def pending_gpu(pods: Sequence[Mapping[str, Any]]) -> PendingGPU | None:
-    """The longest-waiting Pending pod that cannot get GPUs, else None."""
+    """The longest-waiting Pending pod that no GPU node can take now, else None."""
     found: list[PendingGPU] = []
     for pod in pods:
         status = pod.get("status") or {}
@@ -173,7 +182,7 @@ def pending_gpu(pods: Sequence[Mapping[str, Any]]) -> PendingGPU | None:
         for cond in status.get("conditions") or []:
             message = str(cond.get("message") or "")
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                    and INSUFFICIENT_GPU in message:
+                    and any(words in message for words in CAPACITY_WAITS):
                 since = _epoch(cond.get("lastTransitionTime")) or \
                     _epoch((pod.get("metadata") or {}).get("creationTimestamp"))
                 found.append(PendingGPU(message, since))

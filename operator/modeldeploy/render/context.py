@@ -132,6 +132,7 @@ class Pod:
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
     run_as_user: int | None
+    pre_stop_seconds: int = 0  # serving pods: drain endpoints before vLLM stops
 
 
 def _reserved_label_key(key: str) -> bool:
@@ -340,11 +341,14 @@ def pods(ctx: Context) -> list[Pod]:
         "tolerations": [t.wire() for t in spec.tolerations],
         "run_as_user": opts.run_as_user,
     }
+    drain = opts.pre_stop_seconds
     if not ctx.multi_node:
         return [Pod(annotations={**annotations, **metrics}, container="vllm",
-                    command=["vllm", "serve"], args=argv, serves_http=True, **common)]
+                    command=["vllm", "serve"], args=argv, serves_http=True,
+                    pre_stop_seconds=drain, **common)]
     leader = Pod(annotations={**annotations, **metrics}, container="vllm",
-                 command=["sh", "-c", LEADER_SCRIPT, "vllm"], args=argv, serves_http=True, **common)
+                 command=["sh", "-c", LEADER_SCRIPT, "vllm"], args=argv, serves_http=True,
+                 pre_stop_seconds=drain, **common)
     worker = Pod(annotations=dict(annotations), container="vllm-worker",
                  command=["sh", "-c", WORKER_SCRIPT], args=[], serves_http=False, **common)
     return [leader, worker]

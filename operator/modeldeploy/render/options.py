@@ -139,6 +139,13 @@ class RenderOptions(BaseModel):
     cluster_domain: str = Field(
         default="cluster.local", max_length=253, pattern=DNS_SUBDOMAIN,
         description="The cluster's DNS domain (Service names the interceptor routes on).")
+    pre_stop_seconds: int = Field(
+        default=10, ge=0, le=300,
+        description=(
+            "Serving pods sleep this long in a preStop hook before vLLM gets SIGTERM, so "
+            "Services, kube-proxy and load balancers stop sending requests first (endpoint "
+            "removal is asynchronous: kubernetes.io/docs/concepts/workloads/pods/"
+            "pod-lifecycle/#pod-termination). 0: no hook."))
     request_ephemeral_storage: bool = Field(
         default=True,
         description="With an emptyDir cache, request the cache size as ephemeral-storage.")

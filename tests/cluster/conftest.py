@@ -182,8 +182,26 @@ def env(request: pytest.FixtureRequest, admin: ApiClient, kubelet: FakeKubelet,
         yield scenario
     finally:
         kubelet.policy = lambda pod: Behaviour.READY
+        if request.node.stash.get(FAILED, False):  # diagnostics before the namespace goes
+            print(_diagnostics(scenario))
         _cleanup(admin, scenario)
     assert not kubelet.errors, f"the fake kubelet failed: {kubelet.errors[:3]}"
+
+
+def _diagnostics(scenario: Env) -> str:
+    c = scenario.cluster
+    lines = [f"--- namespace {scenario.ns}: nodes {scenario.nodes}"]
+    for md in c.custom.list_namespaced_custom_object(GROUP, VERSION, scenario.ns,
+                                                     "modeldeployments")["items"]:
+        lines.append(f"ModelDeployment {md['metadata']['name']}: {md.get('status')}")
+    for dep in c.apps.list_namespaced_deployment(scenario.ns).items:
+        lines.append(f"Deployment {dep.metadata.name}: {dep.status.to_dict()}")
+    for pod in c.core.list_namespaced_pod(scenario.ns).items:
+        conditions = [(x.type, x.status, x.message) for x in pod.status.conditions or []]
+        lines.append(f"Pod {pod.metadata.name} on {pod.spec.node_name}: {pod.status.phase} "
+                     f"{conditions}")
+    lines.append(f"fake kubelet errors: {scenario.kubelet.errors[:5]}")
+    return "\n".join(lines)
 
 
 def _cleanup(admin: ApiClient, scenario: Env) -> None:

@@ -60,3 +60,4 @@ def test_slots_limit_concurrent_upgrades_and_expire() -> None:
     slots.record("m3", True, NOW + 10)
     assert not slots.may_start("m4", NOW + 100)
     assert slots.may_start("m4", NOW + 181)  # m2 was deleted: never seen again, expired
+    assert slots.acquire("m4", NOW + 181) and not slots.acquire("m5", NOW + 181)

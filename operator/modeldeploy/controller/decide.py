@@ -109,6 +109,7 @@ class Actions:
     scale: Scale | None = None
     scaling: Decision | None = None  # the autoscaler's decision; its history is the memory
     upgrading: bool = False  # holds an operator-caused rollout slot
+    upgrade_queued: bool = False  # an operator-caused rollout waits for a slot
     rolled_back: FailedRevision | None = None  # the revision this decision rolled back from
     failure: Failure | None = None
 
@@ -399,5 +400,6 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
         handovers=writes.handovers, applies=writes.applies, deletes=writes.deletes,
         scale=scaled[1] if scaled is not None else None, scaling=decision,
         upgrading=bool(step is not None and step.upgrading),
+        upgrade_queued=bool(step is not None and step.queued),
         rolled_back=step.failed if step is not None and step.rolled_back else None,
         failure=run.failure)

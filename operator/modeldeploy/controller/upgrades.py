@@ -72,6 +72,14 @@ class UpgradeSlots:
         self._expire(now)
         return uid in self.seen or len(self.seen) < self.limit
 
+    def acquire(self, uid: str, now: float) -> bool:
+        """Take a slot for this model if one is free (or it holds one): check and take at
+        once, so passes running concurrently cannot all take the last slot."""
+        if not self.may_start(uid, now):
+            return False
+        self.seen[uid] = now
+        return True
+
     def record(self, uid: str, upgrading: bool, now: float) -> None:
         """After a pass: hold the slot while the model's operator-caused rollout runs."""
         if upgrading:

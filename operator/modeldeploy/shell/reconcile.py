@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -112,7 +113,7 @@ async def observe(ctx: ReconcileContext, body: Mapping[str, Any], now: float
         kinds=ctx.view.kinds, capacity=ctx.view.capacity(),
         scrapes=await _scrapes(ctx, md, children, pods),
         history=ctx.autoscaler.history(uid) if ctx.autoscaler is not None else ScalingHistory(),
-        upgrade_slot=ctx.upgrades is None or ctx.upgrades.may_start(uid, now),
+        upgrade_slot=ctx.upgrades is None,
         namespaced=not ctx.view.clusterwide)
     return snapshot, await _facts(ctx, md)
 
@@ -241,4 +242,10 @@ async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
     now = ctx.wall()
     snapshot, facts = await observe(ctx, body, now)
     actions = decide(snapshot, facts, ctx.render, now)
+    uid = str((body.get("metadata") or {}).get("uid"))
+    # Taking the slot and deciding again happen with no await between: concurrent passes
+    # cannot all see a free slot.
+    if actions.upgrade_queued and ctx.upgrades is not None and ctx.upgrades.acquire(uid, now):
+        snapshot = dataclasses.replace(snapshot, upgrade_slot=True)
+        actions = decide(snapshot, facts, ctx.render, now)
     return await execute(ctx, snapshot, actions, facts, now)

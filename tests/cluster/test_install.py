@@ -16,9 +16,7 @@ import pytest
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from tests.install.test_crd_validation import INVALID
-from tests.integration.harness import GROUP, VERSION, eventually
-
-from modeldeploy.planner.pools import default_pools
+from tests.integration.harness import GROUP, VERSION
 
 from .conftest import Env
 from .install import install_rbac, service_account_token
@@ -79,20 +77,19 @@ def test_invalid_model_deployment_is_rejected_by_the_api_server(
 @pytest.mark.usefixtures("scheduler")
 def test_namespaced_install_serves_its_namespace_with_roles_only(
         env: Env, admin: ApiClient, plane: ControlPlane, start_operator: Any) -> None:
-    """watchNamespaces: a Role per namespace and no cluster-scoped RBAC. The operator cannot
-    read GPUPools or Nodes and plans on the packaged default pools (documented); everything
-    else it does in the namespace, the real authorizer allows."""
-    namespace, account = install_rbac(admin, {"watchNamespaces": [env.ns]},
-                                      "modeldeploy-namespaced", release="md-namespaced")
+    """watchNamespaces: a Role per namespace and no cluster-scoped RBAC; the GPU pools come from
+    the ConfigMap the chart renders in the operator's namespace (GPUPools are cluster-scoped).
+    Everything the operator does, the real authorizer allows."""
+    values = {"watchNamespaces": [env.ns], "gpuPools": [{"name": env.pool, "spec": env.spec}]}
+    namespace, account = install_rbac(admin, values, "modeldeploy-namespaced",
+                                      release="md-namespaced")
     kubeconfig = plane.write_kubeconfig(
         "namespaced", service_account_token(admin, namespace, account), env.ns)
-    start_operator(f"--namespace={env.ns}", kubeconfig=kubeconfig)
-    env.cluster.create(env.model("m", placement={}))
-    plan = eventually(lambda: (env.cluster.md("m").get("status") or {}).get("plan"), 60,
-                      what="status.plan")
-    pool = next(p for p in default_pools() if p.name == plan["pool"])
-    env.spec = pool.spec.wire()
+    start_operator(f"--namespace={env.ns}", f"--pools-namespace={namespace}",
+                   kubeconfig=kubeconfig)
     env.add_nodes(1)
+    env.cluster.create(env.model("m"))
     env.cluster.wait_condition("m", "Ready", "True", timeout=60)
     (pod,) = env.pods("m")
     assert pod.spec.node_name in env.nodes
+    assert env.cluster.md("m")["status"]["plan"]["pool"] == env.pool

@@ -38,6 +38,18 @@ def test_the_echo_of_our_write_and_anything_older_is_skipped() -> None:
     assert store.get("ns", "a") == obj("a", "4", replicas=7)
 
 
+def test_an_echo_delivered_before_the_write_returns_pins_nothing() -> None:
+    """Under load the watch can deliver our write (3) and the controller's next update (4)
+    before the apply's response is handled: the store keeps 4 and later events still count.
+    (Found by tests/cluster: a Deployment's status updates were ignored for PIN_SECONDS.)"""
+    store = Store(clock=Clock())
+    assert store.deliver("ADDED", obj("a", "3", replicas=1))
+    assert store.deliver("MODIFIED", obj("a", "4", replicas=1, ready=1))
+    store.wrote(obj("a", "3", replicas=1))  # the response of the write, handled late
+    assert store.get("ns", "a") == obj("a", "4", replicas=1, ready=1)
+    assert store.deliver("MODIFIED", obj("a", "5", replicas=1, ready=2))
+
+
 def test_a_no_op_write_pins_nothing() -> None:
     store = Store()
     store.deliver("ADDED", obj("a", "1"))

@@ -17,6 +17,7 @@ clears every pin; a pin is dropped after `PIN_SECONDS` in case the echo is never
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,6 +33,7 @@ Trim = Callable[[Mapping[str, Any]], Obj]
 OnChange = Callable[[Mapping[str, Any]], None]
 
 PIN_SECONDS = 60.0
+RECENT_VERSIONS = 16  # versions of one object the watch delivered, remembered for `wrote`
 DELETED, BOOKMARK = "DELETED", "BOOKMARK"
 
 
@@ -59,6 +61,10 @@ class Store:
         self._clock = clock
         self._objects: dict[Key, Obj] = {}
         self._pins: dict[Key, tuple[str, float]] = {}
+        # The watch may deliver our write's echo (and later versions) before the write's own
+        # response is handled: a write whose version was already delivered is not pinned, or
+        # every later event would be skipped as "older" until the pin expired.
+        self._delivered: dict[Key, collections.deque[str]] = {}
         self.revision = 0  # bumped on every change: derived views are recomputed only then
 
     def get(self, namespace: str | None, name: str) -> Obj | None:
@@ -76,6 +82,8 @@ class Store:
         current = self._objects.get(key)
         if current is not None and version_of(current) == version:
             return  # a no-op write: the server made no new version, no event will come
+        if version in self._delivered.get(key, ()):
+            return  # its echo came first: the store holds it or something newer
         self._objects[key] = self._trim(obj)
         self._pins[key] = (version, self._clock())
         self.revision += 1
@@ -89,6 +97,10 @@ class Store:
     def deliver(self, kind: str, obj: Mapping[str, Any]) -> bool:
         """A watch event; whether the store changed (an echo of our write does not)."""
         key = key_of(obj)
+        self._delivered.setdefault(key, collections.deque(maxlen=RECENT_VERSIONS)).append(
+            version_of(obj))
+        if kind == DELETED:
+            self._delivered.pop(key, None)
         pin = self._pins.get(key)
         if pin is not None:
             if pin[0] == version_of(obj):
@@ -113,6 +125,7 @@ class Store:
         changed += [obj for key, obj in self._objects.items() if key not in fresh]
         self._objects = fresh
         self._pins.clear()
+        self._delivered.clear()
         self.revision += 1
         return changed
 

@@ -101,8 +101,9 @@ class OperatorRuntime:
         self.view = ClusterView(self.kube, cfg.namespaces, watch_timeout=cfg.watch_server_timeout,
                                 discovery_interval=cfg.discovery_interval,
                                 pools_namespace=cfg.pools_namespace)
+        facts = FactsSource(hub.fetch if hub else None)
         ctx = ReconcileContext(
-            kube=self.kube, view=self.view, facts=FactsSource(hub.fetch if hub else None),
+            kube=self.kube, view=self.view, facts=facts,
             render=cfg.render, emit_events=cfg.emit_events,
             autoscaler=Autoscaler(self.scraper, self.telemetry), telemetry=self.telemetry,
             rediscover_after=cfg.resync_interval,
@@ -115,6 +116,8 @@ class OperatorRuntime:
         self.view.callbacks = Callbacks(model=self.controller.on_model_change,
                                         owned=self.controller.on_owned_change,
                                         cluster=self._cluster_changed)
+        # The catalog is parsed in the background: start-up (and readiness) never waits for it.
+        self._loops.append(asyncio.create_task(facts.warm_up(), name="catalog warm-up"))
         await self.view.start()
         self._loops.append(asyncio.create_task(self.controller.resync_forever(), name="resync"))
         self._loops.append(asyncio.create_task(self.controller.scrape_forever(), name="scrape"))

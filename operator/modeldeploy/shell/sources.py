@@ -6,12 +6,15 @@ Everything else a pass needs from the cluster comes from the watch-fed stores (`
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from ..api import ModelSource
 from ..facts import ModelFacts
 from ..facts.catalog import Catalog, load_catalog
 from ..facts.resolve import Fetch, resolve_facts
+
+logger = logging.getLogger(__name__)
 
 
 class FactsSource:
@@ -26,6 +29,14 @@ class FactsSource:
         self._fetch = fetch
         self._ttl = ttl
         self._memo: dict[str, tuple[float, ModelFacts]] = {}
+
+    async def warm_up(self) -> None:
+        """Parse the catalog (and import transformers' config classes, ~1 s of CPU, for it)
+        while the informers list, so that the first passes do not wait for it."""
+        try:
+            await asyncio.to_thread(self._catalog.entries)
+        except Exception:  # a pass resolving that model reports it; start-up goes on
+            logger.exception("parsing the model catalog failed")
 
     async def resolve(self, source: ModelSource) -> ModelFacts:
         key = source.model_dump_json()

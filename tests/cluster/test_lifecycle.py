@@ -12,7 +12,7 @@ from tests.integration.harness import eventually
 
 from .conftest import Env
 from .install import Operator, wait_deleted
-from .kubelet import Behaviour
+from .kubelet import Behaviour, Policy
 
 pytestmark = pytest.mark.usefixtures("scheduler")
 IMAGE_V2 = "vllm/vllm-openai:v0.30.1"
@@ -28,6 +28,22 @@ def revision(pod: Any) -> str:
 def ready_model(env: Env, name: str = "m", timeout: float = 60, **spec: Any) -> None:
     env.cluster.create(env.model(name, **spec))
     env.cluster.wait_condition(name, "Ready", "True", timeout=timeout)
+
+
+def new_revisions(behaviour: Behaviour, old: set[str]) -> Policy:
+    """The fake kubelet's policy: pods of the `old` revisions Ready, any newer one `behaviour`."""
+    return lambda pod: Behaviour.READY if revision(pod) in old else behaviour
+
+
+def roll_image_to_v2(env: Env, behaviour: Behaviour) -> Any:
+    """Two one-GPU nodes, model `m` Ready, then an image change whose new pods `behaviour`;
+    the pod of the old revision."""
+    env.add_nodes(2)
+    ready_model(env)
+    (old,) = env.pods("m")
+    env.kubelet.policy = new_revisions(behaviour, {revision(old)})
+    env.cluster.patch_md("m", {"spec": {"serving": {"image": IMAGE_V2}}})
+    return old
 
 
 def snapshot(env: Env, name: str) -> dict[str, str]:
@@ -55,12 +71,7 @@ def test_spec_change_surges_when_capacity_allows_and_is_ready_only_when_done(
         env: Env, operator: Operator) -> None:
     """Status bug 1: with a surge pod loading beside the old Ready one (replicas 2, updated 1,
     ready 1), the model must not report Ready: the new image does not serve yet."""
-    env.add_nodes(2)
-    ready_model(env)
-    (old,) = env.pods("m")
-    env.kubelet.policy = lambda pod: Behaviour.READY if revision(pod) == revision(old) \
-        else Behaviour.LOADING
-    env.cluster.patch_md("m", {"spec": {"serving": {"image": IMAGE_V2}}})
+    old = roll_image_to_v2(env, Behaviour.LOADING)
 
     def surging() -> bool:
         status = env.cluster.deployment("m").status
@@ -157,12 +168,7 @@ def test_label_edit_does_not_restart_the_model(env: Env, operator: Operator) -> 
 def test_failed_rollout_is_rolled_back_with_vllms_error(env: Env, operator: Operator) -> None:
     """The new revision crash-loops with vLLM's KV-cache error: classified, rolled back to the
     revision that was Ready, Stalled with the reason; the old replica keeps serving."""
-    env.add_nodes(2)
-    ready_model(env)
-    (old,) = env.pods("m")
-    env.kubelet.policy = lambda pod: Behaviour.READY if revision(pod) == revision(old) \
-        else Behaviour.CRASH
-    env.cluster.patch_md("m", {"spec": {"serving": {"image": IMAGE_V2}}})
+    old = roll_image_to_v2(env, Behaviour.CRASH)
     _, reason, message = env.cluster.wait_condition("m", "Stalled", "True", timeout=60)
     assert reason == "KVCacheTooSmall", message
     assert "max seq len" in message or "KV cache" in message

@@ -18,7 +18,7 @@ from tests.integration.harness import eventually
 from .conftest import Env
 from .install import Operator
 from .kubelet import Behaviour
-from .test_lifecycle import revision
+from .test_lifecycle import new_revisions, revision
 
 pytestmark = pytest.mark.usefixtures("scheduler")
 LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
@@ -78,7 +78,7 @@ def test_operator_upgrade_rolls_a_few_models_at_a_time(env: Env, start_operator:
         env.cluster.wait_condition(name, "Ready", "True", timeout=90)
     before = {name: revision(env.pods(name)[0]) for name in names}
     old = set(before.values())
-    env.kubelet.policy = lambda pod: Behaviour.READY if revision(pod) in old else Behaviour.LOADING
+    env.kubelet.policy = new_revisions(Behaviour.LOADING, old)
     first.stop()
     start_operator("--service-monitor")
 

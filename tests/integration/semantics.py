@@ -44,10 +44,29 @@ def apply_patch(live: JSON, applied: JSON, previous: JSON | None) -> JSON:
 
     Maps merge recursively; lists and scalars are replaced atomically; fields that the same
     manager applied last time but no longer applies are removed (SSA's ownership-driven
-    pruning, assuming no other manager co-owns them).
+    pruning, assuming no other manager co-owns them). Except `metadata.ownerReferences`, a
+    list-map keyed by `uid` in ObjectMeta (`+listType=map`, `+listMapKey=uid`): each manager
+    adds or replaces its own entries and removes only entries it applied before.
     """
-    result = prune_unapplied(live, previous or {}, applied)
-    return merge_apply(result, applied)
+    result = merge_apply(prune_unapplied(live, previous or {}, applied), applied)
+    live_refs = _owner_refs(live)
+    applied_refs = _owner_refs(applied)
+    if isinstance(result, dict) and (live_refs or applied_refs):
+        dropped = {r.get("uid") for r in _owner_refs(previous)} - {r.get("uid") for r in applied_refs}
+        by_uid = {r.get("uid"): r for r in live_refs if r.get("uid") not in dropped}
+        by_uid.update({r.get("uid"): r for r in applied_refs})
+        meta = dict(result.get("metadata") or {})
+        meta["ownerReferences"] = list(by_uid.values())
+        if not by_uid:
+            meta.pop("ownerReferences")
+        result["metadata"] = meta
+    return result
+
+
+def _owner_refs(obj: Any) -> list[Mapping[str, Any]]:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    refs = meta.get("ownerReferences") if isinstance(meta, Mapping) else None
+    return [r for r in refs or [] if isinstance(r, Mapping)]
 
 
 def prune_unapplied(live: Any, previous: Any, current: Any) -> Any:

@@ -508,3 +508,17 @@ def test_requests_without_the_token_are_unauthorized(api: ApiClient) -> None:
 def test_kind_describes_discovery(emulator_server: EmulatorServer) -> None:
     kind = emulator_server.emulator.kind_of("apps", "v1", "deployments")
     assert isinstance(kind, Kind) and kind.api_version == "apps/v1" and kind.namespaced
+
+
+def test_apply_merges_owner_references_by_uid_per_manager() -> None:
+    """ObjectMeta.ownerReferences is a list-map keyed by uid: two managers each keep their own
+    entry, and a manager that stops applying its entry removes only that one."""
+    def ref(uid: str) -> dict[str, Any]:
+        return {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment", "name": uid, "uid": uid}
+
+    first = {"metadata": {"name": "c", "ownerReferences": [ref("a")]}, "spec": {"x": 1}}
+    joined = apply_patch(first, {"metadata": {"name": "c", "ownerReferences": [ref("b")]}}, None)
+    assert [r["uid"] for r in joined["metadata"]["ownerReferences"]] == ["a", "b"]
+    assert joined["spec"] == {"x": 1}
+    left = apply_patch(joined, {"metadata": {"name": "c"}}, {"metadata": {"name": "c", "ownerReferences": [ref("b")]}})
+    assert [r["uid"] for r in left["metadata"]["ownerReferences"]] == ["a"]

@@ -22,7 +22,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..api import API_VERSION
+from ..decisions.cache import MODEL_ANNOTATION, REVISION_ANNOTATION, claim_conflict
 from ..render import ChildNames
+from ..render.cache import is_shared
 
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -86,12 +88,17 @@ def content_hash(obj: Mapping[str, Any]) -> str:
 
 
 def owned(obj: Mapping[str, Any], owner: Owner) -> Obj:
-    """The object as applied: controller ownerReference and the applied-hash annotation."""
+    """The object as applied: controller ownerReference and the applied-hash annotation.
+
+    A shared object (the shared model cache's claim and Job, `render.cache.is_shared`) gets a
+    plain ownerReference instead: several ModelDeployments own it, none controls it, and the
+    garbage collector removes it with the last of them.
+    """
     meta = dict(obj.get("metadata") or {})
     meta["namespace"] = owner.namespace
     meta["ownerReferences"] = [{
         "apiVersion": API_VERSION, "kind": OWNER_KIND, "name": owner.name, "uid": owner.uid,
-        "controller": True, "blockOwnerDeletion": True,
+        "controller": not is_shared(obj), "blockOwnerDeletion": True,
     }]
     result = {**obj, "metadata": meta}
     annotations = dict(meta.get("annotations") or {})
@@ -187,6 +194,9 @@ def diff_children(desired: Sequence[Obj], observed: Mapping[ChildRef, Obj | None
         if live is None:
             diff.apply.append(obj)
             continue
+        if is_shared(obj):
+            _diff_shared(diff, ref, obj, live, owner)
+            continue
         controller = controller_uid(live)
         if controller not in (None, owner.uid) or (controller is None
                                                    and not _adoptable(live, owner)):
@@ -200,6 +210,29 @@ def diff_children(desired: Sequence[Obj], observed: Mapping[ChildRef, Obj | None
         if live is not None and ref not in wanted and controller_uid(live) == owner.uid:
             diff.delete.append((ref, str((live.get("metadata") or {}).get("uid"))))
     return diff
+
+
+def shared_join(obj: Mapping[str, Any]) -> Obj:
+    """The apply that adds one more owner to an existing shared object: its metadata only (a
+    claim's and a Job's spec are immutable, and the first owner's settings stay)."""
+    meta = obj.get("metadata") or {}
+    keep = {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in meta}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": keep}
+
+
+def _diff_shared(diff: ChildDiff, ref: ChildRef, obj: Obj, live: Mapping[str, Any],
+                 owner: Owner) -> None:
+    """A shared object that exists: never overwritten; joined (our ownerReference added) when
+    it holds the same model and revision, a conflict when it holds something else."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    conflict = claim_conflict(live, str(annotations.get(MODEL_ANNOTATION)),
+                              str(annotations.get(REVISION_ANNOTATION)))
+    if conflict is not None:
+        diff.conflicts.append((ref, f"CacheConflict: {conflict}"))
+    elif any(r.get("uid") == owner.uid for r in (live.get("metadata") or {}).get("ownerReferences") or []):
+        diff.unchanged.append(ref)
+    else:
+        diff.apply.append(shared_join(obj))
 
 
 @dataclass(frozen=True)

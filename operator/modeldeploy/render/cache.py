@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..api import ModelDeployment
 from ..decisions.cache import MODEL_ANNOTATION, REVISION_ANNOTATION
@@ -132,8 +134,8 @@ def download_args(key: CacheKey) -> list[str]:
     return args
 
 
-def is_shared(obj: dict[str, object]) -> bool:
+def is_shared(obj: Mapping[str, Any]) -> bool:
     """True for the shared claim and download Job (several ModelDeployments own them)."""
     meta = obj.get("metadata")
-    labels = meta.get("labels") if isinstance(meta, dict) else None
-    return isinstance(labels, dict) and CACHE_LABEL in labels
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return isinstance(labels, Mapping) and CACHE_LABEL in labels

@@ -40,6 +40,7 @@ from ..decisions.autoscale import ScalingHistory
 from ..errors import ModeldeployError
 from ..facts import ModelFacts
 from ..render import REPLICAS_FIELD_MANAGER, RenderOptions
+from ..render.cache import is_shared
 from .autoscaler import Autoscaler
 from .kube import Kube, KubeError
 from .sources import FactsSource
@@ -107,6 +108,7 @@ async def observe(ctx: ReconcileContext, body: Mapping[str, Any], now: float
     except ModeldeployError:
         md = None
     children = ctx.view.children(candidate_children(namespace, names_of(name), ctx.view.kinds))
+    children.update(ctx.view.shared_children(namespace))
     pods = ctx.view.pods_of(namespace, name)
     snapshot = Snapshot(
         body=body, children=children, pods=pods, pools=ctx.view.pools(),
@@ -126,6 +128,16 @@ def _wrote(ctx: ReconcileContext, obj: Mapping[str, Any]) -> None:
         store.wrote(obj)
 
 
+def _field_manager(obj: Mapping[str, Any], owner_uid: str) -> str:
+    """The shared model cache is created under one manager and joined by each further owner
+    under a manager of its own, which applies only its ownerReference: a re-apply never drops
+    what another owner (or the creation) set (server-side apply removes only fields the same
+    manager stops applying)."""
+    if not is_shared(obj):
+        return FIELD_MANAGER
+    return f"{FIELD_MANAGER}-cache" if "spec" in obj else f"{FIELD_MANAGER}-{owner_uid}"
+
+
 async def _write_children(ctx: ReconcileContext, snapshot: Snapshot, actions: Actions,
                           versions: dict[ChildRef, str]) -> int:
     """Handovers, applies, deletes; records the version each apply returned."""
@@ -137,8 +149,8 @@ async def _write_children(ctx: ReconcileContext, snapshot: Snapshot, actions: Ac
         ref = ref_of(obj)
         # Unforced on create: a foreign object at this name (not in our label-filtered
         # stores) answers 409 instead of being taken over.
-        live = await ctx.kube.apply(obj, FIELD_MANAGER,
-                                    force=snapshot.children.get(ref) is not None)
+        manager = _field_manager(obj, str((snapshot.body.get("metadata") or {}).get("uid")))
+        live = await ctx.kube.apply(obj, manager, force=snapshot.children.get(ref) is not None)
         _wrote(ctx, live)
         versions[ref] = str((live.get("metadata") or {}).get("resourceVersion"))
         writes += 1

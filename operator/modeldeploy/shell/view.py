@@ -31,6 +31,7 @@ from ..controller.discovery import discover_pools
 from ..controller.pods import ClusterCapacity
 from ..controller.poolconfig import POOLS_SELECTOR, pools_from_config_maps
 from ..errors import InvalidSpec
+from ..render.cache import is_shared
 from ..validation import validate_gpu_pool
 from .informer import Informer, OnChange, Store
 from .kube import Kube, KubeError
@@ -228,8 +229,9 @@ class ClusterView:
 
     def _child_changed(self, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
+        shared = is_shared(obj)  # every owner of the shared model cache hears of it
         for ref in meta.get("ownerReferences") or []:
-            if ref.get("controller") and ref.get("kind") == MODEL_DEPLOYMENT[1] and \
+            if (ref.get("controller") or shared) and ref.get("kind") == MODEL_DEPLOYMENT[1] and \
                     ref.get("apiVersion") == API_VERSION:
                 self.callbacks.owned(str(meta.get("namespace")), str(ref.get("name")))
 
@@ -256,6 +258,17 @@ class ClusterView:
         for ref in refs:
             store = self.store_of(ref.api_version, ref.kind)
             out[ref] = store.get(ref.namespace, ref.name) if store is not None else None
+        return out
+
+    def shared_children(self, namespace: str) -> dict[ChildRef, Obj | None]:
+        """The shared model caches' claims and Jobs of a namespace (their names come from the
+        plan, so they are not among the candidate children)."""
+        out: dict[ChildRef, Obj | None] = {}
+        for kind in (("v1", "PersistentVolumeClaim"), ("batch/v1", "Job")):
+            for obj in self.stores.get(kind) or ():
+                meta = obj.get("metadata") or {}
+                if meta.get("namespace") == namespace and is_shared(obj):
+                    out[ChildRef(kind[0], kind[1], namespace, str(meta.get("name")))] = obj
         return out
 
     def pods_of(self, namespace: str, name: str) -> list[Obj]:

@@ -17,6 +17,7 @@ from ..api import GPUPool, ModelDeployment
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from ..facts.catalog import load_catalog
+from ..facts.quantization import quantization_from_spec
 from .apicost import builtin_prices
 from .plan import Plan
 from .planner import plan_deployment
@@ -43,7 +44,7 @@ def _facts(model: str, precision: str) -> ModelFacts:
     facts = load_catalog().get(model)
     assert facts is not None, model
     if precision == "awq":  # the same architecture as a 4-bit AWQ checkpoint of it
-        return facts.model_copy(update={"native_quantization": "awq", "checkpoint_bytes": None})
+        return facts.model_copy(update={"quantization": quantization_from_spec("awq", 4, 128), "checkpoint_bytes": None})
     return facts
 
 

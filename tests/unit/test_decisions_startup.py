@@ -136,3 +136,20 @@ def test_a_progressing_start_overrides_the_fixed_deadline() -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=400))
 def test_last_step_never_raises(text: str) -> None:
     assert last_step(text).phase in StartPhase
+
+
+def _pod(name: str, ready: bool, node: str | None = "n1", group: str | None = None) -> dict[str, Any]:
+    labels = {"leaderworkerset.sigs.k8s.io/group-index": group} if group is not None else {}
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"nodeName": node},
+            "status": {"phase": "Running" if ready else "Pending",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_loading_replicas_count_bound_unready_pods_and_lws_groups_once() -> None:
+    from modeldeploy.decisions.startup import loading_replicas
+
+    pods = [_pod("a", True), _pod("b", False), _pod("c", False, node=None)]
+    assert loading_replicas(pods) == 1  # c holds no GPU yet
+    lws = [_pod("g0-0", False, group="0"), _pod("g0-1", False, group="0"), _pod("g1-0", True, group="1"),
+           _pod("g1-1", False, group="1")]
+    assert loading_replicas(lws) == 2

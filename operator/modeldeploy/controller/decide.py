@@ -26,6 +26,7 @@ from ..api.status import AutoscalingStatus
 from ..decisions.autoscale import Decision, ScalingHistory, ScalingObservation, to_status
 from ..decisions.autoscale import decide as decide_scaling
 from ..decisions.metrics import Scrape
+from ..decisions.startup import loading_replicas
 from ..errors import ModeldeployError
 from ..facts import ModelFacts
 from ..planner import Plan, plan_deployment, unplanned
@@ -319,8 +320,9 @@ def _autoscale(run: _Pass, snapshot: Snapshot, workload_obj: Mapping[str, Any],
     builtin = spec.mode == AutoscalingMode.BUILTIN
     limit = replicas_capacity(run.md, run.plan, run.pool, snapshot.capacity if builtin else None)
     current = live_replicas(workload_obj)
-    decision = decide_scaling(spec, ScalingObservation(current, snapshot.scrapes if builtin
-                                                       else ()), snapshot.history, now, limit)
+    decision = decide_scaling(spec, ScalingObservation(  # never remove a loading replica
+        current, snapshot.scrapes if builtin else (), loading_replicas=loading_replicas(
+            snapshot.pods)), snapshot.history, now, limit)
     scale = None
     if decision.changed and builtin:
         version = (workload_obj.get("metadata") or {}).get("resourceVersion")

@@ -149,3 +149,24 @@ def overall(verdicts: Sequence[StartVerdict], classified: StuckReason | None) ->
     if classified is not None and any(v.stuck is None for v in verdicts):
         return None
     return classified
+
+
+LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"  # set by LeaderWorkerSet
+
+
+def loading_replicas(pods: Sequence[Mapping[str, Any]]) -> int:
+    """Replicas that are loading: pods scheduled to a node, alive, not Ready (Pending pods hold
+    no GPU and cost nothing to remove). A LeaderWorkerSet group counts once, whichever of its
+    pods is still loading."""
+    groups: set[str] = set()
+    for pod in pods:
+        meta, spec, status = (pod.get(k) or {} for k in ("metadata", "spec", "status"))
+        if meta.get("deletionTimestamp") or not spec.get("nodeName") or \
+                status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions") or [] if isinstance(c, Mapping))
+        if not ready:
+            group = (meta.get("labels") or {}).get(LWS_GROUP_INDEX_LABEL)
+            groups.add(f"group/{group}" if group is not None else f"pod/{meta.get('name')}")
+    return len(groups)

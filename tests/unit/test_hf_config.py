@@ -275,3 +275,33 @@ def test_untied_unless_the_family_ties_by_default() -> None:
     llama = config("meta-llama/Llama-3.1-8B-Instruct")
     del llama["tie_word_embeddings"]
     assert facts_from_hf("m/8b", llama, None).tie_word_embeddings is False
+
+
+_RACE = """
+import sys, threading
+from modeldeploy.facts import hf_config
+errors, barrier = [], threading.Barrier(8)
+def first_parse():
+    barrier.wait()
+    try:
+        hf_config._auto_config()
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=first_parse) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(errors[0] if errors else "")
+sys.exit(1 if errors else 0)
+"""
+
+
+def test_first_transformers_import_is_safe_from_many_threads() -> None:
+    # The operator resolves facts in worker threads; without the import lock two first parses
+    # at once failed with "cannot import name 'AutoConfig' from 'transformers'" (2 of 3 runs
+    # on 2026-11-30). A fresh interpreter each time: the race is only in the first import.
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", _RACE], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -18,6 +18,7 @@ estimated from the shapes (facts/estimate.py) and the facts say "estimated".
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -45,14 +46,23 @@ _SEQUENCE_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_
                   "max_seq_length", "seq_len")  # vLLM's possible_keys (vllm/config/model.py)
 
 
+# The operator resolves facts in worker threads; transformers' lazy module is not safe to import
+# from two threads at once ("cannot import name 'AutoConfig' from 'transformers'"), so the first
+# import is serialised. functools.cache alone does not serialise a first call.
+_IMPORT_LOCK = threading.Lock()
+
+
 @cache
 def _auto_config() -> Any:
     """transformers' AutoConfig, imported on first use: ~1 s of CPU that commands parsing no
-    config (crd, rbac, models -o json of nothing) do not pay (docs/PERFORMANCE.md)."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" on stderr
-    from transformers import AutoConfig
+    config (crd, rbac, models -o json of nothing) do not pay (docs/PERFORMANCE.md).
 
-    return AutoConfig
+    Thread-safe: concurrent first callers wait for one import."""
+    with _IMPORT_LOCK:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" on stderr
+        from transformers import AutoConfig
+
+        return AutoConfig
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,18 @@ def test_bad_price_lists_name_the_file_and_field() -> None:
         parse_price_list("prices: []\n", "p.yaml")
 
 
+def test_price_lists_are_read_as_kubectl_reads_yaml() -> None:
+    # A price given twice must not silently take the last value (the house YAML rule, README
+    # "Input, errors and exit codes"); an unquoted ISO date is how people write a date in YAML.
+    with pytest.raises(InvalidSpec, match=r"p\.yaml: line 5: key 'inputPerMillion' is given twice"):
+        parse_price_list("date: x\nprices:\n  - name: a\n    inputPerMillion: 1\n    inputPerMillion: 9\n"
+                         "    outputPerMillion: 1\n", "p.yaml")
+    dated = parse_price_list("date: 2026-11-30\nprices:\n  - {name: a, inputPerMillion: 1, outputPerMillion: 1}\n", "p.yaml")
+    assert dated.date == "2026-11-30"
+    assert parse_price_list("date: x\nprices:\n  - {name: a, inputPerMillion: 2e-1, outputPerMillion: 1}\n",
+                            "p.yaml").prices[0].input_per_million == pytest.approx(0.2)
+
+
 def test_cli_compares_with_builtin_and_own_prices(tmp_path: Path) -> None:
     md = tmp_path / "md.yaml"
     md.write_text("apiVersion: modeldeploy.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: llama}\n"

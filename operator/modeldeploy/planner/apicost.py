@@ -9,17 +9,19 @@ self-hosting is cheaper — up to what the replicas can serve (capacity), which 
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from ..api import Workload
 from ..errors import InvalidSpec
+from ..kubeyaml import KubectlLoader, YamlError
 from .plan import Plan
 
 HOURS_PER_MONTH = 730  # 8,760 h / 12
@@ -46,12 +48,21 @@ class PriceList(BaseModel):
     date: str = Field(min_length=1)
     prices: list[ApiPrice] = Field(min_length=1)
 
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        """`date: 2026-11-30` unquoted is a YAML date; keep it as the ISO text it was written as."""
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
 
 def parse_price_list(text: str, origin: str) -> PriceList:
-    """A price list from YAML; InvalidSpec naming the file and field when malformed."""
+    """A price list from YAML read as kubectl reads it (kubeyaml: exponent numbers, no key given
+    twice); InvalidSpec naming the file and field when malformed."""
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = yaml.load(text, Loader=KubectlLoader)  # KubectlLoader is a SafeLoader
         return PriceList.model_validate(data)
+    except YamlError as exc:
+        raise InvalidSpec(f"{origin}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise InvalidSpec(f"{origin}: invalid YAML: {exc}") from exc
     except ValidationError as exc:

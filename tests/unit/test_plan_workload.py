@@ -160,3 +160,17 @@ def test_cheapest_with_slo_equals_the_exhaustive_optimum(model: str, concurrency
         return
     assert plan.cost_per_hour is not None and plan.replicas_for_workload is not None
     assert plan.cost_per_hour * plan.replicas_for_workload == pytest.approx(best, rel=1e-6)
+
+
+def test_reason_says_how_many_replicas_the_plan_serves_with_when_fewer_than_needed() -> None:
+    # Llama-3.1-8B on L4 with 4 long requests in flight needs 2 replicas; without spec.replicas or
+    # autoscaling the plan has 1, whose prediction is the whole load (queueing), not "its share".
+    md = _md("meta-llama/Llama-3.1-8B-Instruct", placement={"pools": ["aws-g6-l4-x1"]},
+             workload={"inputTokens": 6000, "outputTokens": 4000, "concurrency": 4})
+    plan = _plan(md)
+    assert plan.performance is not None and plan.performance.replicas == 1
+    assert plan.replicas_for_workload == 2
+    assert "2 replicas needed, 1 planned (raise spec.replicas or set spec.autoscaling), taking the whole load: TTFT" in plan.reason
+    fixed = _plan(_md("meta-llama/Llama-3.1-8B-Instruct", placement={"pools": ["aws-g6-l4-x1"]}, replicas=2,
+                      workload={"inputTokens": 6000, "outputTokens": 4000, "concurrency": 4}))
+    assert "2 replicas needed, 2 planned, each at its share: TTFT" in fixed.reason

@@ -33,7 +33,7 @@ from .search import (
     policy_key,
     tp_options,
 )
-from .workload import LoadRequest, WorkloadSizer, choose, performance, request_for_workload
+from .workload import LoadRequest, WorkloadSizer, choose, performance, replicas_sentence, request_for_workload
 
 ANY_POOL = "*"  # rejections that hold for every pool (a rule of the model itself)
 
@@ -324,7 +324,7 @@ def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> 
         fields.update(performance=perf, replicas_for_workload=s.replicas_for_workload,
                       autoscaling_target=autoscaling_target(search.md, perf, kv_tokens))
         p = s.prediction
-        note = (f"; at the workload {s.replicas_for_workload} replica(s) needed, one replica at its share: "
+        note = (f"; at the workload {replicas_sentence(s, load)}: "
                 f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms, {p.output_tokens_per_second:.0f} output tokens/s") + note
     return fields, choice.candidate, note
 

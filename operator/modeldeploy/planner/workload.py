@@ -275,6 +275,17 @@ def _miss_note(s: Sizing, load: LoadRequest, describe: Callable[[Candidate], str
             f"{s.replicas_for_workload} replicas: " + ", ".join(parts))
 
 
+def replicas_sentence(s: Sizing, load: LoadRequest) -> str:
+    """How many replicas the load needs and how many the plan has, and what the prediction is of:
+    one replica of the plan's count at its share (with one, the whole load: requests queue)."""
+    needed = f"{s.replicas_for_workload} replica{'s' if s.replicas_for_workload != 1 else ''} needed"
+    short = ""
+    if s.serving_replicas < s.replicas_for_workload:
+        short = " (raise spec.autoscaling.maxReplicas)" if load.autoscaled else " (raise spec.replicas or set spec.autoscaling)"
+    share = "each at its share" if s.serving_replicas > 1 else "taking the whole load"
+    return f"{needed}, {s.serving_replicas} planned{short}, {share}"
+
+
 def performance(s: Sizing, load: LoadRequest, capacity: Prediction | None = None) -> Performance:
     """The plan's `performance` block: one replica at its share; cost per million tokens =
     GPUs × $/GPU-hour / (tokens/s × 3600) × 10^6."""

@@ -94,3 +94,13 @@ def test_gpu_memory_utilization_is_suggested_first() -> None:
     assert fits.feasible and fits.pool == "h100-x1"
     assert all(not s.startswith(("or ", "and ")) for s in plan.suggestions)
     assert " an NVIDIA" not in plan.reason and all(" an NVIDIA" not in r.reason for r in plan.rejected)
+
+
+def test_the_reason_names_a_lone_feasible_layout_without_a_plural() -> None:
+    # Llama-3.1-8B pinned to a single-GPU pool at TP 1 has exactly one layout: "cheapest of 1
+    # feasible layouts" read wrong in `make plan` (deepseek-v3); several keep the count.
+    llama = facts("meta-llama/Llama-3.1-8B-Instruct")
+    alone = plan_deployment(make_md(llama.id), llama, [H100X1])
+    assert alone.feasible and alone.reason.startswith("the only feasible layout: 1 × NVIDIA-H100-80GB-HBM3"), alone.reason
+    several = plan_deployment(make_md(llama.id), llama, [L4X1, H100X1])
+    assert several.reason.startswith("cheapest of 2 feasible layouts: "), several.reason

@@ -124,8 +124,9 @@ def _choice_reason(c: Candidate, policy: str, others: int, req: Request) -> str:
     assert m is not None
     cost = f" at ${c.cost:.2f}/h" if c.cost is not None else " (price unknown)"
     why = {"cheapest": "cheapest", "fewestGPUs": "fewest GPUs", "fastest": "fastest"}[policy]
+    chosen = f"{why} of {others} feasible layouts" if others > 1 else "the only feasible layout"
     return (
-        f"{why} of {others} feasible layouts: {_describe(c)}{cost}; uses {m.needed / GIB:.1f} of "
+        f"{chosen}: {_describe(c)}{cost}; uses {m.needed / GIB:.1f} of "
         f"{m.budget / GIB:.1f} GiB per GPU (weights {m.weights / GIB:.1f}, KV {m.kv_required / GIB:.1f} "
         f"for {req.kv_sequences} × {req.max_model_len} tokens, overhead {m.overhead / GIB:.1f}); "
         f"KV cache holds {m.kv_tokens} tokens"

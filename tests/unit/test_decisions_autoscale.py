@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from modeldeploy.api.base import rfc3339
@@ -413,7 +414,42 @@ def test_holds_on_bad_metrics(
     assert d.desired_replicas == min(max(current, max(s.min_replicas, 1)), s.max_replicas)
 
 
+STEP_S = 15  # seconds between two autoscaling passes in the simulation below
+STEADY_STEPS = 15  # passes the settled count must hold
+# Doubling/halving passes a count between 1 and maxReplicas (≤ 12) can take: three phases
+# (down, up, down) of at most four passes each (12 → 6 → 3 → 2 → 1 and back).
+STEP_BOUND_PASSES = 12
+
+
+def settle_passes(s: Autoscaling) -> int:
+    """Passes after which a constant load must have settled: the longest legal path.
+
+    A fresh history holds a scale-down for one scale-down window, the scale-up that follows the
+    first queue waits one scale-up window, the scale-down to exactly what is needed waits one more
+    scale-down window; an idle fleet waits idleSeconds before it goes to zero. Each phase may add
+    its doubling/halving passes. The windows are the HPA's rule (lowest recommendation of the
+    scale-up window, highest of the scale-down window), so settling takes them, not a fixed time.
+    """
+    waits = 2 * s.scale_down_stabilization_seconds + s.scale_up_stabilization_seconds + s.idle_seconds
+    return math.ceil(waits / STEP_S) + STEP_BOUND_PASSES
+
+
+# Two examples hypothesis found under the old fixed horizon of 60 passes (900 s). Both take the
+# legal path 3 → 2 → 4 → 3 (down on an empty queue, up once replicas queue and the concurrency is
+# measured, down to ceil(demand / concurrency) = 3) and change last at pass 49 (300 s fresh-history
+# hold + 120 s scale-up window + 300 s scale-down window + steps): not a flap, a horizon too short
+# for the windows. The horizon is now derived from the spec.
+_windows = {
+    "scaleToZero": True,
+    "idleSeconds": 300,
+    "scaleUpStabilizationSeconds": 120,
+    "scaleDownStabilizationSeconds": 300,
+}
+
+
 @given(specs(), st.integers(1, 10), st.floats(0, 150), st.integers(1, 32), caps)
+@example(spec(minReplicas=0, maxReplicas=4, target=1.0, **_windows), 3, 16.0, 6, None)
+@example(spec(minReplicas=0, maxReplicas=4, target=0.5, **_windows), 3, 10.0, 4, None)
 def test_constant_load_settles_without_flapping(
     s: Autoscaling, start: int, demand: float, per_replica: int, cap: int | None
 ) -> None:
@@ -422,22 +458,23 @@ def test_constant_load_settles_without_flapping(
     Physical model: each replica runs up to `per_replica` requests, the rest wait. At most two
     direction changes happen on the way: the metric alone cannot tell how many requests a replica
     runs until replicas queue once (down, then up once the concurrency is measured, then down to
-    exactly what is needed when a scale-up overshot).
+    exactly what is needed when a scale-up overshot). It must settle within `settle_passes` and
+    then hold for STEADY_STEPS passes.
     """
     current, hist, seen = start, ScalingHistory(), [start]
-    for step in range(60):
+    for step in range(settle_passes(s) + STEADY_STEPS):
         running = min(demand, per_replica * current)
         queued = demand - running
         one = (running / current, queued / current, 0.9 * running / current / per_replica) if current else ()
         scrapes = pods(*[one] * current)
         gateway = round(demand) if current == 0 else None
-        d = decide(s, ScalingObservation(current, scrapes, gateway), hist, NOW + 15 * step, cap)
+        d = decide(s, ScalingObservation(current, scrapes, gateway), hist, NOW + STEP_S * step, cap)
         current, hist = d.desired_replicas, d.history
         seen.append(current)
     deltas = [b - a for a, b in itertools.pairwise(seen) if b != a]
     changes = sum(1 for a, b in itertools.pairwise(deltas) if (a > 0) != (b > 0))
     assert changes <= 2, seen
-    assert len(set(seen[-15:])) == 1, seen
+    assert len(set(seen[-STEADY_STEPS:])) == 1, seen
 
 
 # --- scale to zero through the KEDA HTTP add-on (interceptor count) and loading replicas ------

@@ -86,15 +86,26 @@ def lws(cluster: Cluster, name: str) -> dict[str, Any] | None:
 
 def lws_status(cluster: Cluster, name: str, *, replicas: int, ready: int,
                updated: int | None = None) -> None:
-    """What the LeaderWorkerSet controller writes (v0.9+: with observedGeneration)."""
+    """What the LeaderWorkerSet controller writes (v0.9+: with observedGeneration).
+
+    Like the controller, it reports on the generation it read; if the operator changed the spec
+    meanwhile, it reports again on the new one (else the status stays stale for ever, since the
+    emulator runs no controller that would catch up)."""
     custom = CustomObjectsApi(cluster.api)
-    obj = lws(cluster, name)
-    assert obj is not None
-    custom.patch_namespaced_custom_object_status(
-        "leaderworkerset.x-k8s.io", "v1", cluster.ns, "leaderworkersets",
-        obj["metadata"]["name"], {"status": {
-            "observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
-            "readyReplicas": ready, "updatedReplicas": replicas if updated is None else updated}})
+
+    def report() -> bool:
+        obj = lws(cluster, name)
+        assert obj is not None
+        generation = obj["metadata"]["generation"]
+        custom.patch_namespaced_custom_object_status(
+            "leaderworkerset.x-k8s.io", "v1", cluster.ns, "leaderworkersets",
+            obj["metadata"]["name"], {"status": {
+                "observedGeneration": generation, "replicas": replicas, "readyReplicas": ready,
+                "updatedReplicas": replicas if updated is None else updated}})
+        after = lws(cluster, name)
+        return after is not None and after["metadata"]["generation"] == generation
+
+    eventually(report, what=f"{name} LeaderWorkerSet status on its latest generation")
 
 
 def group(cluster: Cluster, name: str, index: int, revision: str, nodes: tuple[str, ...],
@@ -141,6 +152,10 @@ def test_a_failed_leaderworkerset_rollout_rolls_back(
     cluster.patch_md("big", {"spec": {"serving": {"maxModelLen": 4096}}})
     second = str(eventually(lambda: (h := current(cluster, "big")) != first and h,
                             what="new revision"))
+    # The operator writes the new revision in more than one request (template, then the surge);
+    # the LeaderWorkerSet controller reports on the spec it last saw, so wait for the last one:
+    # a status written against an older generation is never "current" and nothing rolls back.
+    settle(emulator_server)
     # The new group's leader dies at load (CUDA OOM) on the spare nodes.
     group(cluster, "big", 1, second, ("h2", "h3"), "127.0.0.3", crash=crash)
     lws_status(cluster, "big", replicas=2, ready=1, updated=1)
@@ -155,6 +170,10 @@ def test_a_failed_leaderworkerset_rollout_rolls_back(
     for worker in range(2):
         cluster.core.delete_namespaced_pod(f"big-{second[:5]}-1-{worker}", cluster.ns)
     lws_status(cluster, "big", replicas=1, ready=1)
+    # The operator answers the new counts with one status write; on a loaded machine that can
+    # come later than settle's quiet window, so wait for it to be seen before asking for quiet.
+    eventually(lambda: (cluster.md("big").get("status") or {}).get("replicas") == 1,
+               what="status.replicas 1 recorded")
     settle(emulator_server)
     assert operator_writes(quiet_period(emulator_server, 2.5)) == []
     assert current(cluster, "big") == first

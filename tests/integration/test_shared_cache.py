@@ -104,3 +104,34 @@ def test_a_claim_for_another_revision_is_never_overwritten(
     [claim], _ = _shared(cluster)
     assert claim.metadata.annotations["modeldeploy.dev/cache-revision"] == "other"
     assert ("b", False) not in _owners(claim)
+
+
+def _job_status(cluster: Cluster, conditions: list[dict[str, str]]) -> None:
+    """Play the Job controller: write the download Job's terminal condition."""
+    _, jobs = eventually(lambda: (lambda found: found if found[1] else None)(_shared(cluster)),
+                         what="the download Job")
+    stamp = "2026-01-01T00:00:00Z"
+    batch = kubernetes.client.BatchV1Api(cluster.api)
+    batch.patch_namespaced_job_status(jobs[0].metadata.name, cluster.ns, {"status": {"conditions": [
+        {"status": "True", "lastProbeTime": stamp, "lastTransitionTime": stamp, **c} for c in conditions]}})
+
+
+def test_a_completed_download_makes_the_cache_ready(operator: OperatorThread, cluster: Cluster) -> None:
+    cluster.create(shared_model("a"))
+    waiting = cluster.wait_condition("a", "CacheReady", "False")
+    assert cluster.conditions("a")["Ready"][:2] == ("False", "WaitingForCache") and waiting[1] == "Pending"
+    _job_status(cluster, [{"type": "Complete", "reason": "CompletionsReached"}])
+    cluster.wait_condition("a", "CacheReady", "True", "CacheComplete")
+    cache = cluster.md("a")["status"]["cache"]
+    assert cache["phase"] == "Complete" and cache["bytesTotal"] > 0 and "bytesDone" not in cache
+
+
+def test_a_gated_repository_stalls_with_gated_model(operator: OperatorThread, cluster: Cluster) -> None:
+    cluster.create(shared_model("a"))
+    cluster.wait_condition("a", "CacheReady", "False")
+    # The Job controller's condition when the podFailurePolicy rule on exit code 3 matched.
+    _job_status(cluster, [{"type": "Failed", "reason": "PodFailurePolicy", "message": (
+        "Container download for pod x/y failed with exit code 3 matching FailJob rule at index 0")}])
+    cluster.wait_condition("a", "CacheReady", "False", "GatedModel")
+    stalled = cluster.wait_condition("a", "Stalled", "True", "CacheFailed")
+    assert "GatedModel" in stalled[2] and cluster.md("a")["status"]["cache"]["phase"] == "Failed"

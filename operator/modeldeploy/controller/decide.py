@@ -33,6 +33,7 @@ from ..planner import Plan, plan_deployment, unplanned
 from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
 from ..validation import validate_model_deployment
+from .cache_status import cache_of
 from .children import (
     NAME_LABEL,
     ChildKinds,
@@ -56,6 +57,7 @@ from .status import (
     Reason,
     capacity_overdue,
     compute_status,
+    endpoint_of,
     parse_status,
     pending_gpu,
     status_patch,
@@ -192,7 +194,6 @@ def live_replicas(workload: Mapping[str, Any]) -> int:
 @dataclass
 class _Pass:
     """What a decision derived on its way to the status (internal)."""
-
     options: RenderOptions
     now: float
     md: ModelDeployment | None = None
@@ -301,15 +302,6 @@ def _workload_after(desired: list[Obj], after: Mapping[ChildRef, Obj | None]) ->
     return next((after[r] for r in refs if after.get(r) is not None), None)
 
 
-def _endpoint(after: Mapping[ChildRef, Obj | None], name: str) -> str | None:
-    for ref, obj in after.items():
-        if ref.kind == "Service" and ref.name == name and obj is not None:
-            ports = (obj.get("spec") or {}).get("ports") or []
-            if ports:
-                return f"http://{ref.name}.{ref.namespace}.svc:{ports[0].get('port')}/v1"
-    return None
-
-
 def _autoscale(run: _Pass, snapshot: Snapshot, workload_obj: Mapping[str, Any],
                now: float) -> tuple[AutoscalingStatus, Decision, Scale | None]:
     assert run.md is not None and run.md.spec.autoscaling is not None
@@ -364,7 +356,7 @@ def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | 
         workload=workload, pending_gpu_message=pending.message if pending else None,
         pending_gpu_overdue=overdue,
         selector=f"{NAME_LABEL}={name},{COMPONENT_LABEL}=server",
-        endpoint=_endpoint(after, names.service), autoscaling=autoscaling,
+        endpoint=endpoint_of(after, names.service), autoscaling=autoscaling,
         **_rollout_fields(run, workload))
 
 
@@ -390,7 +382,8 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
             run.md.spec.autoscaling is not None:
         autoscaling, decision, scale = _autoscale(run, snapshot, workload_obj, now)
         scaled = (autoscaling, scale)
-    observation = _observation(run, snapshot, after, workload_obj, scaled)
+    observation = dataclasses.replace(_observation(run, snapshot, after, workload_obj, scaled), cache=cache_of(
+        run.md, run.plan, owner.namespace, after, getattr(facts, "checkpoint_bytes", None)))
     previous_raw = snapshot.body.get("status") or {}
     previous = parse_status(previous_raw)
     status = compute_status(previous, observation, rfc3339(now))

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..api import Condition, ConditionType, ModelDeploymentStatus, PlanStatus
 from ..api.status import AutoscalingStatus, RolloutStatus
+from ..decisions.cache import CacheView
 from ..planner import Plan
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -54,6 +55,9 @@ class Reason(StrEnum):
     WAITING_FOR_GPUS = "WaitingForGPUs"
     # An operator upgrade changed the rendered template: the rollout waits for a slot.
     UPGRADE_QUEUED = "UpgradeQueued"
+    # spec.cache.mode shared: serving waits for the download (CacheReady has the typed reason).
+    WAITING_FOR_CACHE = "WaitingForCache"
+    CACHE_FAILED = "CacheFailed"  # the cache reason is one waiting cannot fix
 
 
 # Failures that may clear without a spec change (the API, the hub or capacity recovering):
@@ -62,7 +66,7 @@ TRANSIENT = frozenset({Reason.APPLY_FAILED, Reason.MODEL_UNRESOLVED})
 
 # Status fields the operator writes (all of them, recomputed every pass).
 OWNED_FIELDS = ("observedGeneration", "conditions", "plan", "replicas", "readyReplicas",
-                "updatedReplicas", "selector", "endpoint", "rollout", "autoscaling")
+                "updatedReplicas", "selector", "endpoint", "rollout", "autoscaling", "cache")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class Observation:
     rollout_downtime: Failure | None = None
     rollout: RolloutStatus | None = None
     autoscaling: AutoscalingStatus | None = None
+    cache: CacheView | None = None  # spec.cache.mode shared: the claim and download Job
 
 
 def workload_of(obj: Mapping[str, Any] | None) -> Workload | None:
@@ -203,6 +208,16 @@ def capacity_overdue(pending: PendingGPU | None, deadline_seconds: float, now: f
         now - pending.since > deadline_seconds
 
 
+def endpoint_of(children: Mapping[Any, Mapping[str, Any] | None], name: str) -> str | None:
+    """The in-cluster OpenAI-compatible URL of the Service `name` among `children`, else None."""
+    for ref, obj in children.items():
+        if ref.kind == "Service" and ref.name == name and obj is not None:
+            ports = (obj.get("spec") or {}).get("ports") or []
+            if ports:
+                return f"http://{ref.name}.{ref.namespace}.svc:{ports[0].get('port')}/v1"
+    return None
+
+
 def plan_status(plan: Plan) -> PlanStatus:
     mem = plan.memory_per_gpu
     used = round(mem.weights_gib + mem.kv_cache_gib + mem.overhead_gib, 2) if mem else None
@@ -231,10 +246,18 @@ def _triple(obs: Observation) -> tuple[tuple[str, Reason, str], ...]:
     if failure is None and wl is not None and wl.deadline_exceeded:
         failure = Failure(Reason.PROGRESS_DEADLINE_EXCEEDED,
                           f"the {wl.kind} made no progress within its progress deadline")
+    cache = obs.cache
+    if failure is None and cache is not None and cache.stalled:
+        failure = Failure(Reason.CACHE_FAILED, f"{cache.reason}: {cache.status.message}")
     if failure is not None:
         return (("False", failure.reason, failure.message),
                 ("False", failure.reason, "reconciliation stopped: " + failure.message),
                 ("True", failure.reason, failure.message))
+    if cache is not None and not cache.ready:
+        message = f"waiting for the model cache ({cache.reason}): {cache.status.message}"
+        return (("False", Reason.WAITING_FOR_CACHE, message),
+                ("True", Reason.WAITING_FOR_CACHE, message),
+                ("False", Reason.WAITING_FOR_CACHE, "no failure"))
     if wl is None:
         message = "applying the workload"
         return (("False", Reason.PROGRESSING, message), ("True", Reason.PROGRESSING, message),
@@ -259,8 +282,13 @@ def _triple(obs: Observation) -> tuple[tuple[str, Reason, str], ...]:
 def _conditions(previous: Sequence[Condition], obs: Observation, now: str) -> list[Condition]:
     before = {c.type: c for c in previous}
     out = []
-    types = (ConditionType.READY, ConditionType.RECONCILING, ConditionType.STALLED)
-    for ctype, (status, reason, message) in zip(types, _triple(obs), strict=True):
+    types = [ConditionType.READY, ConditionType.RECONCILING, ConditionType.STALLED]
+    triples: list[tuple[str, str, str]] = [(s, str(r), m) for s, r, m in _triple(obs)]
+    if obs.cache is not None:
+        types.append(ConditionType.CACHE_READY)
+        triples.append(("True" if obs.cache.ready else "False", obs.cache.reason,
+                        obs.cache.status.message or ""))
+    for ctype, (status, reason, message) in zip(types, triples, strict=True):
         old = before.get(ctype)
         changed = old is None or old.status != status
         out.append(Condition(
@@ -287,6 +315,7 @@ def compute_status(previous: ModelDeploymentStatus | None, obs: Observation,
         endpoint=obs.endpoint,
         rollout=obs.rollout,
         autoscaling=obs.autoscaling,
+        cache=obs.cache.status if obs.cache is not None else None,
     )
 
 

@@ -11,7 +11,8 @@ Two install modes:
   this mode, so nothing cluster-scoped is granted and no ClusterRole exists.
 
 Namespaced mode adds one Role in the operator's own namespace: read ConfigMaps there, for the
-GPU pools ConfigMap (`POOLS_CONFIG_MAP`, controller/poolconfig.py).
+GPU pools ConfigMap (`POOLS_CONFIG_MAP`, controller/poolconfig.py). With peering (several
+replicas), one more Role there: the leader-election Lease (`LEADER_LEASE`, shell/leader.py).
 
 Deliberately absent: Secrets, and ConfigMaps elsewhere (the HF token reaches vLLM as a
 secretKeyRef and the operator through its own env), CustomResourceDefinitions (LeaderWorkerSet presence comes
@@ -108,13 +109,6 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(("",), ("nodes",), READ, "GPU capacity of the pools' nodes", modes=CLUSTER_ONLY),
     # Reporting: one core/v1 Event per change (kopf's own event posting is off).
     Permission(("",), ("events",), ("create",), "events on ModelDeployments (Kube.emit)"),
-    # kopf peering (several operator replicas, one active), only when enabled.
-    Permission(("kopf.dev",), ("clusterkopfpeerings",), ("get", "list", "watch", "patch"),
-               "kopf peering between operator replicas (cluster-wide)",
-               modes=CLUSTER_ONLY, peering=True),
-    Permission(("kopf.dev",), ("kopfpeerings",), ("get", "list", "watch", "patch"),
-               "kopf peering between operator replicas (per namespace)",
-               modes=NAMESPACED_ONLY, peering=True),
 )
 
 # Namespaced mode only, granted in the operator's own namespace (not in the watched ones).
@@ -122,6 +116,12 @@ POOLS_CONFIG_MAP = Permission(
     ("",), ("configmaps",), READ,
     "namespaced mode: GPU pools from the ConfigMap labelled modeldeploy.dev/gpu-pools=true in the "
     "operator's namespace (GPUPools and Nodes are cluster-scoped)", modes=NAMESPACED_ONLY)
+
+# --peering only, granted in the operator's own namespace (both modes): leader election.
+LEADER_LEASE = Permission(
+    ("coordination.k8s.io",), ("leases",), ("get", "create", "patch"),
+    "--peering: read, create and renew the leader-election Lease (shell/leader.py)",
+    peering=True)
 
 # Aggregated into the default `edit` / `view` ClusterRoles (cluster mode only) so namespace
 # users can manage ModelDeployments without a separate grant.
@@ -154,6 +154,7 @@ def allows(group: str, resource: str, verb: str, *, mode: Mode = Mode.CLUSTER,
            peering: bool = False) -> bool:
     """Whether the operator's RBAC permits one call (`resource` may be `plural/subresource`)."""
     extra = [POOLS_CONFIG_MAP] if mode is Mode.NAMESPACED else []
+    extra += [LEADER_LEASE] if peering else []
     return any(p.grants(group, resource, verb) for p in [*permissions(mode, peering=peering), *extra])
 
 
@@ -164,13 +165,10 @@ def _entries(perms: Iterable[Permission]) -> list[dict[str, Any]]:
 def chart_data() -> dict[str, Any]:
     """What the chart's templates read (`files/rbac.yaml`)."""
     return {
-        mode.value: {
-            "always": _entries(permissions(mode, peering=False)),
-            "peering": _entries(p for p in permissions(mode, peering=True) if p.peering),
-        }
-        for mode in Mode
+        mode.value: {"always": _entries(permissions(mode, peering=False))} for mode in Mode
     } | {"userRoles": {name: _entries(perms) for name, perms in USER_ROLES.items()},
-         "poolsConfigMap": _entries([POOLS_CONFIG_MAP])}
+         "poolsConfigMap": _entries([POOLS_CONFIG_MAP]),
+         "leaderLease": _entries([LEADER_LEASE])}
 
 
 def chart_file() -> str:

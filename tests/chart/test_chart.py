@@ -158,7 +158,7 @@ def test_pod_resources_upgrade_slots_and_readiness_probe() -> None:
     assert {"--max-concurrent-upgrades=2", "--cpu-request-per-gpu=3"} <= set(default["args"])
 
 
-def test_peering_adds_its_rules_and_allows_replicas() -> None:
+def test_peering_adds_the_lease_role_and_allows_replicas() -> None:
     (role,) = _operator_roles(RENDERED["peering"], "ClusterRole")
     assert role["rules"] == rbac.rules(rbac.Mode.CLUSTER, peering=True)
     deployment = one(RENDERED["peering"], "Deployment")
@@ -167,9 +167,17 @@ def test_peering_adds_its_rules_and_allows_replicas() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     at = args.index("--peering")
     assert args[at:at + 2] == ["--peering", "--peering-name=modeldeploy"]
-    (ns_role,) = [r for r in by_kind(RENDERED["namespaced-peering"], "Role")
-                  if r["metadata"]["namespace"] != NAMESPACE]
-    assert ns_role["rules"] == rbac.rules(rbac.Mode.NAMESPACED, peering=True)
+    # The Lease's Role: in the operator's own namespace only, in both install modes.
+    for case in ("peering", "namespaced-peering"):
+        (lease_role,) = [r for r in by_kind(RENDERED[case], "Role")
+                         if r["metadata"]["name"].endswith("-leader-election")]
+        assert lease_role["metadata"]["namespace"] == NAMESPACE
+        assert lease_role["rules"] == [rbac.LEADER_LEASE.rule()]
+        binding = [b for b in by_kind(RENDERED[case], "RoleBinding")
+                   if b["roleRef"]["name"] == lease_role["metadata"]["name"]]
+        assert len(binding) == 1
+    assert not [r for r in by_kind(RENDERED["default"], "Role")
+                if r["metadata"]["name"].endswith("-leader-election")]
 
 
 def test_user_roles_aggregate_into_edit_and_view() -> None:

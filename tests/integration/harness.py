@@ -112,7 +112,8 @@ def eventually(check: Callable[[], T | None], timeout: float = 20.0, interval: f
     raise AssertionError(f"{what} not reached in {timeout}s; last: {last!r}")
 
 
-def assert_rbac_allows(server: EmulatorServer, mode: rbac.Mode = rbac.Mode.CLUSTER) -> None:
+def assert_rbac_allows(server: EmulatorServer, mode: rbac.Mode = rbac.Mode.CLUSTER, *,
+                       peering: bool = False) -> None:
     """Every request of the operator (and kopf) is granted; a 403 it was answered is tolerated
     only because it was refused (the operator then falls back, as in namespaced mode)."""
     denied = sorted({
@@ -120,7 +121,7 @@ def assert_rbac_allows(server: EmulatorServer, mode: rbac.Mode = rbac.Mode.CLUST
         for r in server.emulator.log
         if not r.user_agent.startswith("modeldeploy-tests") and r.resource and r.verb
         and r.status != 403 and not rbac.allows(r.group or "", r.rbac_resource or "", r.verb,
-                                                mode=mode)
+                                                mode=mode, peering=peering)
     })
     assert denied == [], f"requests outside the declared RBAC: {denied}"
 

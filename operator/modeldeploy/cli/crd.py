@@ -34,7 +34,11 @@ def rbac_command(
         [], "--namespace", "-n",
         help="Namespaced mode: print a Role for each watched namespace (repeatable). "
              "Default: one ClusterRole for cluster-wide mode."),
-    peering: bool = typer.Option(False, "--peering", help="Include kopf peering permissions."),
+    peering: bool = typer.Option(False, "--peering",
+                                 help="Add the leader-election Lease Role (replicas > 1)."),
+    operator_namespace: str = typer.Option(
+        "modeldeploy", "--operator-namespace",
+        help="With --peering: the operator's own namespace, where its Lease lives."),
     name: str = typer.Option("modeldeploy", "--name", help="Name of the ClusterRole / Roles."),
 ) -> None:
     """Print the operator's least-privilege RBAC, with the reason for each rule."""
@@ -48,5 +52,11 @@ def rbac_command(
     for ns in namespace:
         docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
                      "metadata": {**meta, "namespace": ns}, "rules": [p.rule() for p in perms]})
+    if peering:
+        perms = [*perms, rbac.LEADER_LEASE]
+        docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                     "metadata": {**meta, "name": f"{name}-leader-election",
+                                  "namespace": operator_namespace},
+                     "rules": [rbac.LEADER_LEASE.rule()]})
     why = "".join(f"# {', '.join(p.resources)}: {p.why}\n" for p in perms)
     typer.echo(why + "".join("---\n" + crds.dump(d) for d in docs), nl=False)

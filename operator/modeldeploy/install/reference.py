@@ -150,11 +150,12 @@ def rbac_markdown() -> str:
         "render their ClusterRole / Roles from the same list; `modeldeploy rbac` prints it.",
         "Cluster-wide mode: one ClusterRole. Namespaced mode (`watchNamespaces`): a Role in each",
         "watched namespace with the rules marked *both* and nothing cluster-scoped.",
+        "With peering (replicas > 1), the Lease rule is a Role in the operator's own namespace.",
         "",
         "| API group | Resources | Verbs | Mode | Why |",
         "|---|---|---|---|---|",
         *(f"| `{', '.join(p.api_groups) or 'core'}` | {', '.join(p.resources)} | {verbs(p)} | "
-          f"{where(p)} | {_cell(p.why)} |" for p in (*rbac.PERMISSIONS,)),
+          f"{where(p)} | {_cell(p.why)} |" for p in (*rbac.PERMISSIONS, rbac.LEADER_LEASE)),
         "",
         "## Aggregated user roles",
         "",

@@ -101,10 +101,22 @@ class OperatorConfig(BaseSettings):
                     "modeldeploy.dev/gpu-pools=true); default: the operator's own.")
     liveness: str | None = Field(
         default=None, description="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz.")
-    peering: bool = Field(default=False, json_schema_extra={"flag": "--peering/--standalone"},
-                          description="kopf peering (several replicas, one active).")
-    peering_name: str = Field(default="modeldeploy", description="Name of the kopf peering object.")
-    priority: int = Field(default=0, description="Peering priority of this replica.")
+    peering: bool = Field(
+        default=False, json_schema_extra={"flag": "--peering/--standalone"},
+        description="Several replicas, one active: leader election on a coordination.k8s.io "
+                    "Lease in the operator's namespace (docs/decisions/leader-election.md).")
+    peering_name: str = Field(default="modeldeploy",
+                              description="Name of the leader-election Lease.")
+    priority: int = Field(default=0, description="Accepted for compatibility with kopf "
+                                                 "peering; Lease election has no priorities.")
+    lease_duration: int = Field(
+        default=15, ge=2, le=3600,
+        description="leaseDurationSeconds: a leader that stops renewing is replaced after "
+                    "this long, s (client-go's default, 15).")
+    lease_retry_period: float = Field(
+        default=2.0, gt=0, le=600,
+        description="The Lease is renewed (or tried for) this often, s (client-go's default, "
+                    "2); below a third of lease_duration.")
     hub_endpoint: str | None = Field(
         default=None, validation_alias=AliasChoices("hub_endpoint", "HF_ENDPOINT"),
         description="Hugging Face endpoint; default huggingface.co.")
@@ -179,6 +191,8 @@ class OperatorConfig(BaseSettings):
     def _check(self) -> OperatorConfig:
         if len(set(self.namespaces)) != len(self.namespaces):
             raise ValueError("--namespace given twice")
+        if self.lease_retry_period * 3 > self.lease_duration:
+            raise ValueError("lease_retry_period must be at most a third of lease_duration")
         if not self.retry_backoff or any(d <= 0 for d in self.retry_backoff):
             raise ValueError("retry_backoff needs positive delays")
         if self.hub_endpoint and self.render.hub_endpoint is None:

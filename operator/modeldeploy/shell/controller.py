@@ -123,6 +123,8 @@ class Controller:
         body = self.ctx.view.model(*key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
+        if not self.ctx.kube.may_write():
+            return  # a standby replica: the leader reconciles; gaining the Lease pokes all
         self.passes += 1
         started = time.monotonic()
         try:
@@ -213,7 +215,7 @@ class PoolStatusWriter:
     async def refresh(self) -> int:
         view = self.ctx.view
         pools = list(view.stores[GPU_POOL])
-        if not pools:
+        if not pools or not self.ctx.kube.may_write():
             return 0
         nodes = list(view.stores[NODE])
         requested = requested_by_node(list(view.stores[POD]))

@@ -103,6 +103,9 @@ class Kube:
         self._on_request = on_request
         self._resources: dict[tuple[str, str], Any] = {}
         self.identity = socket.gethostname()
+        # Leader election (`shell.leader`) closes this gate on a standby replica: every write
+        # below except the Lease's own is refused before it is sent.
+        self.may_write: Callable[[], bool] = lambda: True
 
     @classmethod
     async def connect(cls, configuration: k8s.Configuration, *, connections: int,
@@ -234,12 +237,47 @@ class Kube:
         finally:
             response.release()
 
+    # --- the leader-election Lease (shell.leader; not gated) --------------------------------
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """One object, or None when it does not exist."""
+        try:
+            result: Obj = await self._call("GET", api_version, kind, namespace=namespace,
+                                           name=name)
+        except KubeError as exc:
+            if exc.not_found:
+                return None
+            raise
+        return result
+
+    async def create(self, obj: Mapping[str, Any]) -> Obj:
+        """POST; KubeError 409 when the name is taken."""
+        meta = obj.get("metadata") or {}
+        result: Obj = await self._call(
+            "POST", str(obj.get("apiVersion")), str(obj.get("kind")),
+            namespace=meta.get("namespace"), body=dict(obj), content_type=JSON_CONTENT)
+        return result
+
+    async def patch_if_unchanged(self, api_version: str, kind: str, namespace: str, name: str,
+                                 resource_version: str, body: Mapping[str, Any]) -> Obj:
+        """Merge patch with `resource_version` as precondition (KubeError 409 when the object
+        changed since it was read): optimistic concurrency, as an update would have."""
+        patch = {**body, "metadata": {"resourceVersion": resource_version}}
+        result: Obj = await self._call("PATCH", api_version, kind, namespace=namespace,
+                                       name=name, body=patch, content_type=MERGE)
+        return result
+
     # --- writes ----------------------------------------------------------------------------
+
+    def _check_leading(self, call: str) -> None:
+        if not self.may_write():
+            raise KubeError(0, "NotLeader", "this replica is on standby", call)
 
     async def apply(self, obj: Mapping[str, Any], field_manager: str = FIELD_MANAGER, *,
                     force: bool = True) -> Obj:
         """Server-side apply; `force` takes over fields another manager set (ours to own)."""
         meta = obj.get("metadata") or {}
+        self._check_leading("apply")
         result: Obj = await self._call(
             "PATCH", str(obj.get("apiVersion")), str(obj.get("kind")),
             namespace=meta.get("namespace"), name=meta.get("name"), body=dict(obj),
@@ -253,6 +291,7 @@ class Kube:
 
         With `resource_version`, only if the object is still that version (409 otherwise): a
         decision made on a count someone changed meanwhile is not written."""
+        self._check_leading("scale")
         body: Obj = {"spec": {"replicas": int(replicas)}}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
@@ -262,6 +301,7 @@ class Kube:
         return result
 
     async def delete(self, ref: ChildRef, uid: str) -> None:
+        self._check_leading("delete")
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
                 "preconditions": {"uid": uid}}
         try:
@@ -273,6 +313,7 @@ class Kube:
 
     async def patch_status(self, api_version: str, kind: str, namespace: str | None, name: str,
                            status: Mapping[str, Any]) -> Obj:
+        self._check_leading("patch status")
         result: Obj = await self._call(
             "PATCH", api_version, kind, namespace=namespace, name=name, subresource="status",
             body={"status": dict(status)}, content_type=MERGE)
@@ -281,6 +322,8 @@ class Kube:
     async def emit(self, involved: Mapping[str, Any], event: EventSpec) -> None:
         """A core/v1 Event on a ModelDeployment (errors are logged, never raised)."""
         meta = involved.get("metadata") or {}
+        if not self.may_write():
+            return  # a standby replica reports nothing
         now = _now()
         body = {
             "apiVersion": "v1", "kind": "Event",

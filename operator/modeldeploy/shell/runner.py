@@ -23,9 +23,9 @@ async def run_operator_async(config: OperatorConfig, *, stop_flag: Flag = None,
         registry=build_registry(runtime),
         clusterwide=config.clusterwide,
         namespaces=list(config.namespaces),
-        standalone=not config.peering,
-        peering_name=config.peering_name if config.peering else None,
-        priority=config.priority,
+        # kopf runs no resource handler, so its peering would elect nothing: `--peering`
+        # selects the operator's own Lease election (`shell.leader`).
+        standalone=True,
         liveness_endpoint=config.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,

@@ -18,6 +18,7 @@ from .config import OperatorConfig
 from .controller import Controller, PoolStatusWriter
 from .hub import HubClient
 from .kube import Kube
+from .leader import LeaderElector
 from .preflight import load_client_configuration as load_client_configuration  # re-exported
 from .reconcile import ReconcileContext
 from .scrape import Scraper
@@ -79,6 +80,7 @@ class OperatorRuntime:
         self.telemetry = Telemetry()
         self.scraper: Scraper | None = None
         self.metrics_port: int | None = None  # bound port of the operator's metrics server
+        self.elector: LeaderElector | None = None  # --peering: only the Lease holder writes
         self._loops: list[asyncio.Task[None]] = []
 
     async def login(self) -> kopf.ConnectionInfo:
@@ -113,12 +115,16 @@ class OperatorRuntime:
         self.controller = Controller(ctx, cfg)
         if cfg.clusterwide:
             self.pool_status = PoolStatusWriter(ctx, cfg.pool_status_interval)
+        if cfg.peering:
+            self.elector = self._elector(self.kube)
         self.view.callbacks = Callbacks(model=self.controller.on_model_change,
                                         owned=self.controller.on_owned_change,
                                         cluster=self._cluster_changed)
         # The catalog is parsed in the background: start-up (and readiness) never waits for it.
         self._loops.append(asyncio.create_task(facts.warm_up(), name="catalog warm-up"))
-        await self.view.start()
+        await self.view.start()  # discovery first: the elector resolves the Lease through it
+        if self.elector is not None:
+            self._loops.append(asyncio.create_task(self.elector.run_forever(), name="election"))
         self._loops.append(asyncio.create_task(self.controller.resync_forever(), name="resync"))
         self._loops.append(asyncio.create_task(self.controller.scrape_forever(), name="scrape"))
         if self.pool_status is not None:
@@ -126,6 +132,19 @@ class OperatorRuntime:
                                                    name="gpupool-status"))
         logger.info("modeldeploy operator started (%s)", "all namespaces" if cfg.clusterwide
                     else ", ".join(cfg.namespaces))
+
+    def _elector(self, kube: Kube) -> LeaderElector:
+        """The Lease lives in the operator's own namespace (POD_NAMESPACE, from the chart)."""
+        cfg = self.config
+        if not cfg.pools_namespace:
+            raise ValueError("--peering needs the operator's namespace for its Lease: set "
+                             "POD_NAMESPACE (the chart does)")
+        elector = LeaderElector(kube, cfg.pools_namespace, cfg.peering_name,
+                                duration=cfg.lease_duration,
+                                retry_period=cfg.lease_retry_period,
+                                on_started_leading=self._cluster_changed)
+        kube.may_write = elector.may_write
+        return elector
 
     def _cluster_changed(self) -> None:
         if self.controller is not None:
@@ -140,6 +159,8 @@ class OperatorRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._loops.clear()
+        if self.elector is not None:
+            await self.elector.release()
         if self.view is not None:
             await self.view.stop()
         if self.controller is not None:

@@ -38,8 +38,13 @@ def test_rbac_command_cluster_mode() -> None:
 
 
 def test_rbac_command_namespaced_mode_prints_roles_only() -> None:
-    result = runner.invoke(app, ["rbac", "-n", "team-a", "-n", "team-b", "--peering"])
+    result = runner.invoke(app, ["rbac", "-n", "team-a", "-n", "team-b", "--peering",
+                                 "--operator-namespace", "ops"])
     assert result.exit_code == 0, result.output
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert [(d["kind"], d["metadata"]["namespace"]) for d in docs] == [("Role", "team-a"), ("Role", "team-b")]
+    assert [(d["kind"], d["metadata"]["namespace"]) for d in docs] == [
+        ("Role", "team-a"), ("Role", "team-b"), ("Role", "ops")]
     assert docs[0]["rules"] == rbac.rules(rbac.Mode.NAMESPACED, peering=True)
+    # The leader-election Lease: a Role of its own in the operator's namespace.
+    assert docs[2]["metadata"]["name"] == "modeldeploy-leader-election"
+    assert docs[2]["rules"] == [rbac.LEADER_LEASE.rule()]

@@ -105,12 +105,16 @@ def test_namespaced_mode_grants_nothing_cluster_scoped() -> None:
     assert not rbac.allows("", "nodes", "list", mode=Mode.NAMESPACED)
 
 
-def test_peering_only_when_enabled_and_in_the_right_scope() -> None:
-    assert not rbac.allows("kopf.dev", "clusterkopfpeerings", "watch")
-    assert rbac.allows("kopf.dev", "clusterkopfpeerings", "patch", peering=True)
-    assert not rbac.allows("kopf.dev", "kopfpeerings", "patch", peering=True)
-    assert rbac.allows("kopf.dev", "kopfpeerings", "patch", mode=Mode.NAMESPACED, peering=True)
-    assert not rbac.allows("kopf.dev", "clusterkopfpeerings", "get", mode=Mode.NAMESPACED, peering=True)
+def test_lease_only_with_peering_and_no_kopf_peering_at_all() -> None:
+    for mode in Mode:
+        assert not rbac.allows("coordination.k8s.io", "leases", "patch", mode=mode)
+        for verb in ("get", "create", "patch"):
+            assert rbac.allows("coordination.k8s.io", "leases", verb, mode=mode, peering=True)
+        assert not rbac.allows("coordination.k8s.io", "leases", "delete", mode=mode, peering=True)
+        # kopf runs standalone: its peering objects are never touched.
+        assert not rbac.allows("kopf.dev", "kopfpeerings", "patch", mode=mode, peering=True)
+        assert not rbac.allows("kopf.dev", "clusterkopfpeerings", "patch", mode=mode,
+                               peering=True)
 
 
 def test_rules_are_policy_rules() -> None:
@@ -124,9 +128,9 @@ def test_chart_file_carries_the_same_rules() -> None:
     data = yaml.safe_load((ROOT / "charts/modeldeploy/files/rbac.yaml").read_text())
     for mode in Mode:
         always = [{k: v for k, v in e.items() if k != "why"} for e in data[mode.value]["always"]]
-        peering = [{k: v for k, v in e.items() if k != "why"} for e in data[mode.value]["peering"]]
-        assert always == rbac.rules(mode, peering=False)
-        assert always + peering == rbac.rules(mode, peering=True)
+        assert always == rbac.rules(mode, peering=False) == rbac.rules(mode, peering=True)
+    lease = [{k: v for k, v in e.items() if k != "why"} for e in data["leaderLease"]]
+    assert lease == [rbac.LEADER_LEASE.rule()]
     assert set(data["userRoles"]) == {"edit", "view"}
 
 

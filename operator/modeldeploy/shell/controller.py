@@ -123,7 +123,7 @@ class Controller:
         body = self.ctx.view.model(*key)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return
-        if not self.ctx.kube.may_write():
+        if not self.ctx.leading():
             return  # a standby replica: the leader reconciles; gaining the Lease pokes all
         self.passes += 1
         started = time.monotonic()
@@ -215,7 +215,7 @@ class PoolStatusWriter:
     async def refresh(self) -> int:
         view = self.ctx.view
         pools = list(view.stores[GPU_POOL])
-        if not pools or not self.ctx.kube.may_write():
+        if not pools or not self.ctx.leading():
             return 0
         nodes = list(view.stores[NODE])
         requested = requested_by_node(list(view.stores[POD]))

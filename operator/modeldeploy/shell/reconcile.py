@@ -67,6 +67,8 @@ class ReconcileContext:
     telemetry: Telemetry | None = None
     wall: Callable[[], float] = time.time
     upgrades: UpgradeSlots | None = None  # None: rendering changes roll at once
+    # Leader election (`shell.leader`): False on a standby replica, which reconciles nothing.
+    leading: Callable[[], bool] = lambda: True
     rediscover_after: float = 60.0  # s between discoveries asked for by a missing API
 
 

@@ -117,6 +117,7 @@ class OperatorRuntime:
             self.pool_status = PoolStatusWriter(ctx, cfg.pool_status_interval)
         if cfg.peering:
             self.elector = self._elector(self.kube)
+            ctx.leading = self.elector.may_write
         self.view.callbacks = Callbacks(model=self.controller.on_model_change,
                                         owned=self.controller.on_owned_change,
                                         cluster=self._cluster_changed)

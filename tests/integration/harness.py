@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -249,3 +250,16 @@ class Cluster:
         policy = kubernetes.client.PolicyV1Api(self.api)
         for pdb in policy.list_namespaced_pod_disruption_budget(self.ns).items:
             yield "PodDisruptionBudget", pdb.metadata.name
+
+
+@contextmanager
+def running_operator(server: EmulatorServer, cluster: Cluster, config: OperatorConfig) -> Iterator[OperatorThread]:
+    """The operator in a thread over the default L4 pool; on exit, every request it sent is
+    checked against the declared RBAC (the body of most scenario files' `operator` fixture)."""
+    cluster.create_pool(gpu_pool())
+    thread = OperatorThread(config).start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+        assert_rbac_allows(server)

@@ -37,6 +37,7 @@ from .harness import (
     operator_reads,
     operator_writes,
     quiet_period,
+    running_operator,
     settle,
 )
 from .test_hub_fetch import FakeHub
@@ -49,13 +50,8 @@ HASH = "modeldeploy.dev/pod-template-hash"
 @pytest.fixture()
 def operator(emulator_server: EmulatorServer, kubeconfig: Path,
              cluster: Cluster) -> Iterator[OperatorThread]:
-    cluster.create_pool(gpu_pool())
-    thread = OperatorThread(fast_config(kubeconfig)).start()
-    try:
+    with running_operator(emulator_server, cluster, fast_config(kubeconfig)) as thread:
         yield thread
-    finally:
-        thread.stop()
-        assert_rbac_allows(emulator_server)
 
 
 def ready_model(cluster: Cluster, name: str = "m", **spec: Any) -> dict[str, Any]:

@@ -28,13 +28,12 @@ from .fleet import (
 from .harness import (
     Cluster,
     OperatorThread,
-    assert_rbac_allows,
     eventually,
     fast_config,
-    gpu_pool,
     model_deployment,
     operator_writes,
     quiet_period,
+    running_operator,
     settle,
 )
 
@@ -46,13 +45,8 @@ HASH = "modeldeploy.dev/pod-template-hash"
 @pytest.fixture()
 def operator(emulator_server: EmulatorServer, kubeconfig: Path,
              cluster: Cluster) -> Iterator[OperatorThread]:
-    cluster.create_pool(gpu_pool())
-    thread = OperatorThread(fast_config(kubeconfig, pool_status_interval=30.0)).start()
-    try:
+    with running_operator(emulator_server, cluster, fast_config(kubeconfig, pool_status_interval=30.0)) as thread:
         yield thread
-    finally:
-        thread.stop()
-        assert_rbac_allows(emulator_server)
 
 
 def revision(cluster: Cluster, name: str = "m") -> str:

@@ -15,11 +15,10 @@ from .emulator import EmulatorServer
 from .harness import (
     Cluster,
     OperatorThread,
-    assert_rbac_allows,
     eventually,
     fast_config,
-    gpu_pool,
     model_deployment,
+    running_operator,
     settle,
 )
 
@@ -36,13 +35,8 @@ def shared_model(name: str, **spec: Any) -> dict[str, Any]:
 @pytest.fixture()
 def operator(emulator_server: EmulatorServer, kubeconfig: Path,
              cluster: Cluster) -> Iterator[OperatorThread]:
-    cluster.create_pool(gpu_pool())
-    thread = OperatorThread(fast_config(kubeconfig)).start()
-    try:
+    with running_operator(emulator_server, cluster, fast_config(kubeconfig)) as thread:
         yield thread
-    finally:
-        thread.stop()
-        assert_rbac_allows(emulator_server)
 
 
 def _shared(cluster: Cluster) -> tuple[list[Any], list[Any]]:

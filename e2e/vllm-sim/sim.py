@@ -11,6 +11,10 @@ from the environment (see README.md). It fails at start the way vLLM does, with 
 messages on stderr and exit code 1: a CUDA OOM while loading (SIM_FAULT=oom), a KV cache too
 small for max_model_len (SIM_FAULT=kv-too-small, or whenever --max-model-len exceeds
 SIM_KV_CAPACITY_TOKENS), a generic crash (SIM_FAULT=crash).
+
+Its start prints vLLM's own progress lines (download, weight loading, KV profiling, CUDA graph
+capture, API server up; see sim_startup.py), each phase as long as configured, and can hang in
+one phase for good (SIM_STALL=download|load|warmup) the way a stuck start does.
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# sim_startup.py sits next to this file; the image runs `python /app/sim.py`, the tests load this
+# file by path, so its directory is put on the import path either way.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sim_startup
+from sim_startup import STALL_PHASES, StartLog, StartPlan
 
 _VALUE_FLAGS = (
     "--tensor-parallel-size",
@@ -69,7 +79,12 @@ class SimConfig:
     port: int = 8000
     max_model_len: int = 4096
     max_num_seqs: int = 8
-    load_seconds: float = 0.0
+    load_seconds: float = 0.0  # weight loading (the shard bar)
+    download_seconds: float = 0.0  # vLLM fetching the weights itself (0: already local)
+    warmup_seconds: float = 0.0  # KV profiling and CUDA graph capture
+    shards: int = 4  # safetensors files: one download bar and one shard-bar step each
+    checkpoint_bytes: int = 16_060_522_496  # Llama 3.1 8B: total_size of its safetensors index
+    stall: str = ""  # the start phase that hangs for good: download, load or warmup
     token_latency_s: float = 0.02  # per output token (decode)
     prefill_s_per_token: float = 0.0001  # per prompt token (time to first token)
     kv_capacity_tokens: int = 32768
@@ -103,6 +118,12 @@ class SimConfig:
         d = cls()
         fault = env.get("SIM_FAULT", "").strip().lower()
         kv_metric = env.get("SIM_KV_METRIC", "new").strip().lower()
+        stall = env.get("SIM_STALL", "").strip().lower()
+        if stall not in STALL_PHASES:
+            raise SystemExit(f"SIM_STALL must be one of {', '.join(s or '(empty)' for s in STALL_PHASES)}")
+        shards = int(env.get("SIM_SHARDS", d.shards))
+        if shards < 1:
+            raise SystemExit("SIM_SHARDS must be at least 1")
         if fault not in FAULTS:
             raise SystemExit(f"SIM_FAULT must be one of {', '.join(f or '(empty)' for f in FAULTS)}")
         if kv_metric not in KV_METRICS:
@@ -115,6 +136,11 @@ class SimConfig:
             max_model_len=args.max_model_len or int(env.get("SIM_MAX_MODEL_LEN", d.max_model_len)),
             max_num_seqs=args.max_num_seqs or int(env.get("SIM_MAX_NUM_SEQS", d.max_num_seqs)),
             load_seconds=float(env.get("SIM_LOAD_SECONDS", d.load_seconds)),
+            download_seconds=float(env.get("SIM_DOWNLOAD_SECONDS", d.download_seconds)),
+            warmup_seconds=float(env.get("SIM_WARMUP_SECONDS", d.warmup_seconds)),
+            shards=shards,
+            checkpoint_bytes=int(env.get("SIM_CHECKPOINT_BYTES", d.checkpoint_bytes)),
+            stall=stall,
             token_latency_s=float(env.get("SIM_TOKEN_LATENCY_MS", d.token_latency_s * 1000)) / 1000,
             prefill_s_per_token=float(env.get("SIM_PREFILL_MS_PER_TOKEN", d.prefill_s_per_token * 1000)) / 1000,
             kv_capacity_tokens=int(env.get("SIM_KV_CAPACITY_TOKENS", d.kv_capacity_tokens)),
@@ -143,12 +169,13 @@ class _Request:
 class Engine:
     """Continuous batching, simplified: FIFO admission bounded by max_num_seqs and KV room."""
 
-    def __init__(self, cfg: SimConfig) -> None:
+    def __init__(self, cfg: SimConfig, sink: sim_startup.Sink | None = None) -> None:
         self.cfg = cfg
         self.loaded = False
         self.failed: str | None = None  # the startup error, when loading failed
         self.running: list[_Request] = []
         self.waiting: deque[_Request] = deque()
+        self.startup_log = StartLog(sink)  # what `kubectl logs` would show of the start
 
     @property
     def kv_usage(self) -> float:
@@ -156,22 +183,36 @@ class Engine:
         return min(1.0, used / max(1, self.cfg.kv_capacity_tokens))
 
     async def load(self) -> None:
-        """Load the model: sleep `load_seconds`, then fail the way vLLM does if told to."""
-        await asyncio.sleep(self.cfg.load_seconds)
-        error: EngineStartupError | None = None
-        if self.cfg.fault == "oom":
-            error = EngineStartupError(_oom_log(self.cfg))
-        elif self.cfg.fault == "kv-too-small" or self.cfg.max_model_len > self.cfg.kv_capacity_tokens:
-            error = EngineStartupError(_kv_log(self.cfg))
-        elif self.cfg.fault == "crash":
-            error = EngineStartupError(
+        """Start like vLLM: each phase logged at its configured pace, hanging for good in the
+        SIM_STALL phase; a CUDA OOM strikes half way through the weights, a KV cache too small
+        for max_model_len and a crash right after them (EngineStartupError)."""
+        cfg, log = self.cfg, self.startup_log
+        plan = StartPlan(
+            model=cfg.model, download_seconds=cfg.download_seconds, load_seconds=cfg.load_seconds,
+            warmup_seconds=cfg.warmup_seconds, shards=cfg.shards, checkpoint_bytes=cfg.checkpoint_bytes,
+            kv_capacity_tokens=cfg.kv_capacity_tokens, kv_bytes_per_token=cfg.kv_bytes_per_token,
+            max_model_len=cfg.max_model_len, stall=cfg.stall, host=cfg.host, port=cfg.port,
+        )
+        log.engine("gpu_model_runner.py:2602", f"Starting to load model {cfg.model}...")
+        await sim_startup.download(plan, log)
+        await sim_startup.load_weights(plan, log, lambda: self._fail(_OOM_LOG if cfg.fault == "oom" else None))
+        if cfg.fault == "kv-too-small" or cfg.max_model_len > cfg.kv_capacity_tokens:
+            self._fail(_kv_log(cfg))
+        if cfg.fault == "crash":
+            self._fail(
                 "ERROR [core.py] EngineCore failed to start.\n"
                 "RuntimeError: Engine core initialization failed (simulated crash)\n"
             )
-        if error is not None:
-            self.failed = str(error)
-            raise error
+        await sim_startup.warm_up(plan, log)
+        sim_startup.serving(plan, log)
         self.loaded = True
+
+    def _fail(self, log: str | None) -> None:
+        if log is None:
+            return
+        error = EngineStartupError(log)
+        self.failed = str(error)
+        raise error
 
     async def generate(self, prompt_tokens: int, max_tokens: int) -> AsyncIterator[int]:
         """Yield the index of each generated token, after queueing for admission."""
@@ -204,16 +245,14 @@ class Engine:
             head.admitted.set()
 
 
-def _oom_log(cfg: SimConfig) -> str:
-    return (
-        "INFO [gpu_model_runner.py] Starting to load model " + cfg.model + "...\n"
+_OOM_LOG = (
         "ERROR [core.py] EngineCore failed to start.\n"
         "Traceback (most recent call last):\n"
         '  File "vllm/v1/worker/gpu_model_runner.py", in load_model\n'
         "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.96 GiB. GPU 0 has a total "
         "capacity of 79.11 GiB of which 1.02 GiB is free. Including non-PyTorch memory, this "
         "process has 78.08 GiB memory in use.\n"
-    )
+)
 
 
 def _kv_log(cfg: SimConfig) -> str:
@@ -518,10 +557,10 @@ async def _stream(
     return resp
 
 
-def create_app(cfg: SimConfig, *, autoload: bool = True) -> web.Application:
+def create_app(cfg: SimConfig, *, autoload: bool = True, sink: sim_startup.Sink | None = None) -> web.Application:
     """The simulator app. With `autoload`, loading starts with the app (a startup fault then
     leaves the model unloaded: `/v1/models` keeps answering 503)."""
-    engine = Engine(cfg)
+    engine = Engine(cfg, sink)
     app = web.Application()
     app[ENGINE] = engine
     app[METRICS] = Metrics(engine)
@@ -553,7 +592,7 @@ def create_app(cfg: SimConfig, *, autoload: bool = True) -> web.Application:
 
 async def serve(cfg: SimConfig) -> int:
     """Run like `vllm serve`: HTTP up at once, model loaded later; exit 1 on a startup fault."""
-    app = create_app(cfg, autoload=False)
+    app = create_app(cfg, autoload=False, sink=sim_startup.console_sink)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)

@@ -106,6 +106,12 @@ class SimFleet:
             return len(engine.running), len(engine.waiting)
         return self._run(read())
 
+    def startup_log(self, ip: str) -> str:
+        """The simulator's start as its container log would hold it (pods/log): vLLM's lines."""
+        async def read() -> str:
+            return str(self._apps[ip][sim.ENGINE].startup_log.text)
+        return self._run(read())
+
     def load(self, ip: str, requests: int) -> None:
         """`requests` streaming completions that run until `stop_load` (bounded: at most 32)."""
         assert 0 < requests <= 32

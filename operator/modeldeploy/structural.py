@@ -12,6 +12,7 @@ Messages are words, never regular expressions: a pattern is described by `words.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -94,7 +95,7 @@ def _children(value: Any, schema: Schema, path: str) -> Iterator[tuple[str, str]
             elif isinstance(extra, dict):
                 yield from violations(item, extra, where)
             elif props and not schema.get("x-kubernetes-preserve-unknown-fields"):
-                yield where, "unknown field"
+                yield where, UNKNOWN_FIELD
     elif isinstance(value, list):
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             yield path, f"has {len(value)} items; at most {schema['maxItems']} are allowed"
@@ -102,6 +103,69 @@ def _children(value: Any, schema: Schema, path: str) -> Iterator[tuple[str, str]
         if isinstance(items, dict):
             for i, item in enumerate(value):
                 yield from violations(item, items, f"{path}[{i}]")
+
+
+UNKNOWN_FIELD = "unknown field"
+
+
+def field_paths(schema: Schema, path: str = "") -> Iterator[str]:
+    """Every field path the schema declares, list items as `[]` (`spec.serving.env[].name`)."""
+    for key, child in schema.get("properties", {}).items():
+        where = f"{path}.{key}".lstrip(".")
+        yield where
+        yield from field_paths(child, where)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        yield from field_paths(items, f"{path}[]")
+
+
+def _fold(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()  # hf_config, hf-config, HFConfig: hfConfig
+
+
+def _name(path: str) -> str:
+    return _fold(path.rsplit(".", 1)[-1])
+
+
+def _parent(path: str) -> str:
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def closest_field(path: str, known: list[str]) -> str | None:
+    """The declared field path a misplaced or misspelt one most likely means, or None.
+
+    The field's own name decides (difflib's ratio on names folded to lower case without `_`
+    and `-`, cutoff 0.75, or a sibling the name abbreviates: `max` → `maxReplicas`); a field
+    of that exact name elsewhere (`spec.serving.quantization` → `spec.model.quantization`)
+    beats a similar sibling, a sibling beats a similar name elsewhere; ties go to the most
+    similar whole path. A path's own ancestors are never suggested. Indices of the given path
+    (`env[2]`) are carried over to the suggestion.
+    """
+    shape = re.sub(r"\[\d+\]", "[]", path)
+    leaf, parent = _name(shape), _parent(shape)
+    ranked = []
+    for p in known:
+        if p == shape or shape.startswith(f"{p}.") or shape.startswith(f"{p}[]"):
+            continue  # the field itself or one of its ancestors
+        name, sibling = _name(p), _parent(p) == parent
+        ratio = difflib.SequenceMatcher(None, leaf, name).ratio()
+        if not (ratio >= 0.75 or (sibling and len(leaf) >= 3 and name.startswith(leaf))):
+            continue
+        ranked.append(((name == leaf, sibling, ratio, difflib.SequenceMatcher(None, shape, p).ratio()), p))
+    if not ranked:
+        return None
+    found = max(ranked)[1]
+    for index in re.findall(r"\[\d+\]", path):
+        found = found.replace("[]", index, 1)
+    return found
+
+
+def with_hint(path: str, message: str, schema: Schema, root: str) -> str:
+    """`message`, and for an unknown field the closest declared field (`; did you mean X?`)."""
+    if message != UNKNOWN_FIELD:
+        return message
+    guess = closest_field(path, [f"{root}.{p}" for p in field_paths(schema)])
+    return f"{message}; did you mean {guess}?" if guess else message
 
 
 def violations(value: Any, schema: Schema, path: str = "") -> Iterator[tuple[str, str]]:

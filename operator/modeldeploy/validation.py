@@ -30,7 +30,7 @@ from .api.deployment import name_problem
 from .api.pool import pool_name_problem
 from .errors import InvalidSpec, describe_validation_error
 from .render.argv import check_env, check_extra_args
-from .structural import violations
+from .structural import violations, with_hint
 from .words import show
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -67,12 +67,12 @@ def _check_type_meta(obj: Mapping[str, Any], kind: str) -> None:
 
 def _check_schema(obj: Mapping[str, Any], kind: str) -> None:
     """The spec (and the metadata the kind's name rule reads) against the CRD schema."""
-    schema = _schema(kind)
-    found = list(violations(obj.get("spec"), schema["properties"]["spec"], "spec")) \
-        if "spec" in obj else [("spec", "is required")]
+    spec = _schema(kind)["properties"]["spec"]
+    found = list(violations(obj.get("spec"), spec, "spec")) if "spec" in obj else [("spec", "is required")]
     if not found:
         return
-    shown = "; ".join(f"{path}: {message}" for path, message in found[:MAX_VIOLATIONS])
+    shown = "; ".join(f"{path}: {with_hint(path, message, spec, 'spec')}"
+                      for path, message in found[:MAX_VIOLATIONS])
     more = f" (and {len(found) - MAX_VIOLATIONS} more)" if len(found) > MAX_VIOLATIONS else ""
     raise InvalidSpec(shown + more)
 

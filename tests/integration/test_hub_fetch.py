@@ -275,7 +275,8 @@ def test_unknown_repo_becomes_model_unresolved_naming_the_model(
     assert message.startswith(
         "model acme/foo is not in the catalog and the hub has no repository acme/foo"
     )
-    assert message.endswith("give spec.model.architecture")
+    assert message.endswith("by hand in spec.model.architecture")
+    assert "spec.model.hfConfig" in message
 
 
 def test_unreachable_hub_fails_fast(tmp_path: Path) -> None:

@@ -53,20 +53,20 @@ def test_a_missing_or_broken_kubeconfig_is_one_line_naming_the_path(
     elif content is not None:
         path.write_text(content)
     code, err = run("--kubeconfig", str(path))
-    assert code == 1 and err == f"error: kubeconfig {path} {message}" + err.split(message, 1)[1]
+    assert code == 2 and err == f"error: kubeconfig {path} {message}" + err.split(message, 1)[1]
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_an_unknown_context_names_the_ones_there_are(tmp_path: Path) -> None:
     path = kubeconfig(tmp_path, "https://127.0.0.1:9")
     code, err = run("--kubeconfig", str(path), "--context", "prod")
-    assert code == 1 and err.strip() == f"error: kubeconfig {path} has no context 'prod' (it has: ctx)"
+    assert code == 2 and err.strip() == f"error: kubeconfig {path} has no context 'prod' (it has: ctx)"
 
 
 def test_an_unreachable_api_server_is_one_line_after_a_bounded_wait(tmp_path: Path) -> None:
     server = f"https://127.0.0.1:{closed_port()}"
     code, err = run("--kubeconfig", str(kubeconfig(tmp_path, server)), "--connect-timeout", "2")
-    assert code == 1 and err.startswith(f"error: cannot reach the Kubernetes API server at {server}")
+    assert code == 4 and err.startswith(f"error: cannot reach the Kubernetes API server at {server}")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 

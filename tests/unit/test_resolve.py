@@ -12,7 +12,7 @@ from modeldeploy.api.deployment import ModelSource
 from modeldeploy.errors import ModelUnresolved
 from modeldeploy.facts import FactsSource
 from modeldeploy.facts.catalog import load_catalog
-from modeldeploy.facts.resolve import HubLookupError, resolve_facts
+from modeldeploy.facts.resolve import DESCRIBE_IT, HubLookupError, resolve_facts
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hub"
 
@@ -137,7 +137,7 @@ def test_fetch_failures_name_the_model_and_the_cause(error: Exception, clause: s
         resolve_facts(source(name="acme/foo"), load_catalog(), failing)
     message = str(err.value)
     assert message.startswith(f"model acme/foo is not in the catalog and {clause}")
-    assert message.endswith("; give spec.model.architecture")
+    assert message.endswith(f"; {DESCRIBE_IT}")
     assert err.value.__cause__ is error
 
 
@@ -150,6 +150,19 @@ def test_offline_and_bare_unknown_names() -> None:
         ModelUnresolved, match=r"^model foo is not in the catalog; use a Hugging Face repo id"
     ):
         resolve_facts(source(name="foo"), load_catalog(), never)
+
+
+@pytest.mark.parametrize("name,fetch", [("acme/foo", None), ("foo", never), ("acme/foo", FixtureHub())])
+def test_unknown_model_says_how_to_describe_it(name: str, fetch: Any) -> None:
+    """A private or air-gapped checkpoint is described by its own config.json: every message
+    for a model nothing knows names hfConfig and checkpointBytes (issue: new-user trial)."""
+    with pytest.raises(ModelUnresolved) as err:
+        resolve_facts(source(name=name), load_catalog(), fetch)
+    message = str(err.value)
+    assert "spec.model.hfConfig" in message and "spec.model.checkpointBytes" in message
+    assert "spec.model.architecture" in message and "\n" not in message
+    if fetch is None:
+        assert "drop --offline" in message and "HF_ENDPOINT" in message
 
 
 def test_unusable_hub_config_is_unresolved() -> None:

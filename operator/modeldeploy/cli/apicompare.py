@@ -56,7 +56,8 @@ def comparison_table(planned: list[PlannedDeployment], prices: PriceList, consol
         table.add_column(col, justify="left" if col in {"Name", "API"} else "right")
     skipped = []
     for item in planned:
-        rows = compare(item.plan, item.deployment.spec.serving.workload, prices)
+        workload = item.deployment.spec.serving.workload if item.deployment else None
+        rows = compare(item.plan, workload, prices) if workload else []
         if not rows:
             skipped.append(item.plan.name)
         for r in rows:

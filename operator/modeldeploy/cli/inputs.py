@@ -31,12 +31,39 @@ class Loaded:
 
     file: str
     deployment: ModelDeployment
+    position: int = 0  # among all ModelDeployment documents of the run, valid or not
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A ModelDeployment document the validation refused: its own result (`plan` lists it with
+    `failure: InvalidSpec`), while the valid documents beside it are still planned."""
+
+    file: str
+    name: str  # metadata.name as written ("" when missing)
+    namespace: str | None
+    model: str  # spec.model.name as written ("" when missing)
+    error: str  # one line: `FILE: ModelDeployment NAME: field: why`
+    position: int = 0
 
 
 @dataclass
 class Inputs:
     deployments: list[Loaded] = field(default_factory=list)
     pools: list[GPUPool] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
+def _written(obj: Any, *keys: str) -> str | None:
+    """obj[k1][k2]... when every step is an object and the end a string, else None."""
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj if isinstance(obj, str) else None
+
+
+def _refused(path: Path, doc: dict[str, Any], error: str, position: int) -> Refused:
+    return Refused(str(path), _written(doc, "metadata", "name") or "", _written(doc, "metadata", "namespace"),
+                   _written(doc, "spec", "model", "name") or "", error, position)
 
 
 def read_documents(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -51,7 +78,7 @@ def read_documents(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise InvalidSpec(f"{path}: {exc}") from None
 
 
-def _load(inputs: Inputs, path: Path, index: int, doc: dict[str, Any], pools_only: bool) -> None:
+def _load(inputs: Inputs, path: Path, doc: dict[str, Any], pools_only: bool) -> None:
     kind = doc.get("kind")
     wanted = ("GPUPool",) if pools_only else KINDS
     if kind not in wanted:
@@ -60,14 +87,18 @@ def _load(inputs: Inputs, path: Path, index: int, doc: dict[str, Any], pools_onl
     if kind == "GPUPool":
         inputs.pools.append(validate_gpu_pool(doc))
     else:
-        inputs.deployments.append(Loaded(str(path), validate_model_deployment(doc)))
+        position = len(inputs.deployments) + len(inputs.refused)
+        inputs.deployments.append(Loaded(str(path), validate_model_deployment(doc), position))
 
 
 def load_inputs(files: Iterable[Path], pool_files: Iterable[Path] = ()) -> Inputs:
     """Every object of `files` (ModelDeployments and GPUPools mixed) and `pool_files` (GPUPools).
 
-    Raises InvalidInputs listing every invalid document, one line each, so that one run shows
-    everything to fix; nothing is planned from input that is partly wrong.
+    A ModelDeployment document that fails validation is `Refused`, its own result: the others
+    are independent of it and still plan. Anything else wrong (an unreadable file, broken
+    YAML, an invalid or repeated GPUPool, a document of another kind) raises InvalidInputs
+    listing every such problem, one line each: the pools shape every plan, so nothing is
+    planned from them when they are partly wrong.
     """
     inputs, problems = Inputs(), []
     for path, pools_only in [(Path(p), False) for p in files] + [(Path(p), True) for p in pool_files]:
@@ -78,10 +109,14 @@ def load_inputs(files: Iterable[Path], pool_files: Iterable[Path] = ()) -> Input
             continue
         for index, doc in documents:
             try:
-                _load(inputs, path, index, doc, pools_only)
+                _load(inputs, path, doc, pools_only)
             except InvalidSpec as exc:
                 label = object_label(doc) if doc.get("kind") in KINDS else f"document {index}"
-                problems.append(f"{path}: {label}: {exc}")
+                error = f"{path}: {label}: {exc}"
+                if doc.get("kind") == "ModelDeployment" and not pools_only:
+                    inputs.refused.append(_refused(path, doc, error, len(inputs.deployments) + len(inputs.refused)))
+                else:
+                    problems.append(error)
     names = [p.name for p in inputs.pools]
     problems += [f"GPUPool {n} is given more than once" for n in sorted({n for n in names if names.count(n) > 1})]
     if problems:

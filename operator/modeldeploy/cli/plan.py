@@ -13,7 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ModeldeployError
+from ..planner.plan import show_gib
 from .apicompare import comparison_table, load_prices
+from .exits import DOCUMENTS_HELP, EXIT_STATUS_HELP
 from .inputs import load_inputs
 from .main import app
 from .planning import EXIT_INVALID, PlannedDeployment, exit_code, hub_fetcher, plan_all, say_errors
@@ -44,8 +46,8 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
             p.name, p.model, "yes" if p.feasible else "[red]no[/red]", p.pool or "-", p.gpu_product or "-",
             str(p.tensor_parallel_size or "-"), str(p.pipeline_parallel_size or "-"),
             str(p.gpus_per_replica or "-"), str(p.nodes_per_replica or "-"),
-            f"{m.weights_gib:.1f} GiB" if m else "-", f"{m.kv_cache_gib:.1f} GiB" if m else "-",
-            f"{m.budget_gib:.1f} GiB" if m else "-", str(p.kv_cache_tokens or "-"),
+            f"{show_gib(m.weights_gib)} GiB" if m else "-", f"{show_gib(m.kv_cache_gib)} GiB" if m else "-",
+            f"{show_gib(m.budget_gib)} GiB" if m else "-", str(p.kv_cache_tokens or "-"),
             f"{p.cost_per_hour:.2f}" if p.cost_per_hour is not None else "-",
         )
     console.print(table)
@@ -65,20 +67,29 @@ def _money(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
 
+def load_share(replicas: int) -> str:
+    """The part of the workload one replica serves, for the Share column."""
+    return "whole load" if replicas <= 1 else f"1/{replicas} of it"
+
+
 def _performance_table(planned: list[PlannedDeployment], console: Console) -> None:
-    """Predicted latency, throughput and cost per replica at spec.serving.workload."""
+    """Predicted latency, throughput and cost of one replica at spec.serving.workload. The
+    Share column says which part of the workload that replica serves: the whole of it with one
+    replica (no spec.replicas or autoscaling), 1/N with N replicas."""
     rows = [item.plan for item in planned if item.plan.performance is not None]
     if not rows:
         return
-    table = Table(title="at the workload (one replica at its share)", show_lines=False)
-    for col in ("Name", "Replicas needed", "Replicas", "In flight", "TTFT ms", "TPOT ms", "Out tok/s",
+    table = Table(title="predicted for one replica at spec.serving.workload (Share: the part of the load it serves)",
+                  show_lines=False)
+    for col in ("Name", "Replicas needed", "Replicas", "Share", "In flight", "TTFT ms", "TPOT ms", "Out tok/s",
                 "Req/s", "Max in flight", "$/M out", "$/M tokens", "SLO"):
         table.add_column(col, justify="left" if col in {"Name", "SLO"} else "right")
     for p in rows:
         perf = p.performance
         assert perf is not None
         table.add_row(
-            p.name, str(p.replicas_for_workload or "-"), str(perf.replicas), f"{perf.concurrency:.1f}",
+            p.name, str(p.replicas_for_workload or "-"), str(perf.replicas), load_share(perf.replicas),
+            f"{perf.concurrency:.1f}",
             f"{perf.ttft_ms:.0f}", f"{perf.tpot_ms:.1f}", f"{perf.output_tokens_per_second:.0f}",
             f"{perf.requests_per_second:.2f}", str(perf.max_concurrency),
             _money(perf.cost_per_million_output_tokens), _money(perf.cost_per_million_tokens),
@@ -87,7 +98,11 @@ def _performance_table(planned: list[PlannedDeployment], console: Console) -> No
     console.print(table)
 
 
-@app.command("plan")
+@app.command("plan", help=f"""Plan GPU pool, tensor/pipeline parallelism and memory for each ModelDeployment.
+
+{DOCUMENTS_HELP}
+
+{EXIT_STATUS_HELP}""")
 def plan_command(
     files: list[Path] = typer.Argument(..., help="YAML files with ModelDeployment (and GPUPool) documents."),
     pools: list[Path] = typer.Option([], "--pools", "-p", help="YAML file(s) of GPUPool documents; default: the built-in pool catalog."),
@@ -97,16 +112,11 @@ def plan_command(
     no_lws: bool = typer.Option(False, "--no-lws", help="Plan as if LeaderWorkerSet were not installed: one node per replica."),
     compare_api: bool = typer.Option(False, "--compare-api", help="Compare the cost with hosted APIs (needs spec.serving.workload): the built-in dated price list, or a price-list YAML given among the files (`--compare-api PRICES.yaml`)."),
 ) -> None:
-    """Plan GPU pool, tensor/pipeline parallelism and memory for each ModelDeployment.
-
-    Exit status: 0 when every plan is feasible; 2 for invalid input (nothing is planned from a
-    file with an invalid document; a pin the model refuses is its own row); 3 when some plan is
-    infeasible or its model unknown; 4 when some model's facts could not be fetched from the hub.
-    """
+    """Plan each ModelDeployment: the CLI help above says the documents and exit rules."""
     try:
         files, prices = load_prices(files, compare_api)
         inputs = load_inputs(files, pools)
-        if not inputs.deployments:
+        if not inputs.deployments and not inputs.refused:
             fail("no ModelDeployment documents in the given files")
         planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint), not no_lws)
     except ModeldeployError as exc:

@@ -12,18 +12,17 @@ from ..facts import ModelFacts
 from ..facts.catalog import load_catalog
 from ..facts.resolve import resolve_facts
 from ..planner import Plan, default_pools, plan_deployment, unplanned
+from .exits import EXIT_INFEASIBLE, EXIT_INVALID, EXIT_UNAVAILABLE
 from .inputs import Inputs
 
 Fetch = Callable[[str, str | None], tuple[dict, dict | None]]  # type: ignore[type-arg]
 
-EXIT_INVALID = 2  # the input is wrong: fix the file
-EXIT_INFEASIBLE = 3  # some plan is infeasible, or nothing knows its model
-EXIT_FACTS_UNAVAILABLE = 4  # the hub could not be asked (down, gated, missing): retry or fix access
+EXIT_FACTS_UNAVAILABLE = EXIT_UNAVAILABLE  # the hub could not be asked (down, gated, missing)
 
 
 @dataclass(frozen=True)
 class PlannedDeployment:
-    deployment: ModelDeployment
+    deployment: ModelDeployment | None  # None when the document failed validation (plan.error)
     facts: ModelFacts | None  # None when the model could not be resolved
     plan: Plan
     pool: GPUPool | None
@@ -51,11 +50,12 @@ def plan_all(inputs: Inputs, fetch: Fetch | None = None,
     A ModelDeployment that cannot be planned (unknown model, hub down, a pin the model's rules
     refuse) becomes its own row (`feasible: false` with `error`); the others are still planned.
     multi_node_served: plan as if the LeaderWorkerSet API is served (`--no-lws`: it is not).
+    A document the validation refused (inputs.refused) is its own InvalidSpec row, in file order.
     """
     pools = inputs.pools or default_pools()
     by_name = {p.name: p for p in pools}
     catalog = load_catalog()
-    out = []
+    out: list[tuple[int, PlannedDeployment]] = []
     for loaded in inputs.deployments:
         md = loaded.deployment
         facts: ModelFacts | None = None
@@ -66,8 +66,11 @@ def plan_all(inputs: Inputs, fetch: Fetch | None = None,
             plan = unplanned(md.metadata.name, md.metadata.namespace, md.spec.model.name,
                              _failure(exc), f"{loaded.file}: ModelDeployment {md.metadata.name}: {exc}")
         plan = plan.model_copy(update={"file": loaded.file})
-        out.append(PlannedDeployment(md, facts, plan, by_name.get(plan.pool or "")))
-    return out
+        out.append((loaded.position, PlannedDeployment(md, facts, plan, by_name.get(plan.pool or ""))))
+    for refused in inputs.refused:
+        row = unplanned(refused.name, refused.namespace, refused.model, "InvalidSpec", refused.error)
+        out.append((refused.position, PlannedDeployment(None, None, row.model_copy(update={"file": refused.file}), None)))
+    return [planned for _, planned in sorted(out, key=lambda pair: pair[0])]
 
 
 def say_errors(message: str) -> None:

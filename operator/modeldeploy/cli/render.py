@@ -11,6 +11,7 @@ import typer
 
 from ..errors import ModeldeployError
 from ..render import RenderOptions, render_objects, to_json, to_yaml
+from .exits import EXIT_STATUS_HELP
 from .inputs import load_inputs
 from .main import app
 from .planning import EXIT_INVALID, exit_code, hub_fetcher, plan_all, say_errors
@@ -52,7 +53,13 @@ HubOpt = Annotated[
 ]
 
 
-@app.command("render")
+@app.command("render", help=f"""Render the Deployment or LeaderWorkerSet, Service, PodDisruptionBudget (and cache PVC, \
+ServiceMonitor) for each ModelDeployment, in a stable order.
+
+Nothing is printed on stdout unless every ModelDeployment renders: objects for part of the input \
+would be a partial apply.
+
+{EXIT_STATUS_HELP}""")
 def render_command(
     files: FilesArg,
     pools: PoolsOpt = None,
@@ -62,16 +69,13 @@ def render_command(
     hub_endpoint: HubOpt = None,
     no_lws: NoLwsOpt = False,
 ) -> None:
-    """Render the Deployment or LeaderWorkerSet, Service, PodDisruptionBudget (and cache PVC,
-    ServiceMonitor) for each ModelDeployment, in a stable order.
-
-    Exit status as `plan`'s (2 invalid input, 3 infeasible or unknown model, 4 hub unavailable);
-    nothing is printed on stdout unless every ModelDeployment renders.
-    """
+    """Render every ModelDeployment or none: the CLI help above says the exit rules."""
     options = RenderOptions(service_monitor=service_monitor)
     objects = []
     try:
         inputs = load_inputs(files, pools or [])
+        if inputs.refused:  # objects for only part of the input would be a partial apply
+            _fail("\n".join(r.error for r in inputs.refused), EXIT_INVALID)
         if not inputs.deployments:
             _fail("no ModelDeployment documents in the given files", EXIT_INVALID)
         planned = plan_all(inputs, hub_fetcher(offline, hub_endpoint), not no_lws)
@@ -83,7 +87,7 @@ def render_command(
         _fail(str(exc), EXIT_INVALID)
     for item in planned:
         where = f"{item.plan.file}: ModelDeployment {item.plan.name}"
-        if item.pool is None:
+        if item.pool is None or item.deployment is None:
             _fail(f"{where}: pool {item.plan.pool!r} is not given", EXIT_INVALID)
             continue
         try:

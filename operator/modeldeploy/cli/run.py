@@ -18,8 +18,9 @@ from pydantic import ValidationError
 
 from ..errors import describe_validation_error
 from ..shell.config import OperatorConfig
-from ..shell.preflight import StartupError, preflight
+from ..shell.preflight import ApiServerUnavailable, StartupError, preflight
 from ..shell.runner import run_operator
+from .exits import EXIT_INVALID, EXIT_UNAVAILABLE
 from .flags import nest, parameters, settings_flags
 from .main import app
 
@@ -35,20 +36,29 @@ def _configure_logging(config: OperatorConfig) -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
+RUN_HELP = f"""Run the operator: watch ModelDeployments and keep their workloads converged.
+
+Exit status before it starts: {EXIT_INVALID} for bad input (a flag, a missing or broken kubeconfig, an \
+unknown --context), {EXIT_UNAVAILABLE} when the API server does not answer within --connect-timeout or \
+refuses the credentials (retry, or check access), as for `plan`."""
+
+
 def run_command(**given: Any) -> None:
-    """Run the operator: watch ModelDeployments and keep their workloads converged."""
+    """Run the operator (RUN_HELP says the exit status)."""
     all_namespaces = bool(given.pop("all_namespaces", False))
     settings = nest(FLAGS, given)
     if settings.get("namespaces") and all_namespaces:
-        _fail("--namespace and --all-namespaces exclude each other", 2)
+        _fail("--namespace and --all-namespaces exclude each other", EXIT_INVALID)
     try:
         config = OperatorConfig(**settings)
     except ValidationError as exc:
-        _fail(describe_validation_error(exc), 2)
+        _fail(describe_validation_error(exc), EXIT_INVALID)
     try:  # a missing or broken kubeconfig, an unknown context, no API server: one line each
         asyncio.run(preflight(config))
-    except StartupError as exc:
-        _fail(str(exc), 1)
+    except ApiServerUnavailable as exc:
+        _fail(str(exc), EXIT_UNAVAILABLE)
+    except StartupError as exc:  # the kubeconfig or the context: the user's input
+        _fail(str(exc), EXIT_INVALID)
     _configure_logging(config)
     run_operator(config)
 
@@ -66,4 +76,4 @@ run_command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
             "--all-namespaces", "-A",
             help="Serve every namespace, cluster-wide (the default without --namespace).")]),
 ])
-app.command("run")(run_command)
+app.command("run", help=RUN_HELP)(run_command)

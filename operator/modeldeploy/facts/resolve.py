@@ -70,6 +70,15 @@ def facts_from_hf_config(source: ModelSource) -> ModelFacts:
         raise InvalidSpec(f"spec.model.hfConfig: {exc}") from exc
 
 
+# What a user can do for a model nothing knows, said the same way wherever it is missing: the
+# checkpoint's own config.json is the most exact description (parsed like the hub's copy,
+# quantization included), checkpointBytes makes the weight size exact, and architecture is for
+# facts written by hand.
+DESCRIBE_IT = ("describe it in spec.model.hfConfig (the checkpoint's config.json, verbatim) with "
+               "spec.model.checkpointBytes (the safetensors total size, the index's "
+               "metadata.total_size), or by hand in spec.model.architecture")
+
+
 def _cause(exc: BaseException) -> str:
     if isinstance(exc, HubLookupError):
         return str(exc)
@@ -94,7 +103,7 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
     found = catalog.get(name)
     if found is not None:
         return found
-    hint = "give spec.model.architecture"
+    hint = DESCRIBE_IT
     ambiguous = catalog.ambiguous(name)
     if ambiguous:
         raise ModelUnresolved(
@@ -107,7 +116,8 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
         )
     if fetch is None:
         raise ModelUnresolved(
-            f"model {name} is not in the catalog and the hub is not consulted (offline); {hint}"
+            f"model {name} is not in the catalog and the hub is not consulted (offline: drop "
+            f"--offline, or set HF_ENDPOINT to a mirror, to read it from the hub); {hint}"
         )
     try:
         config, index = fetch(name, source.revision)

@@ -6,6 +6,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from ..api.status import AutoscalingTarget, Performance
+from .memory import GIB
+
+GIB_DECIMALS = 2  # every memory size a plan shows, in JSON, the table and the reason
+
+
+def gib(n_bytes: float) -> float:
+    """Bytes → GiB rounded to GIB_DECIMALS: the one rounding of a memory size. JSON carries
+    this value, the table and the reason print it with the same decimals, so the three never
+    disagree (rounding 28.546 to 28.55 and then to 28.6 would contradict a reason's 28.5)."""
+    return round(n_bytes / GIB, GIB_DECIMALS)
+
+
+def gib_text(n_bytes: float) -> str:
+    """`gib(n_bytes)` as text, every decimal kept (28.50, never 28.5)."""
+    return f"{gib(n_bytes):.{GIB_DECIMALS}f}"
+
+
+def show_gib(value: float) -> str:
+    """A GiB value already rounded by `gib` (a plan's memoryPerGPU), as the reason prints it."""
+    return f"{value:.{GIB_DECIMALS}f}"
 
 
 class _Out(BaseModel):

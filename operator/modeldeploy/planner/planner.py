@@ -22,7 +22,7 @@ from .memory import (
     weights_for,
 )
 from .overhead import profile_for_image
-from .plan import MemoryPerGPU, Plan, Rejection
+from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules
 from .search import (
     Candidate,
@@ -126,9 +126,9 @@ def _choice_reason(c: Candidate, policy: str, others: int, req: Request) -> str:
     why = {"cheapest": "cheapest", "fewestGPUs": "fewest GPUs", "fastest": "fastest"}[policy]
     chosen = f"{why} of {others} feasible layouts" if others > 1 else "the only feasible layout"
     return (
-        f"{chosen}: {_describe(c)}{cost}; uses {m.needed / GIB:.1f} of "
-        f"{m.budget / GIB:.1f} GiB per GPU (weights {m.weights / GIB:.1f}, KV {m.kv_required / GIB:.1f} "
-        f"for {req.kv_sequences} × {req.max_model_len} tokens, overhead {m.overhead / GIB:.1f}); "
+        f"{chosen}: {_describe(c)}{cost}; uses {gib_text(m.needed)} of "
+        f"{gib_text(m.budget)} GiB per GPU (weights {gib_text(m.weights)}, KV {gib_text(m.kv_required)} "
+        f"for {req.kv_sequences} × {req.max_model_len} tokens, overhead {gib_text(m.overhead)}); "
         f"KV cache holds {m.kv_tokens} tokens"
     )
 
@@ -294,11 +294,11 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         kv_cache_tokens=m.kv_tokens,
         expert_parallel=facts.is_moe and best.tp > 1,
         memory_per_gpu=MemoryPerGPU(
-            weights_gib=round(m.weights / GIB, 2), kv_cache_gib=round(m.kv_available / GIB, 2),
-            kv_required_gib=round(m.kv_required / GIB, 2), overhead_gib=round(m.overhead / GIB, 2),
-            activation_gib=round(m.detail.activation / GIB, 2), non_torch_gib=round(m.detail.non_torch / GIB, 2),
-            cuda_graph_gib=round(m.detail.cuda_graphs / GIB, 2),
-            outside_budget_gib=round(m.detail.outside_budget / GIB, 2), budget_gib=round(m.budget / GIB, 2),
+            weights_gib=gib(m.weights), kv_cache_gib=gib(m.kv_available),
+            kv_required_gib=gib(m.kv_required), overhead_gib=gib(m.overhead),
+            activation_gib=gib(m.detail.activation), non_torch_gib=gib(m.detail.non_torch),
+            cuda_graph_gib=gib(m.detail.cuda_graphs),
+            outside_budget_gib=gib(m.detail.outside_budget), budget_gib=gib(m.budget),
         ),
         cost_per_hour=best.cost,
         decode_tokens_per_second=round(decode_speed(facts, prec, search.weights, best), 1),

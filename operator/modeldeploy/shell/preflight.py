@@ -27,6 +27,11 @@ class StartupError(ModeldeployError):
     reason = "StartupError"
 
 
+class ApiServerUnavailable(StartupError):
+    """The kubeconfig is fine but its API server did not answer or refused the credentials:
+    not a mistake in the input (the CLI's exit 4, as for a hub that cannot be asked)."""
+
+
 def kubeconfig_path(config: OperatorConfig) -> Path | None:
     """The kubeconfig file the operator reads (None: KUBECONFIG lists several, the client merges)."""
     if config.kubeconfig is not None:
@@ -95,23 +100,23 @@ async def load_client_configuration(config: OperatorConfig) -> k8s.Configuration
 
 
 async def check_api_server(client_config: k8s.Configuration, timeout: float) -> None:
-    """One GET /version, bounded by `timeout` seconds. Raises StartupError when it fails."""
+    """One GET /version, bounded by `timeout` seconds. Raises ApiServerUnavailable when it fails."""
     host = client_config.host
     try:
         async with k8s.ApiClient(client_config) as api:
             await asyncio.wait_for(
                 k8s.VersionApi(api).get_code(_request_timeout=timeout), timeout)
     except TimeoutError:
-        raise StartupError(f"the Kubernetes API server at {host} did not answer within "
+        raise ApiServerUnavailable(f"the Kubernetes API server at {host} did not answer within "
                            f"{timeout:g} s") from None
     except k8s.ApiException as exc:
         if exc.status in (401, 403):
-            raise StartupError(f"the Kubernetes API server at {host} refused the credentials "
+            raise ApiServerUnavailable(f"the Kubernetes API server at {host} refused the credentials "
                                f"({exc.status} {exc.reason})") from None
         # Any other answer means it is reachable; the operator's own calls report the rest.
     except (OSError, ValueError) as exc:  # connection refused, DNS, TLS
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise StartupError(f"cannot reach the Kubernetes API server at {host}: {detail}") from None
+        raise ApiServerUnavailable(f"cannot reach the Kubernetes API server at {host}: {detail}") from None
 
 
 async def preflight(config: OperatorConfig) -> None:

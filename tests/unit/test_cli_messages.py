@@ -1,0 +1,143 @@
+"""What a new user reads: unknown fields with the field meant, one result per document, the
+same rounding in table, JSON and reason, the workload table's title, one meaning per exit code.
+Each case is a problem found in a new-user trial (2026-11-30)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modeldeploy.cli.main import app
+from modeldeploy.structural import closest_field, field_paths
+from modeldeploy.validation import _schema
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+
+DOC = """apiVersion: modeldeploy.dev/v1alpha1
+kind: ModelDeployment
+metadata: {{name: {name}, namespace: models}}
+spec:
+  model: {{name: {model}}}
+{extra}"""
+
+
+def doc(name: str, model: str = "meta-llama/Llama-3.1-8B-Instruct", extra: str = "") -> str:
+    return DOC.format(name=name, model=model, extra=extra)
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [*map(str, args)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+SPEC_PATHS = [f"spec.{p}" for p in field_paths(_schema("ModelDeployment")["properties"]["spec"])]
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("spec.serving.quantization", "spec.model.quantization"),  # the trial's case: wrong parent
+    ("spec.serving.tensorParallelSize", "spec.placement.tensorParallelSize"),
+    ("spec.model.maxModelLen", "spec.serving.maxModelLen"),
+    ("spec.placement.pool", "spec.placement.pools"),
+    ("spec.model.hf_config", "spec.model.hfConfig"),
+    ("spec.model.checkpoint_bytes", "spec.model.checkpointBytes"),
+    ("spec.replica", "spec.replicas"),
+    ("spec.modle", "spec.model"),
+    ("spec.autoscaling.max", "spec.autoscaling.maxReplicas"),
+    ("spec.serving.env[3].valu", "spec.serving.env[3].value"),
+    ("spec.serving.gpuUtilization", "spec.serving.gpuMemoryUtilization"),
+])
+def test_unknown_field_suggests_the_closest_declared_path(written: str, meant: str) -> None:
+    assert closest_field(written, SPEC_PATHS) == meant
+
+
+@pytest.mark.parametrize("written", ["spec.colour", "spec.serving.tp", "spec.autoscaling.enabled"])
+def test_no_suggestion_when_nothing_is_close(written: str) -> None:
+    assert closest_field(written, SPEC_PATHS) is None  # a wild guess would mislead
+
+
+def test_unknown_field_error_is_one_line_naming_file_object_field_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "md.yaml"
+    path.write_text(doc("chat", extra="  serving: {quantization: fp8}\n"))
+    code, _, err = invoke("plan", path, "--offline")
+    assert code == 2
+    assert err.strip() == (f"error: {path}: ModelDeployment chat: spec.serving.quantization: unknown field; "
+                           "did you mean spec.model.quantization?")
+
+
+def test_one_invalid_document_does_not_sink_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "three.yaml"
+    path.write_text("---\n".join([
+        doc("first"), doc("broken", extra="  replicas: \"2\"\n"), doc("third", model="Qwen/Qwen3-32B")]))
+    code, out, err = invoke("plan", path, "--offline", "-o", "json")
+    assert code == 2  # any invalid document: the run is not clean
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["first", "broken", "third"]  # file order kept
+    assert rows[0]["feasible"] and rows[2]["feasible"]
+    bad = rows[1]
+    assert (bad["feasible"], bad["failure"], bad["file"]) == (False, "InvalidSpec", str(path))
+    assert bad["error"] == f"{path}: ModelDeployment broken: spec.replicas: must be an integer, not a string '2'"
+    assert err.strip() == f"error: {bad['error']}"
+
+
+def test_render_prints_nothing_when_a_document_is_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text("---\n".join([doc("first"), doc("broken", extra="  replica: 2\n")]))
+    code, out, err = invoke("render", path, "--offline")
+    assert code == 2 and out == ""
+    assert "ModelDeployment broken: spec.replica: unknown field; did you mean spec.replicas?" in err
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"\d+\.\d+", text)
+
+
+def test_table_json_and_reason_show_the_same_memory_numbers() -> None:
+    # Mistral Large 2 on 8 × H200: 28.546 GiB of weights per GPU. Rounded twice (28.55, then
+    # 28.6) the table contradicted the reason's 28.5.
+    example = ROOT / "examples" / "mistral-large-2.yaml"
+    code, out, _ = invoke("plan", example, "--offline", "-o", "json")
+    assert code == 0
+    row = json.loads(out)[0]
+    memory = row["memoryPerGPU"]
+    weights, budget = f"{memory['weightsGiB']:.2f}", f"{memory['budgetGiB']:.2f}"
+    assert f"weights {weights}," in row["reason"] and f"of {budget} GiB per GPU" in row["reason"]
+    code, table, _ = invoke("plan", example, "--offline")
+    line = next(t for t in table.splitlines() if t.startswith("│ mistral-large-2"))
+    assert f"{weights} GiB" in line and f"{budget} GiB" in line
+    assert f"{memory['kvCacheGiB']:.2f} GiB" in line
+
+
+WORKLOAD = "  serving:\n    workload: {inputTokens: 1000, outputTokens: 300, concurrency: 40}\n"
+
+
+def test_workload_table_says_which_share_one_replica_serves(tmp_path: Path) -> None:
+    path = tmp_path / "wl.yaml"
+    path.write_text("---\n".join([doc("alone", extra=WORKLOAD), doc("three", extra=WORKLOAD + "  replicas: 3\n")]))
+    code, out, _ = invoke("plan", path, "--offline")
+    assert code == 0
+    assert "one replica at its share" not in out  # misleading with one replica: it takes it all
+    assert "predicted for one replica at spec.serving.workload" in " ".join(out.split())
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│ ")}
+    assert "whole load" in rows["alone"] and "1/3 of it" in rows["three"]
+
+
+def test_every_command_says_its_exit_codes_in_help() -> None:
+    for command in ("plan", "render", "run"):
+        code, out, _ = invoke(command, "--help")
+        text = " ".join(out.replace("│", " ").split())
+        assert code == 0 and "Exit status" in text and "2 " in text and "4 " in text, command
+
+
+def test_run_exits_2_for_a_broken_kubeconfig_as_plan_does_for_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nclusters: [\n")
+    code, _, err = invoke("run", "--kubeconfig", broken)
+    assert code == 2 and err.startswith(f"error: kubeconfig {broken} is not valid YAML")
+    yaml_file = tmp_path / "md.yaml"
+    yaml_file.write_text("spec: [\n")
+    assert invoke("plan", yaml_file, "--offline")[0] == 2

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from ..errors import ModeldeployError
-from .hf_config import Checkpoint, facts_from_hf
+from .checkpoint import Checkpoint
+from .hf_config import facts_from_hf
 from .model import FactsSource, ModelFacts
 
 CATALOG_DIR = "data/models"

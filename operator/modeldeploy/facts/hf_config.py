@@ -26,6 +26,8 @@ from importlib import metadata
 from typing import Any
 
 from ..errors import ModelUnresolved
+from .checkpoint import Checkpoint as Checkpoint  # re-exported: callers import it from here
+from .encoder import encoder_facts
 from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes
 from .model import FactsSource, ModelFacts, ParameterSource
 from .quantization import parse_quantization
@@ -33,11 +35,6 @@ from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, sp
 
 DTYPE_BYTES: dict[str, float] = {"float32": 4, "float16": 2, "bfloat16": 2}
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
-# safetensors dtype names → bytes per element (safetensors format specification).
-SAFETENSORS_BYTES: dict[str, float] = {
-    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "BF16": 2, "F16": 2, "I16": 2, "U16": 2,
-    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5,
-}
 _FLOAT_STORAGE = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 # Keys every text config must give (or its class default); later names: raw-config aliases.
 _REQUIRED = (("num_hidden_layers", "n_layer", "num_layers"), ("hidden_size", "n_embd", "d_model"),
@@ -63,42 +60,6 @@ def _auto_config() -> Any:
         from transformers import AutoConfig
 
         return AutoConfig
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """What the safetensors metadata says: parameter counts by dtype and/or the byte total."""
-
-    parameters: Mapping[str, int] | None = None  # safetensors dtype (BF16, F8_E4M3, I32…) → count
-    total_bytes: int | None = None
-    commit: str | None = None
-
-    @property
-    def bytes(self) -> int | None:
-        if self.total_bytes:
-            return self.total_bytes
-        if self.parameters:
-            return int(sum(n * SAFETENSORS_BYTES.get(d.upper(), 2) for d, n in self.parameters.items()))
-        return None
-
-    @classmethod
-    def from_index(cls, index: Mapping[str, Any] | None) -> Checkpoint | None:
-        """model.safetensors.index.json → Checkpoint, or None.
-
-        Reads metadata.total_size and, when the hub client added them, `parameters` (counts by
-        safetensors dtype from the hub's model API) and `commit`.
-        """
-        if not isinstance(index, Mapping):
-            return None
-        meta = index.get("metadata")
-        size = config_int(meta, "total_size") if isinstance(meta, Mapping) else None
-        raw = index.get("parameters")
-        counts = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)} if isinstance(raw, Mapping) else None
-        if not (size and size > 0) and not counts:
-            return None
-        commit = index.get("commit")
-        return cls(parameters=counts or None, total_bytes=size if size and size > 0 else None,
-                   commit=str(commit) if commit else None)
 
 
 @dataclass(frozen=True)
@@ -271,8 +232,11 @@ def _from_total_size(total: int, dtype: str, estimate_total: int) -> tuple[int, 
     return round(total / width), stored
 
 
-def _notes(loaded: _Loaded, source: ParameterSource) -> tuple[str, ...]:
+def _notes(loaded: _Loaded, source: ParameterSource, tower: int, encoder: object) -> tuple[str, ...]:
     notes = [loaded.note] if loaded.note else []
+    if tower and encoder is None:
+        notes.append(f"the multimodal encoder of model_type {loaded.top.get('model_type')!r} is not sized: "
+                     "vLLM's encoder profiling memory is left out of the plan")
     if source == ParameterSource.ESTIMATE:
         notes.append("parameters estimated from config.json (no safetensors counts)")
     return tuple(notes)
@@ -319,6 +283,7 @@ def _build(repo_id: str, source: FactsSource, s: Shapes, loaded: _Loaded, dtype:
            param_source: ParameterSource, architectures: list[str], max_context: int) -> ModelFacts:
     linear = s.kinds.count("linear")
     sliding = s.kinds.count("sliding")
+    encoder = encoder_facts(str(loaded.top.get("model_type") or ""), loaded.top, loaded.vision) if parts.tower else None
     try:
         return ModelFacts(
             id=repo_id, source=source, family=str(loaded.top.get("model_type") or s.text_type),
@@ -328,7 +293,7 @@ def _build(repo_id: str, source: FactsSource, s: Shapes, loaded: _Loaded, dtype:
             tie_word_embeddings=s.tied, native_dtype=dtype, quantization=quant,
             checkpoint_bytes=counts.bytes if counts else None, checkpoint_commit=counts.commit if counts else None,
             parameter_source=param_source, architecture=architectures[0] if architectures else "",
-            module_parameters=dict(parts.modules), vision_parameters=parts.tower,
+            module_parameters=dict(parts.modules), vision_parameters=parts.tower, encoder=encoder,
             sparse_attention=sparse_attention(loaded.text, architectures),
             experts=s.experts, experts_per_token=s.experts_per_token, shared_experts=s.shared_experts,
             moe_intermediate_size=s.moe_intermediate, kv_lora_rank=s.kv_lora_rank,
@@ -337,7 +302,7 @@ def _build(repo_id: str, source: FactsSource, s: Shapes, loaded: _Loaded, dtype:
             linear_attention_layers=linear,
             linear_state_bytes_per_layer=linear_state_bytes(s, DTYPE_BYTES[dtype]) if linear else 0,
             supports_pipeline_parallel=any(a in PIPELINE_PARALLEL_ARCHITECTURES for a in architectures),
-            notes=_notes(loaded, param_source),
+            notes=_notes(loaded, param_source, parts.tower, encoder),
         )
     except ValueError as exc:  # pydantic's ValidationError: inconsistent config values
         raise ModelUnresolved(f"model {repo_id}: config.json is inconsistent: {exc}") from exc

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .encoder import EncoderFacts
 from .quantization import WeightQuantization, parse_quantization
 
 
@@ -52,6 +53,7 @@ class ModelFacts(BaseModel):
     # hand-written facts. Quantization sizes these groups; the rest stays 16-bit.
     module_parameters: dict[str, int] = Field(default_factory=dict)
     vision_parameters: int = Field(default=0, ge=0, description="Vision/audio towers: kept at the stored 16-bit dtype")
+    encoder: EncoderFacts | None = Field(default=None, description="Largest multimodal item (vLLM's encoder profiling)")
     sparse_attention: bool = Field(default=False, description="DeepSeek-V3.2 sparse attention (indexer)")
     notes: tuple[str, ...] = Field(default=(), description="Caveats a plan repeats (estimates, raw-key parsing)")
     # MoE

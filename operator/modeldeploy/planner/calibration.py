@@ -104,7 +104,8 @@ def build_case(row: MeasuredRow, facts: ModelFacts, gpu: GPUSpec) -> Case:
     length = row.input_tokens + row.output_tokens
     defaults = batch_defaults(profile, gpu.product, gpu.memory_gib, length)
     overhead = overhead_for(profile, facts, tp=row.tp, pp=row.pp, tokens=defaults.tokens,
-                            rows=defaults.sequences, nvlink=gpu.gpu_link_topology != "none")
+                            rows=defaults.sequences, nvlink=gpu.gpu_link_topology != "none",
+                            max_model_len=length)
     memory = gpu_memory(facts, precision, weights, tp=row.tp, pp=row.pp, gpu_gib=gpu.memory_gib,
                         utilization=MEASURED_UTILIZATION, max_model_len=length, kv_sequences=1,
                         overhead=overhead)

@@ -10,6 +10,8 @@ with `memory_profiling` from vllm/utils/mem_utils.py):
 * The torch peak increase ("activation") is measured while `profile_run` runs one step of
   `max_num_batched_tokens` tokens and then the sampler on `max_num_seqs` rows of full-vocabulary
   logits (gpu_model_runner.py, `profile_run` / `_dummy_sampler_run`).
+* Multimodal models (V1): profile_run first runs the vision tower on dummy items of the largest
+  size and keeps their outputs in the encoder cache through the text step (encoder_profile).
 * Memory taken before the init snapshot (CUDA context, NCCL communicators) and, before v0.21.0,
   the CUDA graphs (captured after the KV cache is allocated) live *outside* the budget: they
   must fit in total × (1 − gpu_memory_utilization) or vLLM fails at start or at capture.
@@ -210,26 +212,85 @@ def _mlp_width(facts: ModelFacts) -> int:
     return facts.intermediate_size or int(3.5 * facts.hidden_size)
 
 
-def activation_bytes(profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int) -> float:
+@dataclass(frozen=True)
+class EncoderProfile:
+    """What vLLM's multimodal encoder profiling holds on one GPU, bytes (V1 engine).
+
+    gpu_model_runner.profile_run, before the text dummy step: the encoder runs on `items` dummy
+    items of the largest size (MultiModalBudget in vllm/v1/worker/utils.py:
+    items = max(1, min(encoder budget // tokens per item, max_num_seqs × items per prompt)),
+    encoder budget = max(max_num_batched_tokens, tokens per item) as compute_mm_encoder_budget in
+    vllm/v1/core/encoder_cache_manager.py sets it; items per prompt = max(1, min(limit, max_model_len
+    // tokens per item)), the limit being --limit-mm-per-prompt, 999 per modality by default
+    (vllm/config/multimodal.py)). Its outputs stay in the encoder cache while the text step and the
+    sampler run, so they add to that peak; the tower's own pass is a separate, earlier peak.
+    """
+
+    items: int
+    cache: float  # items × tokens per item × LM hidden × 2 bytes, replicated on every TP rank
+    tower_pass: float  # the vision tower's largest live activations during the encoder pass
+
+
+DEFAULT_MM_LIMIT = 999  # --limit-mm-per-prompt default per modality (vllm/config/multimodal.py)
+_ACT_BYTES = 2  # the encoder runs in the model's 16-bit dtype
+
+
+def encoder_profile(facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int) -> EncoderProfile | None:
+    """The encoder profiling of a multimodal model (facts.encoder), or None for text models.
+
+    tower_pass: per patch, the larger of attention's residual + normed input + q/k/v (3h + 3h/TP)
+    and the MLP's residual + normed input + up/gate outputs and activation (2h + 2i/TP, 3i/TP when
+    gated); the vision blocks are tensor-parallel in vLLM (qwen2_5_vl.py, pixtral.py, siglip.py),
+    their attention uses flash/memory-efficient kernels (no patches² scores). An estimate from the
+    block's shapes: no log of vLLM ≥ 0.11 separates the encoder pass from the sampler peak.
+    """
+    enc = facts.encoder
+    if enc is None:
+        return None
+    per_item = enc.tokens_per_item
+    budget = max(tokens, per_item)
+    per_prompt = max(1, min(DEFAULT_MM_LIMIT, max_model_len // per_item))
+    items = max(1, min(budget // per_item, rows * per_prompt))
+    h, i = enc.hidden_size, enc.intermediate_size
+    per_patch = max(3 * h + 3 * h / tp, 2 * h + (3 if enc.gated_mlp else 2) * i / tp)
+    return EncoderProfile(
+        items=items,
+        cache=items * per_item * facts.hidden_size * _ACT_BYTES,
+        tower_pass=items * enc.patches_per_item * per_patch * _ACT_BYTES,
+    )
+
+
+def activation_bytes(
+    profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int = 0
+) -> float:
     """Peak torch memory of the profiling step, bytes: the larger of the forward pass and the
-    sampler on `rows` full-vocabulary logits (the logits are gathered: not divided by TP)."""
+    sampler on `rows` full-vocabulary logits (the logits are gathered: not divided by TP), plus,
+    for multimodal models on the V1 engine, the encoder cache held meanwhile, or the tower's own
+    pass when that is larger (encoder_profile)."""
     sampler = rows * facts.vocab_size * profile.sampler_bytes_per_logit
     if not profile.v1_engine:
         # V0 computed the logits inside the profiled step, and its peak did not shrink with TP
-        # (vllm-project/vllm#10511: 1.26 GiB for Meta-Llama-3-8B at TP 1 and at TP 2).
+        # (vllm-project/vllm#10511: 1.26 GiB for Meta-Llama-3-8B at TP 1 and at TP 2). V0 passed
+        # multimodal dummy data through the same step; no V0 multimodal log calibrates it.
         return tokens * (facts.hidden_size + _mlp_width(facts)) * profile.forward_bytes_per_unit + sampler
     forward = tokens * (facts.hidden_size + _mlp_width(facts) / tp) * profile.forward_bytes_per_unit
-    return max(forward, sampler)
+    text = max(forward, sampler)
+    encoder = encoder_profile(facts, tp, tokens, rows, max_model_len or facts.max_context)
+    if encoder is None:
+        return text
+    return max(text + encoder.cache, encoder.tower_pass)
 
 
 def overhead_for(
-    profile: VllmProfile, facts: ModelFacts, *, tp: int, pp: int, tokens: int, rows: int, nvlink: bool
+    profile: VllmProfile, facts: ModelFacts, *, tp: int, pp: int, tokens: int, rows: int, nvlink: bool,
+    max_model_len: int = 0,
 ) -> Overhead:
     """Activation, non-torch and CUDA-graph memory of the most loaded GPU, bytes.
 
     `tokens` is --max-num-batched-tokens; `rows` the sampler rows (--max-num-seqs, at least
     vLLM's default: no log with a lowered max-num-seqs calibrates the smaller peak, so the
-    estimate keeps the default's, erring high).
+    estimate keeps the default's, erring high); `max_model_len` bounds the multimodal items per
+    prompt (0: the model's maximum context).
     """
     multi = tp * pp > 1
     graphs = (profile.cuda_graph_moe_gib if facts.is_moe else profile.cuda_graph_dense_gib) * GIB
@@ -237,7 +298,7 @@ def overhead_for(
     if multi:
         before = profile.before_snapshot_nvlink_gib if nvlink else profile.before_snapshot_pcie_gib
     return Overhead(
-        activation=activation_bytes(profile, facts, tp, tokens, rows),
+        activation=activation_bytes(profile, facts, tp, tokens, rows, max_model_len),
         non_torch=(profile.non_torch_multi_gib if multi else profile.non_torch_single_gib) * GIB,
         cuda_graphs=graphs if profile.cuda_graphs_in_budget else 0.0,
         outside_budget=before * GIB + (0.0 if profile.cuda_graphs_in_budget else graphs),

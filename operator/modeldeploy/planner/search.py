@@ -121,6 +121,7 @@ def evaluate(
     overhead = overhead_for(
         req.vllm, facts, tp=tp, pp=pp, tokens=batched,
         rows=max(req.max_num_seqs or 0, defaults.sequences), nvlink=spec.gpu.nvlink,
+        max_model_len=req.max_model_len,
     )
     memory = gpu_memory(
         facts, precision, weights, tp=tp, pp=pp, gpu_gib=spec.gpu.memory_gi_b,

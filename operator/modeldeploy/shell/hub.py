@@ -8,7 +8,7 @@ backoff when nothing is cached. Only after the probe answers does `hf_hub_downlo
 the file into the on-disk cache. Parsed results are kept in an in-process LRU keyed by
 (repo, revision). The exact parameter counts by dtype come from the hub's model API
 (`model_info(expand=["safetensors"])`, one GET, the same numbers the model page shows) and ride
-along in the index mapping as `parameters` and `commit` (facts/hf_config.Checkpoint.from_index).
+along in the index mapping as `parameters` and `commit` (facts/checkpoint.Checkpoint.from_index).
 """
 
 from __future__ import annotations

@@ -1,0 +1,107 @@
+"""The multimodal encoder's largest item, from a config's vision config. Pure.
+
+vLLM sizes its encoder profiling run (and its encoder cache) by the largest item one modality
+can produce: the processor's `get_image_size_with_most_features` gives the image with the most
+patches, and the model's processing info turns it into placeholder tokens for the language
+model (vllm/multimodal/profiling.py, vllm/model_executor/models/<family>.py). This module
+reproduces that for the families in the catalog; for any other multimodal family it returns
+None and the facts carry a note (the encoder term is then left out of the plan, not guessed).
+
+Units: patches = vision-tower tokens of one item; tokens = embeddings handed to the language
+model for that item (what the encoder cache stores and the scheduler budgets).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .estimate import config_int
+
+# Qwen2-VL / Qwen2.5-VL: the published preprocessor_config.json of every Qwen2.5-VL checkpoint
+# says max_pixels 12845056 (= 16384 × 28²), patch 14, merge 2; vLLM's Qwen2VLProcessingInfo
+# (qwen2_vl.py, get_image_size_with_most_features) resizes the profiling image to that many pixels.
+QWEN_VL_MAX_PIXELS = 12845056
+# Qwen3-VL / Qwen3.5: preprocessor_config.json size.longest_edge 16777216 (= 16384 × 32²), patch
+# 16, merge 2 (e.g. huggingface.co/Qwen/Qwen3.5-27B/blob/main/preprocessor_config.json); the same
+# Qwen2VLProcessingInfo path in vLLM (qwen3_vl.py).
+QWEN3_VL_MAX_PIXELS = 16777216
+# Llama 4: vLLM's Mllama4ProcessingInfo (mllama4.py) tiles an image into at most 16 chunks of
+# vision_config.image_size plus one global view (transformers' Llama4ImageProcessor max_patches=16).
+LLAMA4_MAX_TILES = 16 + 1
+
+
+class EncoderFacts(BaseModel):
+    """The largest single multimodal item of a model, as vLLM profiles it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    modality: str = "image"
+    patches_per_item: int = Field(ge=1, description="Vision-tower tokens of the largest item")
+    tokens_per_item: int = Field(ge=1, description="Language-model embeddings of the largest item")
+    hidden_size: int = Field(ge=1, description="Vision tower width")
+    intermediate_size: int = Field(ge=1, description="Vision tower MLP width")
+    gated_mlp: bool = Field(default=False, description="SiLU-gated MLP (gate and up projections)")
+    source: str = Field(default="", description="Where the item size comes from")
+
+
+def _width(vision: Mapping[str, Any]) -> tuple[int, int, bool]:
+    # Qwen2-VL names the tower width embed_dim (its hidden_size is the language model's).
+    hidden = config_int(vision, "embed_dim", "hidden_size") or 0
+    inter = config_int(vision, "intermediate_size") or int((vision.get("mlp_ratio") or 4) * hidden)
+    return hidden, inter, vision.get("hidden_act") == "silu"
+
+
+def _qwen_vl(vision: Mapping[str, Any], max_pixels: int) -> tuple[int, int, str]:
+    patch = config_int(vision, "patch_size", "spatial_patch_size") or 14
+    merge = config_int(vision, "spatial_merge_size") or 2
+    patches = max_pixels // (patch * patch)
+    return patches, patches // (merge * merge), f"preprocessor max_pixels {max_pixels} (vLLM qwen2_vl.py)"
+
+
+def _pixtral(top: Mapping[str, Any], vision: Mapping[str, Any]) -> tuple[int, int, str]:
+    side = (config_int(vision, "image_size") or 1024) // (config_int(vision, "patch_size") or 16)
+    merge = config_int(top, "spatial_merge_size") or 1
+    rows = side // merge
+    # One [IMG_BREAK]/[IMG_END] placeholder per row of merged patches (pixtral.py get_num_image_tokens).
+    return side * side, rows * rows + rows, "vision_config.image_size / patch_size (pixtral.py)"
+
+
+def _gemma3(top: Mapping[str, Any], vision: Mapping[str, Any]) -> tuple[int, int, str]:
+    side = (config_int(vision, "image_size") or 896) // (config_int(vision, "patch_size") or 14)
+    # Pan-and-scan is off by default: one crop of mm_tokens_per_image soft tokens (gemma3_mm.py).
+    return side * side, config_int(top, "mm_tokens_per_image") or 256, "mm_tokens_per_image (gemma3_mm.py)"
+
+
+def _llama4(vision: Mapping[str, Any]) -> tuple[int, int, str]:
+    side = (config_int(vision, "image_size") or 336) // (config_int(vision, "patch_size") or 14)
+    ratio = float(vision.get("pixel_shuffle_ratio") or 0.5)
+    per_tile = side * side
+    return (LLAMA4_MAX_TILES * per_tile, LLAMA4_MAX_TILES * math.floor(per_tile * ratio * ratio),
+            "16 tiles + 1 global view of vision_config.image_size (mllama4.py)")
+
+
+def encoder_facts(model_type: str, top: Mapping[str, Any], vision: Mapping[str, Any] | None) -> EncoderFacts | None:
+    """The largest image item of a known multimodal family, or None (text models, unknown families)."""
+    if not vision:
+        return None
+    if model_type in ("qwen2_5_vl", "qwen2_vl"):
+        patches, tokens, source = _qwen_vl(vision, QWEN_VL_MAX_PIXELS)
+    elif model_type in ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"):
+        patches, tokens, source = _qwen_vl(vision, QWEN3_VL_MAX_PIXELS)
+    elif model_type in ("mistral3", "pixtral") or vision.get("model_type") == "pixtral":
+        patches, tokens, source = _pixtral(top, vision)
+    elif model_type == "gemma3":
+        patches, tokens, source = _gemma3(top, vision)
+    elif model_type == "llama4":
+        patches, tokens, source = _llama4(vision)
+    else:
+        return None
+    hidden, inter, gated = _width(vision)
+    if min(patches, tokens, hidden, inter) < 1:
+        return None
+    return EncoderFacts(patches_per_item=patches, tokens_per_item=tokens, hidden_size=hidden,
+                        intermediate_size=inter, gated_mlp=gated, source=source)

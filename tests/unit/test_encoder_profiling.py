@@ -11,6 +11,7 @@ from modeldeploy.facts import ModelFacts
 from modeldeploy.facts.catalog import load_catalog
 from modeldeploy.facts.hf_config import facts_from_hf
 from modeldeploy.planner import plan_deployment
+from modeldeploy.planner.mm_args import multimodal_args
 from modeldeploy.planner.overhead import GIB, activation_bytes, encoder_profile, profile_for_release
 
 H100 = make_pool("h100", "NVIDIA-H100-80GB-HBM3", 79.18, 8, nvlink=True, max_nodes=1)
@@ -58,6 +59,9 @@ def test_items_follow_the_encoder_budget() -> None:
     # The decoder side bounds the items: max_num_seqs × items per prompt (max_model_len // tokens).
     single = encoder_profile(scout, tp=1, tokens=8192, rows=1, max_model_len=2000)
     assert single is not None and single.items == 1
+    two = encoder_profile(scout, tp=1, tokens=8192, rows=1, max_model_len=16000, mm=multimodal_args(
+        ["--limit-mm-per-prompt", '{"image": 2}']))
+    assert two is not None and two.items == 2  # --limit-mm-per-prompt caps the items per prompt
     # The tower is tensor-parallel: its pass shrinks with TP, the cached outputs do not.
     split = encoder_profile(qwen, tp=4, tokens=8192, rows=1024, max_model_len=16000)
     assert split is not None and split.tower_pass < one.tower_pass and split.cache == one.cache
@@ -99,3 +103,39 @@ def test_the_plan_of_a_vision_model_reserves_the_encoder_memory() -> None:
     assert m.activation_gib == pytest.approx(enc.tower_pass / GIB, abs=0.01)
     assert with_encoder.kv_cache_tokens is not None and text_only.kv_cache_tokens is not None
     assert with_encoder.kv_cache_tokens < text_only.kv_cache_tokens
+
+
+@pytest.mark.parametrize(("args", "limit", "profiled"), [
+    ([], 999, True),  # vLLM's default per modality
+    (["--limit-mm-per-prompt", '{"image": 2, "video": 0}'], 2, True),
+    (['--limit-mm-per-prompt={"image": {"count": 3, "width": 512, "height": 512}}'], 3, True),
+    (["--limit_mm_per_prompt", "image=4,video=1"], 4, True),  # the older key=value form
+    (["--limit-mm-per-prompt.image", "0"], 0, True),
+    (["--limit-mm-per-prompt.image=5", "--limit-mm-per-prompt", '{"image": 1}'], 1, True),  # last wins
+    (["--skip-mm-profiling"], 999, False),
+    (["--skip-mm-profiling", "--no-skip-mm-profiling"], 999, True),
+    (["--limit-mm-per-prompt", '{"video": 1}'], 999, True),  # says nothing about images
+])
+def test_extra_args_reach_the_encoder_profiling(args: list[str], limit: int, profiled: bool) -> None:
+    mm = multimodal_args(args)
+    assert (mm.image_limit, mm.profiled) == (limit, profiled)
+
+
+def test_images_disabled_or_profiling_skipped_remove_the_encoder_term() -> None:
+    # encoder_cache_manager.py: with every modality disabled vLLM initialises no encoder cache;
+    # gpu_model_runner.profile_run: --skip-mm-profiling skips the encoder run.
+    qwen = catalog(QWEN_VL)
+    base = {"maxModelLen": 16000, "image": "vllm/vllm-openai:v0.30.0"}
+
+    def activation(extra: list[str]) -> float:
+        md = make_md(QWEN_VL, serving={**base, "extraArgs": extra}, placement={"tensorParallelSize": 1})
+        plan = plan_deployment(md, qwen, [H100])
+        assert plan.feasible and plan.memory_per_gpu is not None
+        return plan.memory_per_gpu.activation_gib
+
+    text_only = plan_deployment(make_md(QWEN_VL, serving=base, placement={"tensorParallelSize": 1}),
+                                qwen.model_copy(update={"encoder": None}), [H100])
+    assert text_only.memory_per_gpu is not None
+    assert activation([]) > text_only.memory_per_gpu.activation_gib
+    for extra in (["--limit-mm-per-prompt", '{"image": 0, "video": 0}'], ["--skip-mm-profiling"]):
+        assert activation(extra) == text_only.memory_per_gpu.activation_gib

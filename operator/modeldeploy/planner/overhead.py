@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 
 from ..facts import ModelFacts
+from .mm_args import VLLM_DEFAULTS, MultimodalArgs
 
 GIB = 1024**3
 LARGE_GPU_GIB = 70.0  # vLLM's larger batch defaults apply from 70 GiB (engine/arg_utils.py)
@@ -231,12 +232,14 @@ class EncoderProfile:
     tower_pass: float  # the vision tower's largest live activations during the encoder pass
 
 
-DEFAULT_MM_LIMIT = 999  # --limit-mm-per-prompt default per modality (vllm/config/multimodal.py)
 _ACT_BYTES = 2  # the encoder runs in the model's 16-bit dtype
 
 
-def encoder_profile(facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int) -> EncoderProfile | None:
-    """The encoder profiling of a multimodal model (facts.encoder), or None for text models.
+def encoder_profile(
+    facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int, mm: MultimodalArgs = VLLM_DEFAULTS
+) -> EncoderProfile | None:
+    """The encoder profiling of a multimodal model (facts.encoder), or None for text models and
+    when extraArgs turn it off (images disabled, --skip-mm-profiling).
 
     tower_pass: per patch, the larger of attention's residual + normed input + q/k/v (3h + 3h/TP)
     and the MLP's residual + normed input + up/gate outputs and activation (2h + 2i/TP, 3i/TP when
@@ -245,11 +248,11 @@ def encoder_profile(facts: ModelFacts, tp: int, tokens: int, rows: int, max_mode
     block's shapes: no log of vLLM ≥ 0.11 separates the encoder pass from the sampler peak.
     """
     enc = facts.encoder
-    if enc is None:
+    if enc is None or not mm.encoder_profiled:
         return None
     per_item = enc.tokens_per_item
     budget = max(tokens, per_item)
-    per_prompt = max(1, min(DEFAULT_MM_LIMIT, max_model_len // per_item))
+    per_prompt = max(1, min(mm.image_limit, max_model_len // per_item))
     items = max(1, min(budget // per_item, rows * per_prompt))
     h, i = enc.hidden_size, enc.intermediate_size
     per_patch = max(3 * h + 3 * h / tp, 2 * h + (3 if enc.gated_mlp else 2) * i / tp)
@@ -261,7 +264,8 @@ def encoder_profile(facts: ModelFacts, tp: int, tokens: int, rows: int, max_mode
 
 
 def activation_bytes(
-    profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int = 0
+    profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int = 0,
+    mm: MultimodalArgs = VLLM_DEFAULTS,
 ) -> float:
     """Peak torch memory of the profiling step, bytes: the larger of the forward pass and the
     sampler on `rows` full-vocabulary logits (the logits are gathered: not divided by TP), plus,
@@ -275,7 +279,7 @@ def activation_bytes(
         return tokens * (facts.hidden_size + _mlp_width(facts)) * profile.forward_bytes_per_unit + sampler
     forward = tokens * (facts.hidden_size + _mlp_width(facts) / tp) * profile.forward_bytes_per_unit
     text = max(forward, sampler)
-    encoder = encoder_profile(facts, tp, tokens, rows, max_model_len or facts.max_context)
+    encoder = encoder_profile(facts, tp, tokens, rows, max_model_len or facts.max_context, mm)
     if encoder is None:
         return text
     return max(text + encoder.cache, encoder.tower_pass)
@@ -283,14 +287,14 @@ def activation_bytes(
 
 def overhead_for(
     profile: VllmProfile, facts: ModelFacts, *, tp: int, pp: int, tokens: int, rows: int, nvlink: bool,
-    max_model_len: int = 0,
+    max_model_len: int = 0, mm: MultimodalArgs = VLLM_DEFAULTS,
 ) -> Overhead:
     """Activation, non-torch and CUDA-graph memory of the most loaded GPU, bytes.
 
     `tokens` is --max-num-batched-tokens; `rows` the sampler rows (--max-num-seqs, at least
     vLLM's default: no log with a lowered max-num-seqs calibrates the smaller peak, so the
     estimate keeps the default's, erring high); `max_model_len` bounds the multimodal items per
-    prompt (0: the model's maximum context).
+    prompt (0: the model's maximum context); `mm` what extraArgs say about multimodal inputs.
     """
     multi = tp * pp > 1
     graphs = (profile.cuda_graph_moe_gib if facts.is_moe else profile.cuda_graph_dense_gib) * GIB
@@ -298,7 +302,7 @@ def overhead_for(
     if multi:
         before = profile.before_snapshot_nvlink_gib if nvlink else profile.before_snapshot_pcie_gib
     return Overhead(
-        activation=activation_bytes(profile, facts, tp, tokens, rows, max_model_len),
+        activation=activation_bytes(profile, facts, tp, tokens, rows, max_model_len, mm),
         non_torch=(profile.non_torch_multi_gib if multi else profile.non_torch_single_gib) * GIB,
         cuda_graphs=graphs if profile.cuda_graphs_in_budget else 0.0,
         outside_budget=before * GIB + (0.0 if profile.cuda_graphs_in_budget else graphs),

@@ -21,6 +21,7 @@ from .memory import (
     precision_for,
     weights_for,
 )
+from .mm_args import multimodal_args
 from .overhead import profile_for_image
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules
@@ -62,6 +63,7 @@ def build_request(md: ModelDeployment, facts: ModelFacts, multi_node_served: boo
         min_replicas=max(md.spec.min_replicas(), 1),
         multi_node=MultiNode(placement.multi_node),
         multi_node_served=multi_node_served,
+        mm=multimodal_args(serving.extra_args),
     ), md, facts)
 
 

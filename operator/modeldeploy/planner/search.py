@@ -10,6 +10,7 @@ from ..api import GPUPool, MultiNode, Policy
 from ..facts import ModelFacts
 from .gpu_rules import pool_rule
 from .memory import GIB, GpuMemory, Precision, Weights, gpu_memory
+from .mm_args import VLLM_DEFAULTS, MultimodalArgs
 from .overhead import VllmProfile, batch_defaults, overhead_for, utilization_rejection
 from .rules import model_rules
 
@@ -33,6 +34,7 @@ class Request:
     min_replicas: int
     multi_node: MultiNode = MultiNode.WHEN_NEEDED
     multi_node_served: bool = True  # the LeaderWorkerSet API a multi-node replica runs on
+    mm: MultimodalArgs = VLLM_DEFAULTS  # multimodal settings from extraArgs (vLLM defaults)
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def evaluate(
     overhead = overhead_for(
         req.vllm, facts, tp=tp, pp=pp, tokens=batched,
         rows=max(req.max_num_seqs or 0, defaults.sequences), nvlink=spec.gpu.nvlink,
-        max_model_len=req.max_model_len,
+        max_model_len=req.max_model_len, mm=req.mm,
     )
     memory = gpu_memory(
         facts, precision, weights, tp=tp, pp=pp, gpu_gib=spec.gpu.memory_gi_b,

@@ -141,3 +141,12 @@ def test_run_exits_2_for_a_broken_kubeconfig_as_plan_does_for_a_broken_file(tmp_
     yaml_file = tmp_path / "md.yaml"
     yaml_file.write_text("spec: [\n")
     assert invoke("plan", yaml_file, "--offline")[0] == 2
+
+
+def test_an_slo_without_a_workload_is_noted_not_silently_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "slo.yaml"
+    path.write_text(doc("chat", extra="  serving:\n    slo: {ttftMs: 100}\n"))
+    code, out, _ = invoke("plan", path, "--offline", "-o", "json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert any(n.startswith("spec.serving.slo is not checked: it needs spec.serving.workload") for n in row["notes"])

@@ -167,7 +167,7 @@ def test_infeasible_plan_says_what_would_fit() -> None:
     assert "needs" in plan.reason and "NVIDIA-A10G gives 20.1 GiB" in plan.reason
     assert not plan.reason.endswith(("…", ",")) and "rejected" in plan.reason
     assert plan.suggestions[0].startswith("set spec.serving.maxModelLen: 16832 or less")
-    assert plan.suggestions[-1].startswith("use a pool whose GPUs report at least")
+    assert plan.suggestions[-1].startswith("a GPUPool of NVIDIA-A100-80GB-PCIe (79.2 GiB each, 1 per node)")
     # fp8 halves neither enough here; it is suggested only where it makes the plan fit.
     assert not any("fp8" in s for s in plan.suggestions)
     llama70 = facts("meta-llama/Llama-3.3-70B-Instruct")

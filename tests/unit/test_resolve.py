@@ -171,3 +171,18 @@ def test_unusable_hub_config_is_unresolved() -> None:
 
     with pytest.raises(ModelUnresolved, match=r"^model acme/foo: config\.json num_hidden_layers: missing"):
         resolve_facts(source(name="acme/foo"), load_catalog(), broken)
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("Qwen/Qwen3-32b-Instruct", "Qwen/Qwen3-32B"),  # an Instruct suffix the repo does not have
+    ("Llama-3.3-70B", "meta-llama/Llama-3.3-70B-Instruct"),  # a bare, partial name
+    ("mistral-large", "mistralai/Mistral-Large-Instruct-2407"),
+])
+def test_unknown_name_names_the_catalog_model_it_most_likely_means(written: str, meant: str) -> None:
+    with pytest.raises(ModelUnresolved) as err:
+        resolve_facts(source(name=written), load_catalog(), None)
+    assert str(err.value).startswith(f"model {written} is not in the catalog (did you mean {meant}")
+
+
+def test_no_catalog_guess_for_an_unrelated_name() -> None:
+    assert load_catalog().similar("acme/secret-model-7b") == []

@@ -9,6 +9,7 @@ Entries are parsed on first use (a plan reads one model, not all of them).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -162,6 +163,23 @@ class Catalog:
         """Repo ids a bare name could mean when it means more than one."""
         matches = self._by_bare.get(name.strip().lower(), []) if "/" not in name else []
         return sorted(self._by_id[m].id for m in matches) if len(matches) > 1 else []
+
+    def similar(self, name: str, limit: int = 3) -> list[str]:
+        """Catalog repo ids a misspelt or partial name most likely means, best first.
+
+        Compared on the part after the slash, lower-cased: a name inside an id or an id inside
+        the name (`llama-3.3-70b` in `Llama-3.3-70B-Instruct`) first, then difflib's ratio
+        (cutoff 0.6, difflib's own default); the same organisation breaks ties.
+        """
+        org, _, bare = name.strip().lower().rpartition("/")
+        ranked = []
+        for key in self._by_id:
+            their_org, _, theirs = key.rpartition("/")
+            inside = len(bare) >= 4 and (bare in theirs or theirs in bare)
+            ratio = difflib.SequenceMatcher(None, bare, theirs).ratio()
+            if inside or ratio >= 0.6:
+                ranked.append((not inside, -ratio, org != their_org, key))
+        return [self._by_id[key].id for *_, key in sorted(ranked)[:limit]]
 
     def entries(self) -> list[ModelFacts]:
         """Every entry, sorted by repo id (case-insensitively)."""

@@ -104,6 +104,8 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
     if found is not None:
         return found
     hint = DESCRIBE_IT
+    close = catalog.similar(name)
+    missing = f"model {name} is not in the catalog" + (f" (did you mean {' or '.join(close)}?)" if close else "")
     ambiguous = catalog.ambiguous(name)
     if ambiguous:
         raise ModelUnresolved(
@@ -112,11 +114,11 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
         )
     if "/" not in name:
         raise ModelUnresolved(
-            f"model {name} is not in the catalog; use a Hugging Face repo id (org/name) or {hint}"
+            f"{missing}; use a Hugging Face repo id (org/name) or {hint}"
         )
     if fetch is None:
         raise ModelUnresolved(
-            f"model {name} is not in the catalog and the hub is not consulted (offline: drop "
+            f"{missing} and the hub is not consulted (offline: drop "
             f"--offline, or set HF_ENDPOINT to a mirror, to read it from the hub); {hint}"
         )
     try:
@@ -125,6 +127,6 @@ def resolve_facts(source: ModelSource, catalog: Catalog, fetch: Fetch | None) ->
         raise
     except Exception as exc:  # the fetcher's failure is the user's problem to see, in one line
         raise ModelFactsUnavailable(
-            f"model {name} is not in the catalog and {_cause(exc)}; {hint}"
+            f"{missing} and {_cause(exc)}; {hint}"
         ) from exc
     return facts_from_hf(name, config, index)

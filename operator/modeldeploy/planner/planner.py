@@ -10,12 +10,12 @@ from ..api import GPUPool, KvCacheDtype, ModelDeployment, MultiNode, Policy
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from ..facts.quantization import online_fp8
+from .advice import hardware_that_fits
 from .autoscaling_target import autoscaling_target
 from .gpu_rules import pool_capability, weight_only_note
 from .memory import (
     DEFAULT_KV_SEQUENCES,
     DEFAULT_MAX_MODEL_LEN,
-    GIB,
     Precision,
     Weights,
     precision_for,
@@ -104,11 +104,14 @@ class _Search:
         self.weights = weights_for(facts, self.precision)
         self.request = build_request(md, facts, multi_node_served)
 
-    def best(self, precision: Precision | None = None, request: Request | None = None) -> tuple[Candidate | None, list[Candidate]]:
+    def best(self, precision: Precision | None = None, request: Request | None = None,
+             pools: Sequence[GPUPool] | None = None) -> tuple[Candidate | None, list[Candidate]]:
+        """The policy's choice and every candidate; `pools` (default: the allowed ones) lets the
+        suggestions ask about hypothetical pools (planner/advice.py)."""
         precision = precision or self.precision
         request = request or self.request
         weights = self.weights if precision is self.precision else weights_for(self.facts, precision)
-        candidates = all_candidates(self.facts, precision, weights, request, self.pools)
+        candidates = all_candidates(self.facts, precision, weights, request, self.pools if pools is None else pools)
         feasible = [c for c in candidates if c.feasible]
         if not feasible:
             return None, candidates
@@ -188,13 +191,18 @@ def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
             fix = "set spec.placement.multiNode: whenNeeded" if req.multi_node == MultiNode.NEVER \
                 else "install LeaderWorkerSet"
             out.append(f"{fix} (fits {_describe(found)})")
-    sized = [c for c in candidates if c.memory is not None and c.nodes == 1 and c.pp == 1]
-    if sized:
-        c = min(sized, key=lambda c: (c.memory.needed if c.memory else 0.0, c.tp))
-        assert c.memory is not None
-        gib = (c.memory.needed / req.utilization) / GIB
-        out.append(f"use a pool whose GPUs report at least {gib:.0f} GiB each at TP {c.tp}")
+    if (closest := _closest(candidates)) is not None:
+        out += hardware_that_fits(closest, lambda pools: search.best(pools=pools)[0])
     return out
+
+
+def _closest(candidates: list[Candidate]) -> Candidate | None:
+    """The sized layout nearest to fitting (smallest need / budget), fewer GPUs on a tie: with
+    multi-node layouts tried, a 32-GPU chain that misses by 20 % is closer than one node that
+    misses by 9x."""
+    sized = [c for c in candidates if c.memory is not None]
+    return min(sized, key=lambda c: (c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus, c.pool.name),
+               default=None)
 
 
 def _no_layout_reason(search: _Search) -> str:
@@ -228,14 +236,28 @@ def _infeasible_reason(search: _Search, candidates: list[Candidate]) -> tuple[st
             return failure, (f"{facts.id} fits no single node of the allowed pools; it needs "
                              f"{_describe(found)}, but layouts across nodes are off: {refusal}")
     pools = sorted({c.pool.name for c in candidates})
-    sized = [c for c in candidates if c.memory is not None]
-    if not sized:  # every pool is ruled out as a whole (the GPU generation: planner/gpu_rules.py)
+    closest = _closest(candidates)
+    if closest is None:  # every pool is ruled out as a whole (the GPU generation: planner/gpu_rules.py)
         why = "; ".join(sorted({f"{c.pool.name}: {c.rejection}" for c in candidates}))
         return "NoFeasibleLayout", f"{facts.id} can run on no pool of the {len(pools)} allowed: {why}"
-    closest = min(sized, key=lambda c: (c.nodes > 1, c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus))
     return "NoFeasibleLayout", (f"{facts.id} fits no pool of the {len(pools)} allowed "
                                 f"({', '.join(pools)}); the closest layout, {_describe(closest)}, "
                                 f"{closest.rejection}; every layout tried is listed in rejected")
+
+
+# Latency targets hold at a load: without one the planner cannot predict them (planner/workload.py).
+SLO_WITHOUT_WORKLOAD = ("spec.serving.slo is not checked: it needs spec.serving.workload (the requests it "
+                        "must hold for: inputTokens, outputTokens and concurrency or requestsPerSecond)")
+REASON_SUGGESTIONS = 3  # what would fit, said in the reason too (status conditions show only it)
+
+
+def _with_fixes(reason: str, suggestions: list[str]) -> str:
+    """The reason, then the nearest changes that would fit (all of them are in suggestions)."""
+    if not suggestions:
+        return reason
+    more = len(suggestions) - REASON_SUGGESTIONS
+    tail = f" ({more} more in suggestions)" if more > 0 else ""
+    return f"{reason}; it would fit with: {'; or '.join(suggestions[:REASON_SUGGESTIONS])}{tail}"
 
 
 def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
@@ -259,6 +281,8 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         quantization=prec.quantization_flag, dtype=str(md.spec.model.dtype),
         policy=str(req.policy), replicas=md.spec.replicas, multi_node=str(req.multi_node),
     )
+    if md.spec.serving.slo is not None and md.spec.serving.workload is None:
+        base["notes"].append(SLO_WITHOUT_WORKLOAD)
     if missing and not selected:
         known = ", ".join(sorted(p.name for p in pools)) or "none"
         return Plan(**base, feasible=False, failure="PoolNotFound",
@@ -270,8 +294,9 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     ]
     if best is None:
         failure, reason = _infeasible_reason(search, candidates)
-        return Plan(**base, feasible=False, failure=failure, reason=reason,
-                    rejected=rejected, suggestions=_suggestions(search, candidates))
+        fixes = _suggestions(search, candidates)
+        return Plan(**base, feasible=False, failure=failure, reason=_with_fixes(reason, fixes),
+                    rejected=rejected, suggestions=fixes)
     workload_fields, best, reason_note = _workload(search, candidates, best)
     m = best.memory
     assert m is not None

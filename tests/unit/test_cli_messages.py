@@ -150,3 +150,31 @@ def test_an_slo_without_a_workload_is_noted_not_silently_ignored(tmp_path: Path)
     assert code == 0
     (row,) = json.loads(out)
     assert any(n.startswith("spec.serving.slo is not checked: it needs spec.serving.workload") for n in row["notes"])
+
+
+def test_a_directory_or_a_deployment_among_the_pools_says_what_to_give(tmp_path: Path) -> None:
+    code, _, err = invoke("plan", ROOT / "examples", "--offline")
+    assert code == 2 and err.strip() == f"error: {ROOT / 'examples'}: is a directory; give its YAML files ({ROOT / 'examples' / '*.yaml'})"
+    example = ROOT / "examples" / "qwen3-32b.yaml"
+    code, _, err = invoke("plan", ROOT / "examples" / "llama-3.1-8b.yaml", "--pools", example, "--offline")
+    assert code == 2 and "(--pools takes GPUPools; give ModelDeployments as FILE arguments)" in err
+
+
+GPTQ_CONFIG = {  # Llama 3.1 8B's config.json (tests/fixtures/hub) with a GPTQ 4-bit quantization_config
+    **json.loads((ROOT / "tests/fixtures/hub/meta-llama/Llama-3.1-8B-Instruct/config.json").read_text()),
+    "torch_dtype": "float16",
+    "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True},
+}
+
+
+def test_a_gptq_checkpoint_given_by_hf_config_is_named_in_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "gptq.yaml"
+    model = {"name": "acme/llama-8b-gptq", "hfConfig": GPTQ_CONFIG, "checkpointBytes": 5_730_000_000}
+    path.write_text(json.dumps({"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
+                                "metadata": {"name": "private"}, "spec": {"model": model}}))
+    code, out, err = invoke("plan", path, "--offline", "-o", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    weights = f"{row['memoryPerGPU']['weightsGiB']:.2f}"
+    assert f"(weights {weights} as gptq 4-bit," in row["reason"]
+    assert row["memoryPerGPU"]["weightsGiB"] == round(5_730_000_000 / 1024**3, 2)  # the checkpoint's own size

@@ -84,3 +84,16 @@ def test_quantization_is_offered_when_it_makes_the_pool_fit() -> None:
     (fp8,) = [s for s in plan.suggestions if s.startswith("set spec.model.quantization: fp8")]
     fits = plan_405b(model={"quantization": "fp8"})
     assert fits.feasible and layout_of(fp8)[0] == fits.gpus_per_replica
+
+
+def test_too_high_a_utilization_is_told_the_highest_that_fits() -> None:
+    # At 0.98 an L4 keeps 0.45 GiB outside vLLM's budget, less than the CUDA context takes: the
+    # memory fits, so the nearest change is a lower utilization, not more hardware.
+    l4 = make_pool("l4", "NVIDIA-L4", 22.49, 1, max_nodes=4)
+    facts = load_catalog().get("meta-llama/Llama-3.2-3B-Instruct")
+    assert facts is not None
+    plan = plan_deployment(make_md(facts.id, serving={"gpuMemoryUtilization": 0.98}), facts, [l4])
+    assert not plan.feasible and "the closest layout, 1 × NVIDIA-L4 in pool l4 (TP 1)," in plan.reason
+    first = plan.suggestions[0]
+    assert first.startswith("set spec.serving.gpuMemoryUtilization: 0.97 (fits 1 × NVIDIA-L4")
+    assert plan_deployment(make_md(facts.id, serving={"gpuMemoryUtilization": 0.97}), facts, [l4]).feasible

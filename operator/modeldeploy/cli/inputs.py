@@ -68,6 +68,8 @@ def _refused(path: Path, doc: dict[str, Any], error: str, position: int) -> Refu
 
 def read_documents(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(position, object) of each document of one file. Raises InvalidSpec naming the file."""
+    if path.is_dir():  # `plan examples` for `plan examples/*.yaml`: say what to give instead
+        raise InvalidSpec(f"{path}: is a directory; give its YAML files ({path / '*.yaml'})")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -83,7 +85,9 @@ def _load(inputs: Inputs, path: Path, doc: dict[str, Any], pools_only: bool) -> 
     wanted = ("GPUPool",) if pools_only else KINDS
     if kind not in wanted:
         what = f"kind {kind!r} is not" if kind else "kind is required:"
-        raise InvalidSpec(f"{what} {' or '.join(wanted)}")
+        where = " (--pools takes GPUPools; give ModelDeployments as FILE arguments)" \
+            if pools_only and kind == "ModelDeployment" else ""
+        raise InvalidSpec(f"{what} {' or '.join(wanted)}{where}")
     if kind == "GPUPool":
         inputs.pools.append(validate_gpu_pool(doc))
     else:

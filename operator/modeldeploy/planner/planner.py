@@ -124,7 +124,13 @@ def _describe(c: Candidate) -> str:
     return f"{c.gpus} × {c.pool.spec.gpu.product} in pool {c.pool.name} ({layout}{nodes})"
 
 
-def _choice_reason(c: Candidate, policy: str, others: int, req: Request) -> str:
+def _weights_format(precision: Precision) -> str:
+    """` as gptq 4-bit` for quantized weights (a GPTQ checkpoint given by hfConfig says so), else ``."""
+    q = precision.quantization
+    return f" as {q.method} {q.bits}-bit" if q is not None else ""
+
+
+def _choice_reason(c: Candidate, policy: str, others: int, req: Request, precision: Precision) -> str:
     m = c.memory
     assert m is not None
     cost = f" at ${c.cost:.2f}/h" if c.cost is not None else " (price unknown)"
@@ -132,7 +138,7 @@ def _choice_reason(c: Candidate, policy: str, others: int, req: Request) -> str:
     chosen = f"{why} of {others} feasible layouts" if others > 1 else "the only feasible layout"
     return (
         f"{chosen}: {_describe(c)}{cost}; uses {gib_text(m.needed)} of "
-        f"{gib_text(m.budget)} GiB per GPU (weights {gib_text(m.weights)}, KV {gib_text(m.kv_required)} "
+        f"{gib_text(m.budget)} GiB per GPU (weights {gib_text(m.weights)}{_weights_format(precision)}, KV {gib_text(m.kv_required)} "
         f"for {req.kv_sequences} × {req.max_model_len} tokens, overhead {gib_text(m.overhead)}); "
         f"KV cache holds {m.kv_tokens} tokens"
     )
@@ -165,13 +171,27 @@ def _smallest_fitting_utilization(search: _Search) -> tuple[float, Candidate] | 
     return None
 
 
+def _highest_fitting_lower_utilization(search: _Search, candidates: list[Candidate]) -> tuple[float, Candidate] | None:
+    """When the memory fits but too little stays outside vLLM's budget (CUDA context, NCCL:
+    overhead.utilization_rejection), the highest lower gpuMemoryUtilization that fits."""
+    closest = _closest(candidates)
+    if closest is None or closest.memory is None or not closest.memory.fits:
+        return None
+    req = search.request
+    for hundredths in range(round(req.utilization * 100) - 1, 49, -1):  # the API's minimum is 0.5
+        found, _ = search.best(request=replace(req, utilization=hundredths / 100))
+        if found:
+            return hundredths / 100, found
+    return None
+
+
 def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
     """Changes that would make the deployment fit, smallest change first: a memory knob, then
     the KV cache's precision, then what is served (context length), then the weights' precision,
     then where it runs (layouts across nodes, bigger GPUs)."""
     out: list[str] = []
     req, prec, md = search.request, search.precision, search.md
-    if util := _smallest_fitting_utilization(search):
+    if util := _smallest_fitting_utilization(search) or _highest_fitting_lower_utilization(search, candidates):
         out.append(f"set spec.serving.gpuMemoryUtilization: {util[0]:g} (fits {_describe(util[1])})")
     if md.spec.serving.kv_cache_dtype == KvCacheDtype.AUTO and prec.kv_bytes > 1:
         found, _ = search.best(precision=replace(prec, kv_bytes=1))
@@ -199,10 +219,13 @@ def _suggestions(search: _Search, candidates: list[Candidate]) -> list[str]:
 def _closest(candidates: list[Candidate]) -> Candidate | None:
     """The sized layout nearest to fitting (smallest need / budget), fewer GPUs on a tie: with
     multi-node layouts tried, a 32-GPU chain that misses by 20 % is closer than one node that
-    misses by 9x."""
-    sized = [c for c in candidates if c.memory is not None]
-    return min(sized, key=lambda c: (c.memory.needed / c.memory.budget if c.memory else 0.0, c.gpus, c.pool.name),
-               default=None)
+    misses by 9x; among layouts whose memory fits (refused for another reason), one node."""
+    def key(c: Candidate) -> tuple[float, bool, float, int, str]:
+        ratio = c.memory.needed / c.memory.budget if c.memory else 0.0
+        # Layouts whose memory fits (refused for something else) tie: one node is nearer.
+        return max(ratio, 1.0), c.nodes > 1, ratio, c.gpus, c.pool.name
+
+    return min((c for c in candidates if c.memory is not None), key=key, default=None)
 
 
 def _no_layout_reason(search: _Search) -> str:
@@ -301,7 +324,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     m = best.memory
     assert m is not None
     feasible_count = sum(1 for c in candidates if c.feasible)
-    reason = _choice_reason(best, str(req.policy), feasible_count, req) + reason_note
+    reason = _choice_reason(best, str(req.policy), feasible_count, req, prec) + reason_note
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
     if note := weight_only_note(prec, pool_capability(best.pool)):

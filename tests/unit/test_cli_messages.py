@@ -178,3 +178,17 @@ def test_a_gptq_checkpoint_given_by_hf_config_is_named_in_the_reason(tmp_path: P
     weights = f"{row['memoryPerGPU']['weightsGiB']:.2f}"
     assert f"(weights {weights} as gptq 4-bit," in row["reason"]
     assert row["memoryPerGPU"]["weightsGiB"] == round(5_730_000_000 / 1024**3, 2)  # the checkpoint's own size
+
+
+def test_compare_api_keeps_json_json_and_tables_whole(tmp_path: Path) -> None:
+    path = tmp_path / "wl.yaml"
+    path.write_text(doc("a-rather-long-deployment-name", extra=WORKLOAD))
+    code, out, err = invoke("plan", path, "--offline", "--compare-api", "-o", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)  # the comparison once printed a table after the JSON
+    comparison = row["apiComparison"]
+    assert comparison["pricesDate"] and comparison["apis"]
+    assert {"api", "apiPerMillion", "selfPerMillion", "breakEvenTokensPerDay"} <= set(comparison["apis"][0])
+    code, out, _ = invoke("plan", path, "--offline", "--compare-api")
+    assert code == 0 and "…" not in out  # a pipe gets whole cells, never names cut short
+    assert "a-rather-long-deployment-name" in out.replace("│\n│", "")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import yaml
+from pydantic.alias_generators import to_camel
 from rich.console import Console
 from rich.table import Table
 
@@ -48,16 +51,28 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def _workload_rows(item: PlannedDeployment, prices: PriceList) -> list[Any]:
+    workload = item.deployment.spec.serving.workload if item.deployment else None
+    return compare(item.plan, workload, prices) if workload else []
+
+
+def comparison_wire(item: PlannedDeployment, prices: PriceList) -> dict[str, Any]:
+    """`apiComparison` of one plan's JSON/YAML document: the price list's date and one object per
+    API with the table's numbers (camelCase keys; null where the table says never or -)."""
+    rows = [{to_camel(k): v for k, v in asdict(r).items() if k != "plan"} for r in _workload_rows(item, prices)]
+    return {"pricesDate": str(prices.date), "apis": rows}
+
+
 def comparison_table(planned: list[PlannedDeployment], prices: PriceList, console: Console) -> None:
     """One row per (plan, API); plans without a workload prediction are named, not priced."""
     table = Table(title=f"self-hosting vs hosted APIs (prices of {prices.date}, $ per million tokens)")
     for col in ("Name", "API", "API $/M", "Self $/M", "Self $/M full load", "Self $/month",
                 "API $/month", "Break-even tokens/day", "Capacity tokens/day"):
-        table.add_column(col, justify="left" if col in {"Name", "API"} else "right")
+        table.add_column(col, justify="left" if col in {"Name", "API"} else "right",
+                         overflow="fold")  # wrap inside the cell, never cut a name or number short
     skipped = []
     for item in planned:
-        workload = item.deployment.spec.serving.workload if item.deployment else None
-        rows = compare(item.plan, workload, prices) if workload else []
+        rows = _workload_rows(item, prices)
         if not rows:
             skipped.append(item.plan.name)
         for r in rows:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..errors import ModeldeployError
 from ..planner.plan import show_gib
-from .apicompare import comparison_table, load_prices
+from .apicompare import comparison_table, comparison_wire, load_prices
 from .exits import DOCUMENTS_HELP, EXIT_STATUS_HELP
 from .inputs import load_inputs
 from .main import app
@@ -125,15 +125,19 @@ def plan_command(
         if item.plan.error:
             say_errors(item.plan.error)
     docs = [item.plan.wire() for item in planned]
+    if prices is not None:  # machine formats carry the comparison in each document, not a table
+        for doc, item in zip(docs, planned, strict=True):
+            doc["apiComparison"] = comparison_wire(item, prices)
     if output == PlanFormat.JSON:
         sys.stdout.write(json.dumps(docs, indent=2, sort_keys=False) + "\n")
     elif output == PlanFormat.YAML:
         sys.stdout.write(yaml.safe_dump(docs, sort_keys=False, allow_unicode=True))
     else:
         # A terminal's own width (cells wrap to fit); a pipe or file gets whole lines.
-        _table(planned, Console() if sys.stdout.isatty() else Console(width=200))
-    if prices is not None:
-        comparison_table(planned, prices, Console())
+        console = Console() if sys.stdout.isatty() else Console(width=200)
+        _table(planned, console)
+        if prices is not None:
+            comparison_table(planned, prices, console)
     code = exit_code(planned)
     if code:
         raise typer.Exit(code)

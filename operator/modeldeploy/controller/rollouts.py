@@ -224,6 +224,9 @@ class RolloutStep:
     cause: str = CAUSE_SPEC  # why the target revision rolls out (upgrades.ROLLOUT_CAUSE)
     queued: bool = False  # a rendering change waits for an upgrade slot (live kept)
     settled: bool = False  # the target revision is live and complete
+    # When the stuck classification would change on the same inputs (the progress deadline,
+    # epoch s); None: time changes nothing.
+    deadline_at: float | None = None
 
     @property
     def upgrading(self) -> bool:
@@ -240,12 +243,7 @@ def step(view: RolloutView) -> RolloutStep:
     summary = workload_of(live)
     if summary is not None and live is not None and view.pods is not None:
         summary = podlib.recount(summary, view.pods, live_hash, podlib.group_size(live))
-    history = parse_revisions(live)
-    if live is not None and live_hash and complete(summary) and \
-            all(r.hash != live_hash for r in history):
-        kept = rendered if live_hash == rendered.hash else \
-            Revision(live_hash, pool_of(live), tuple(pod_templates(live)))
-        history = [*history, kept][-MAX_REVISIONS:]
+    history = _ready_history(rendered, live, summary)
     ready_hashes = {r.hash for r in history}
 
     failed = parse_failed(live)
@@ -265,7 +263,7 @@ def step(view: RolloutView) -> RolloutStep:
     own = podlib.of_revision(view.pods, target.hash) if view.pods is not None else []
     ready_pods = sum(1 for p in own if podlib.ready(p)) if view.pods is not None else None
     was_ready = target.hash in ready_hashes
-    stuck = None
+    stuck = deadline_at = None
     # At zero replicas (scaled to zero) nothing is expected to become Ready.
     if live is not None and live_hash == target.hash and not complete(summary) and \
             view.pods is not None and summary is not None and summary.desired >= 1:
@@ -273,6 +271,7 @@ def step(view: RolloutView) -> RolloutStep:
         # A revision that was Ready (scaling up, a pod restarted) has no deadline to miss.
         since = view.now if was_ready else started
         stuck = classify_stuck(waiting, since, view.deadline_seconds, view.now)
+        deadline_at = None if was_ready else started + view.deadline_seconds
 
     rolled_back = False
     if failed is None and stuck is not None and stuck.terminal and view.auto_rollback and \
@@ -292,16 +291,29 @@ def step(view: RolloutView) -> RolloutStep:
         started=started, fresh_capacity=live is None or live_hash != target.hash, stuck=stuck,
         was_ready=was_ready, ready_pods=ready_pods,
         cause=rollout_cause(live, live_hash, target.hash, changed), queued=queued,
-        settled=live_hash == target.hash and complete(summary))
+        settled=live_hash == target.hash and complete(summary), deadline_at=deadline_at)
+
+
+def _ready_history(rendered: Revision, live: Mapping[str, Any] | None,
+                   summary: Workload | None) -> list[Revision]:
+    """The revisions that were Ready, the live one added once it is complete."""
+    history = parse_revisions(live)
+    live_hash = revision_of(live)
+    if live is not None and live_hash and complete(summary) and \
+            all(r.hash != live_hash for r in history):
+        kept = rendered if live_hash == rendered.hash else \
+            Revision(live_hash, pool_of(live), tuple(pod_templates(live)))
+        history = [*history, kept][-MAX_REVISIONS:]
+    return history
 
 
 def workload_to_apply(desired: Mapping[str, Any], decided: RolloutStep,
                       inputs: RolloutInputs, generation: int | None = None) -> Obj:
     """The rendered workload with the step's revision and the rollout memory annotations."""
-    obj = copy.deepcopy(dict(desired))
-    if decided.target.hash != revision_of(desired):
-        obj = with_pod_templates(obj, decided.target.templates)
-    meta = obj.setdefault("metadata", {})
+    # The rendered objects are shared (the render memo): copy what changes, not the whole tree.
+    obj = with_pod_templates(desired, decided.target.templates) \
+        if decided.target.hash != revision_of(desired) else dict(desired)
+    meta = obj["metadata"] = dict(obj.get("metadata") or {})
     annotations = dict(meta.get("annotations") or {})
     annotations[HASH_ANNOTATION] = decided.target.hash
     if decided.target.pool is not None:

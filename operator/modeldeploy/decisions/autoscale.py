@@ -42,7 +42,7 @@ The algorithm, in order:
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..api.base import rfc3339
 from ..api.deployment import Autoscaling, AutoscalingMetric, AutoscalingMode, target_or_default
@@ -68,6 +68,44 @@ CONCURRENCY_MEMORY_S = 3600.0
 _EPS = 1e-9
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One decision's fixed inputs, and how it ends (`done`)."""
+
+    spec: Autoscaling
+    current: int
+    hist: ScalingHistory
+    now: float
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """[max(minReplicas, 1), maxReplicas]: where a running deployment is kept."""
+        return max(self.spec.min_replicas, 1), self.spec.max_replicas
+
+    def done(self, desired: int, reason: ScalingReason, message: str,
+             value: float | None = None, rec: int | None = None,
+             hist: ScalingHistory | None = None) -> Decision:
+        hist = self.hist if hist is None else hist
+        if desired != self.current:
+            hist = replace(hist, last_change=ScalingEvent(self.now, self.current, desired, reason))
+        return Decision(desired, self.current, reason, message, value, rec, hist)
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """The proportional decision's steps 4-7 (module docstring), in order."""
+
+    raw: int  # max(proportional, concurrency need)
+    rec: int  # raw clamped into the bounds, recorded in the history
+    up_rec: int  # lowest recommendation of the scale-up window
+    down_rec: int  # highest of the scale-down window
+    stabilized: int
+    stepped: int  # at most double, at most halve
+    bounded: int  # stepped clamped into the bounds
+    desired: int  # bounded, capped by capacity (never below the floor)
+    hist: ScalingHistory
+
+
 def decide(
     spec: Autoscaling,
     observation: ScalingObservation,
@@ -78,30 +116,40 @@ def decide(
     tolerance: float = TOLERANCE,
 ) -> Decision:
     """Desired replicas for one autoscaling pass (see the module docstring for the rules)."""
-    current = max(0, observation.current_replicas)
     hist = _prune(history, now, spec)
     if hist.since is None or hist.since > now:
         hist = replace(hist, since=now)
+    run = _Pass(spec, max(0, observation.current_replicas), hist, now)
     if spec.mode != AutoscalingMode.BUILTIN:
         msg = f"mode {spec.mode}: the {spec.mode} object scales this deployment"
-        return _done(spec, current, current, ScalingReason.EXTERNAL_AUTOSCALER, msg, None, None, hist, now)
+        return run.done(run.current, ScalingReason.EXTERNAL_AUTOSCALER, msg)
     good, bad = split(observation.scrapes)
-    external = _external_demand(observation)
-    if current == 0:
-        return _at_zero(spec, current, good, external, hist, now, capacity_replicas)
-    floor, ceiling = max(spec.min_replicas, 1), spec.max_replicas
+    if run.current == 0:
+        return _at_zero(run, good, _external_demand(observation), capacity_replicas)
     if bad or not good or (spec.metric == AutoscalingMetric.KV_CACHE_USAGE and any(s.kv_usage is None for s in good)):
-        held = _clamp(current, floor, ceiling)
-        reason = ScalingReason.METRICS_UNAVAILABLE
-        msg = _unavailable_message(spec, current, good, bad)
-        if held != current:
-            msg += f"; moved into [{floor}, {ceiling}]"
-        return _done(spec, current, held, reason, msg, None, None, replace(hist, last_active=now), now)
+        return _hold(run, good, bad)
+    return _proportional(run, observation, good, capacity_replicas, tolerance)
 
-    values = [_metric(spec.metric, s) for s in good]
-    total = math.fsum(values)
+
+def _hold(run: _Pass, good: list[PodSample], bad: list[NoSample]) -> Decision:
+    """Step 1: metrics unreadable: keep the count (clamped), reset the idle clock."""
+    floor, ceiling = run.bounds
+    held = _clamp(run.current, floor, ceiling)
+    msg = _unavailable_message(run.spec, run.current, good, bad)
+    if held != run.current:
+        msg += f"; moved into [{floor}, {ceiling}]"
+    return run.done(held, ScalingReason.METRICS_UNAVAILABLE, msg,
+                    hist=replace(run.hist, last_active=run.now))
+
+
+def _proportional(run: _Pass, observation: ScalingObservation, good: list[PodSample],
+                  capacity: int | None, tolerance: float) -> Decision:
+    """Steps 3-8 for a running deployment with every ready pod read."""
+    spec, current, now = run.spec, run.current, run.now
+    total = math.fsum(_metric(spec.metric, s) for s in good)
     value = total / len(good)
     load = _in_flight(observation, good)
+    hist = run.hist
     last_active = now if load > 0 or hist.last_active is None else hist.last_active
     hist = replace(hist, last_active=last_active)
     seen = f"{spec.metric} {value:.3g} per ready replica ({len(good)} of {current} ready), target {target_or_default(spec):g}"
@@ -111,23 +159,44 @@ def decide(
         msg = f"no request in flight for {now - last_active:.0f}s ≥ idleSeconds {spec.idle_seconds}"
         if loading:
             msg += f", but {loading} replica(s) still loading: holding {current}"
-            return _done(spec, current, current, ScalingReason.LOADING_REPLICAS, msg, value, 0, hist, now)
-        return _done(spec, current, 0, ScalingReason.SCALED_TO_ZERO, msg, value, 0, hist, now)
+            return run.done(current, ScalingReason.LOADING_REPLICAS, msg, value, 0, hist)
+        return run.done(0, ScalingReason.SCALED_TO_ZERO, msg, value, 0, hist)
 
     ratio = total / (current * target_or_default(spec))
     within = abs(ratio - 1.0) <= tolerance
     proportional = current if within else math.ceil(total / target_or_default(spec) - _EPS)
     need, learned = _concurrency_need(hist, load, now)
-    raw = max(proportional, need)
     if need > proportional:
         seen += f"; {load:g} requests in flight need {need} at ~{learned:.3g} per replica"
-    hist = _learn_concurrency(hist, good, now)
+    steps = _steps(replace(run, hist=_learn_concurrency(hist, good, now)),
+                   max(proportional, need), capacity)
+    if steps.desired < current and loading:
+        msg = f"{seen}: wanted {steps.desired}, but {loading} replica(s) still loading: holding {current}"
+        return run.done(current, ScalingReason.LOADING_REPLICAS, msg, value, steps.raw, steps.hist)
+    explained = _why(run, steps, capacity)
+    if explained is not None:
+        reason, why = explained
+    elif need > proportional:
+        reason, why = ScalingReason.CONCURRENCY_FLOOR, f"the metric alone recommends {proportional}"
+    elif steps.raw < run.bounds[0]:
+        reason, why = (
+            ScalingReason.MIN_REPLICAS_LIMITED,
+            f"recommended {steps.raw}, minReplicas {spec.min_replicas}",
+        )
+    else:
+        reason, why = ScalingReason.WITHIN_TOLERANCE, f"ratio {ratio:.2f} within ±{tolerance:.0%}"
+    return run.done(steps.desired, reason, f"{seen}: {why}", value, steps.raw, steps.hist)
+
+
+def _steps(run: _Pass, raw: int, capacity: int | None) -> _Steps:
+    """Clamp and record the recommendation, stabilize, bound the step, cap by capacity."""
+    spec, current, now = run.spec, run.current, run.now
+    floor, ceiling = run.bounds
     rec = _clamp(raw, floor, ceiling)
-    hist = _record(hist, now, rec)
+    hist = _record(run.hist, now, rec)
     up_rec, down_rec = _stabilized(hist, now, spec, rec)
     if now - (hist.since if hist.since is not None else now) < spec.scale_down_stabilization_seconds:
         down_rec = max(down_rec, current)  # history younger than the window: no scale-down yet
-
     stabilized = current
     if stabilized < up_rec:
         stabilized = up_rec
@@ -137,62 +206,44 @@ def decide(
     stepped = min(max(stabilized, down_limit), up_limit)
     bounded = _clamp(stepped, floor, ceiling)
     capped = bounded
-    if capacity_replicas is not None and bounded > current:
-        capped = min(bounded, max(current, capacity_replicas))
-    desired = max(capped, floor)
-    if desired < current and loading:
-        msg = f"{seen}: wanted {desired}, but {loading} replica(s) still loading: holding {current}"
-        return _done(spec, current, current, ScalingReason.LOADING_REPLICAS, msg, value, raw, hist, now)
+    if capacity is not None and bounded > current:
+        capped = min(bounded, max(current, capacity))
+    return _Steps(raw, rec, up_rec, down_rec, stabilized, stepped, bounded,
+                  max(capped, floor), hist)
 
-    if desired > current:
-        if desired < bounded:
-            reason, why = (
-                ScalingReason.CAPACITY_LIMITED,
-                f"wanted {bounded}, the pool fits {capacity_replicas}",
-            )
-        elif desired < stabilized and bounded == stepped:
-            reason, why = ScalingReason.SCALE_UP_LIMITED, f"wanted {stabilized}, at most double per step"
-        elif desired > stepped and desired == floor:
-            reason, why = ScalingReason.MIN_REPLICAS_LIMITED, f"below minReplicas {spec.min_replicas}"
-        else:
-            reason, why = ScalingReason.SCALED_UP, f"recommended {rec}"
-    elif desired < current:
-        if desired > stabilized and bounded == stepped:
-            reason, why = ScalingReason.SCALE_DOWN_LIMITED, f"wanted {stabilized}, at most halve per step"
-        elif desired < stepped and desired == ceiling:
-            reason, why = ScalingReason.MAX_REPLICAS_LIMITED, f"above maxReplicas {ceiling}"
-        else:
-            reason, why = (
-                ScalingReason.SCALED_DOWN,
-                f"recommended {rec}, highest in the scale-down window {down_rec}",
-            )
-    elif bounded > current:
-        reason, why = (
-            ScalingReason.CAPACITY_LIMITED,
-            f"wanted {bounded}, the pool fits {capacity_replicas}",
-        )
-    elif rec > current:
-        reason, why = (
-            ScalingReason.SCALE_UP_STABILIZED,
-            f"recommended {rec}, lowest in the {spec.scale_up_stabilization_seconds}s scale-up window {up_rec}",
-        )
-    elif rec < current:
-        reason, why = (
-            ScalingReason.SCALE_DOWN_STABILIZED,
-            f"recommended {rec}, highest in the {spec.scale_down_stabilization_seconds}s scale-down window {down_rec}",
-        )
-    elif raw > ceiling:
-        reason, why = ScalingReason.MAX_REPLICAS_LIMITED, f"recommended {raw}, maxReplicas {ceiling}"
-    elif need > proportional:
-        reason, why = ScalingReason.CONCURRENCY_FLOOR, f"the metric alone recommends {proportional}"
-    elif raw < floor:
-        reason, why = (
-            ScalingReason.MIN_REPLICAS_LIMITED,
-            f"recommended {raw}, minReplicas {spec.min_replicas}",
-        )
-    else:
-        reason, why = ScalingReason.WITHIN_TOLERANCE, f"ratio {ratio:.2f} within ±{tolerance:.0%}"
-    return _done(spec, current, desired, reason, f"{seen}: {why}", value, raw, hist, now)
+
+def _why(run: _Pass, s: _Steps, capacity: int | None) -> tuple[ScalingReason, str] | None:
+    """The reason of a change, or of a hold a limit or a window explains (None: neither)."""
+    spec, current = run.spec, run.current
+    floor, ceiling = run.bounds
+    if s.desired > current:
+        if s.desired < s.bounded:
+            return ScalingReason.CAPACITY_LIMITED, f"wanted {s.bounded}, the pool fits {capacity}"
+        if s.desired < s.stabilized and s.bounded == s.stepped:
+            return ScalingReason.SCALE_UP_LIMITED, f"wanted {s.stabilized}, at most double per step"
+        if s.desired > s.stepped and s.desired == floor:
+            return ScalingReason.MIN_REPLICAS_LIMITED, f"below minReplicas {spec.min_replicas}"
+        return ScalingReason.SCALED_UP, f"recommended {s.rec}"
+    if s.desired < current:
+        if s.desired > s.stabilized and s.bounded == s.stepped:
+            return ScalingReason.SCALE_DOWN_LIMITED, f"wanted {s.stabilized}, at most halve per step"
+        if s.desired < s.stepped and s.desired == ceiling:
+            return ScalingReason.MAX_REPLICAS_LIMITED, f"above maxReplicas {ceiling}"
+        return (ScalingReason.SCALED_DOWN,
+                f"recommended {s.rec}, highest in the scale-down window {s.down_rec}")
+    if s.bounded > current:
+        return ScalingReason.CAPACITY_LIMITED, f"wanted {s.bounded}, the pool fits {capacity}"
+    if s.rec > current:
+        return (ScalingReason.SCALE_UP_STABILIZED,
+                f"recommended {s.rec}, lowest in the {spec.scale_up_stabilization_seconds}s "
+                f"scale-up window {s.up_rec}")
+    if s.rec < current:
+        return (ScalingReason.SCALE_DOWN_STABILIZED,
+                f"recommended {s.rec}, highest in the {spec.scale_down_stabilization_seconds}s "
+                f"scale-down window {s.down_rec}")
+    if s.raw > ceiling:
+        return ScalingReason.MAX_REPLICAS_LIMITED, f"recommended {s.raw}, maxReplicas {ceiling}"
+    return None
 
 
 def to_status(spec: Autoscaling, decision: Decision) -> AutoscalingStatus:
@@ -220,24 +271,19 @@ def to_status(spec: Autoscaling, decision: Decision) -> AutoscalingStatus:
 # ---------------------------------------------------------------------------------------------
 
 
-def _at_zero(
-    spec: Autoscaling,
-    current: int,
-    good: list[PodSample],
-    external: int | None,
-    hist: ScalingHistory,
-    now: float,
-    capacity: int | None,
-) -> Decision:
-    floor, ceiling = max(spec.min_replicas, 1), spec.max_replicas
+def _at_zero(run: _Pass, good: list[PodSample], external: int | None,
+             capacity: int | None) -> Decision:
+    """Step 2: wake on waiting requests (scaleToZero), else stay at zero."""
+    spec, now = run.spec, run.now
+    floor, ceiling = run.bounds
     if not spec.scale_to_zero:
         msg = f"0 replicas without scaleToZero: back to minReplicas {spec.min_replicas}"
-        return _done(spec, current, floor, ScalingReason.MIN_REPLICAS_LIMITED, msg, None, floor, hist, now)
+        return run.done(floor, ScalingReason.MIN_REPLICAS_LIMITED, msg, None, floor)
     waiting = max(0, external or 0) + math.fsum(s.requests for s in good)
     if waiting <= 0:
         signal = "no request waiting" if external is not None or good else "no demand signal at zero"
-        return _done(spec, current, 0, ScalingReason.IDLE, f"scaled to zero, {signal}", None, 0, hist, now)
-    need, _ = _concurrency_need(hist, waiting, now)
+        return run.done(0, ScalingReason.IDLE, f"scaled to zero, {signal}", None, 0)
+    need, _ = _concurrency_need(run.hist, waiting, now)
     if need:  # the queue is all the demand there is: size it with the measured concurrency
         want = max(floor, need)
     elif spec.metric != AutoscalingMetric.KV_CACHE_USAGE:
@@ -245,7 +291,7 @@ def _at_zero(
     else:
         want = floor
     want = min(want, ceiling)
-    hist = _record(replace(hist, last_active=now), now, want)
+    hist = _record(replace(run.hist, last_active=now), now, want)
     desired, reason = want, ScalingReason.SCALED_FROM_ZERO
     msg = f"{waiting:g} requests waiting at zero replicas: waking {want}"
     if capacity is not None and want > capacity:
@@ -253,7 +299,7 @@ def _at_zero(
         if desired < want:
             reason = ScalingReason.CAPACITY_LIMITED
             msg += f"; the pool fits {capacity}, asking for {desired}"
-    return _done(spec, current, desired, reason, msg, float(waiting), want, hist, now)
+    return run.done(desired, reason, msg, float(waiting), want, hist)
 
 
 def _external_demand(observation: ScalingObservation) -> int | None:
@@ -334,19 +380,3 @@ def _stabilized(h: ScalingHistory, now: float, spec: Autoscaling, rec: int) -> t
         if age < spec.scale_down_stabilization_seconds:
             down = max(down, r)
     return up, down
-
-
-def _done(
-    spec: Autoscaling,
-    current: int,
-    desired: int,
-    reason: ScalingReason,
-    message: str,
-    value: float | None,
-    rec: int | None,
-    hist: ScalingHistory,
-    now: float,
-) -> Decision:
-    if desired != current:
-        hist = replace(hist, last_change=ScalingEvent(now, current, desired, reason))
-    return Decision(desired, current, reason, message, value, rec, hist)

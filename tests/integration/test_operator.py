@@ -161,6 +161,32 @@ def test_edited_child_is_reverted(operator: OperatorThread, cluster: Cluster) ->
     eventually(lambda: cluster.service("m").spec.ports[0].port == 8000, what="port reverted")
 
 
+def test_drift_on_a_quiet_model_is_repaired_from_the_watch(
+        operator: OperatorThread, cluster: Cluster, emulator_server: EmulatorServer) -> None:
+    """Resync passes of an unchanged model skip deciding (shell.reconcile); an edit or a
+    deletion behind our back is a new version in the stores, so it is repaired at once, well
+    within one resync (60 s by default; 1 s here, the bound leaves room for a loaded CI)."""
+    ready_model(cluster)
+    settle(emulator_server, 0.3)
+    passes = operator.passes()
+    # Resync passes run and find nothing to do: their decision is remembered.
+    assert operator_writes(quiet_period(emulator_server, 2 * operator.config.resync_interval)) \
+        == []
+    assert operator.passes() > passes
+    bound = 5 * operator.config.resync_interval
+    cluster.core.patch_namespaced_service("m", cluster.ns, {"spec": {"ports": [{"port": 9999}]}})
+    eventually(lambda: cluster.service("m").spec.ports[0].port == 8000, timeout=bound,
+               what="port reverted")
+    old = cluster.deployment("m").metadata.uid
+    cluster.apps.delete_namespaced_deployment("m", cluster.ns)
+
+    def restored() -> bool:
+        deployment = cluster.deployment("m")
+        return deployment is not None and deployment.metadata.uid != old
+
+    eventually(restored, timeout=bound, what="deployment restored")
+
+
 def test_invalid_spec_stalls_without_children_or_crash(
         operator: OperatorThread, cluster: Cluster) -> None:
     bad = model_deployment("bad")

@@ -1,4 +1,8 @@
-"""Resolve facts and plan every input document: shared by `plan` and `render`."""
+"""Resolve facts and plan every input document: shared by `plan` and `render`.
+
+Planning and rendering go through the operator's own path (`controller.target`, which
+`decide()` calls): offline, every optional API counts as installed except LeaderWorkerSet
+with `--no-lws`."""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..api import GPUPool, ModelDeployment
+from ..controller.children import ChildKinds
+from ..controller.target import plan_on_cluster
 from ..errors import InvalidSpec, ModelFactsUnavailable, ModelUnresolved
 from ..facts import ModelFacts
 from ..facts.catalog import load_catalog
 from ..facts.resolve import resolve_facts
-from ..planner import Plan, default_pools, plan_deployment, unplanned
+from ..planner import Plan, default_pools, unplanned
 from .exits import EXIT_INFEASIBLE, EXIT_INVALID, EXIT_UNAVAILABLE
 from .inputs import Inputs
 
@@ -26,6 +32,12 @@ class PlannedDeployment:
     facts: ModelFacts | None  # None when the model could not be resolved
     plan: Plan
     pool: GPUPool | None
+
+
+def offline_kinds(multi_node_served: bool = True) -> ChildKinds:
+    """The optional APIs an offline plan assumes: all, LeaderWorkerSet as asked."""
+    return ChildKinds(leader_worker_set=multi_node_served, service_monitor=True,
+                      scaled_object=True, http_scaled_object=True)
 
 
 def hub_fetcher(offline: bool, endpoint: str | None = None, timeout: float = 10.0) -> Fetch | None:
@@ -61,7 +73,7 @@ def plan_all(inputs: Inputs, fetch: Fetch | None = None,
         facts: ModelFacts | None = None
         try:
             facts = resolve_facts(md.spec.model, catalog, fetch)
-            plan = plan_deployment(md, facts, pools, multi_node_served)
+            plan, _ = plan_on_cluster(md, facts, pools, offline_kinds(multi_node_served))
         except (InvalidSpec, ModelUnresolved) as exc:
             plan = unplanned(md.metadata.name, md.metadata.namespace, md.spec.model.name,
                              _failure(exc), f"{loaded.file}: ModelDeployment {md.metadata.name}: {exc}")

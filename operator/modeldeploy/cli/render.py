@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from ..controller.target import Target, render_target
 from ..errors import ModeldeployError
-from ..render import RenderOptions, render_objects, to_json, to_yaml
+from ..render import RenderOptions, to_json, to_yaml
 from .exits import EXIT_STATUS_HELP
 from .inputs import load_inputs
 from .main import app
@@ -91,7 +92,7 @@ def render_command(
             _fail(f"{where}: pool {item.plan.pool!r} is not given", EXIT_INVALID)
             continue
         try:
-            objects += render_objects(item.deployment, item.plan, item.pool, options)
+            objects += render_target(Target(item.deployment, item.plan, item.pool), options)
         except ModeldeployError as exc:
             _fail(f"{where}: {exc}", EXIT_INVALID)
     sys.stdout.write(to_json(objects) if output == RenderFormat.JSON else to_yaml(objects))

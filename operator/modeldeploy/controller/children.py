@@ -13,8 +13,6 @@ an orphan with our managed-by and name labels (left by `--cascade=orphan`) is ad
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from ..api import API_VERSION
 from ..decisions.cache import MODEL_ANNOTATION, REVISION_ANNOTATION, claim_conflict
 from ..render import ChildNames
 from ..render.cache import is_shared
+from ..render.output import short_digest
 
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -82,9 +81,7 @@ def content_hash(obj: Mapping[str, Any]) -> str:
     meta = dict(obj.get("metadata") or {})
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != APPLIED_HASH}
     meta["annotations"] = annotations
-    text = json.dumps({**obj, "metadata": meta}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return short_digest({**obj, "metadata": meta})
 
 
 def owned(obj: Mapping[str, Any], owner: Owner) -> Obj:

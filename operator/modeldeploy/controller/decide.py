@@ -29,7 +29,7 @@ from ..decisions.metrics import Scrape
 from ..decisions.startup import loading_replicas
 from ..errors import ModeldeployError
 from ..facts import ModelFacts
-from ..planner import Plan, plan_deployment, unplanned
+from ..planner import Plan
 from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
 from ..validation import validate_model_deployment
@@ -46,10 +46,9 @@ from .children import (
 )
 from .events import EventSpec, events_for
 from .layout import layout_change
-from .memo import Memo
 from .pods import ClusterCapacity, group_size, recount
 from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
-from .rollouts import FailedRevision, complete, downtime_of, failure_of, revision_of, status_of
+from .rollouts import FailedRevision, RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
 from .status import (
     TRANSIENT,
     Failure,
@@ -63,13 +62,12 @@ from .status import (
     status_patch,
     workload_of,
 )
-from .workload import WORKLOAD_KINDS, LiveWorkload, Prepared, Target, prepare, replicas_capacity
+from .target import Target, plan_on_cluster
+from .workload import WORKLOAD_KINDS, LiveWorkload, Prepared, prepare, replicas_capacity
 
 Obj = dict[str, Any]
 COMPONENT_LABEL = "app.kubernetes.io/component"
 FIELD_MANAGER = "modeldeploy"
-# Plans remembered by their inputs: a pass of an unchanged object does not search again.
-_plans: Memo[tuple[ModelFacts, Plan]] = Memo(1024)
 MISSING_API = (Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE)
 
 
@@ -115,6 +113,15 @@ class Actions:
     upgrade_queued: bool = False  # an operator-caused rollout waits for a slot
     rolled_back: FailedRevision | None = None  # the revision this decision rolled back from
     failure: Failure | None = None
+    # The same snapshot gives the same decision until this time (epoch s; None: at any
+    # time): the shell skips deciding again on inputs it already decided on, writing nothing.
+    expires: float | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether executing this decision writes anything."""
+        return bool(self.handovers or self.applies or self.deletes or self.scale is not None
+                    or self.status_patch is not None)
 
     @property
     def transient(self) -> bool:
@@ -143,46 +150,6 @@ def names_of(name: str) -> ChildNames:
     child can be found) even when the spec is invalid."""
     unvalidated: Any = ModelDeployment
     return child_names(unvalidated.model_construct(metadata=ObjectMeta(name=name)))
-
-
-def _suggest(plan: Plan) -> str:
-    return f"{plan.reason}; try: " + "; ".join(plan.suggestions) if plan.suggestions \
-        else plan.reason
-
-
-def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
-                    kinds: ChildKinds, no_pools_message: str = NO_POOLS_CLUSTER,
-                    ) -> tuple[Plan, GPUPool | Failure]:
-    """The plan and its pool, or why it cannot run here (no pools visible, no layout, no pool
-    of that name, an API missing)."""
-    if not pools:
-        return unplanned(md.metadata.name, md.metadata.namespace, md.spec.model.name,
-                         Reason.NO_POOLS_VISIBLE.value, no_pools_message), \
-            Failure(Reason.NO_POOLS_VISIBLE, no_pools_message)
-    # Layouts across nodes only where LeaderWorkerSet is served: the planner then prefers a
-    # single node, and says MultiNodeUnavailable only when nothing else fits. Remembered by
-    # its inputs (facts by identity: the entry holds them, so the identity stays theirs).
-    key = "\0".join((md.model_dump_json(), str(id(facts)), str(kinds.leader_worker_set),
-                      *(p.model_dump_json() for p in pools)))
-    _, plan = _plans.get(key, lambda: (facts, plan_deployment(
-        md, facts, list(pools), multi_node_served=kinds.leader_worker_set)))
-    if not plan.feasible:
-        reasons = {"PoolNotFound": Reason.POOL_NOT_FOUND,
-                   "MultiNodeUnavailable": Reason.MULTI_NODE_UNAVAILABLE}
-        return plan, Failure(reasons.get(plan.failure or "", Reason.NO_FEASIBLE_LAYOUT),
-                             _suggest(plan))
-    scaling = md.spec.autoscaling
-    if scaling is not None and scaling.mode == AutoscalingMode.KEDA and not kinds.scaled_object:
-        return plan, Failure(Reason.KEDA_UNAVAILABLE, (
-            "autoscaling.mode keda renders a KEDA ScaledObject, but the KEDA API "
-            "(keda.sh/v1alpha1 scaledobjects) is not installed; install KEDA or use mode "
-            "builtin"))
-    if scaling is not None and scaling.scale_to_zero and not kinds.http_scaled_object:
-        return plan, Failure(Reason.KEDA_UNAVAILABLE, (
-            "autoscaling.scaleToZero wakes the model through the KEDA HTTP add-on, but its API "
-            "(http.keda.sh/v1alpha1 httpscaledobjects) is not installed; install KEDA and the "
-            "HTTP add-on (docs/install.md) or turn scaleToZero off"))
-    return plan, next(p for p in pools if p.name == plan.pool)
 
 
 def live_replicas(workload: Mapping[str, Any]) -> int:
@@ -334,8 +301,10 @@ def _rollout_fields(run: _Pass, workload: Any) -> dict[str, Any]:
 
 
 def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | None],
-                 workload_obj: Mapping[str, Any] | None, scaled: Any) -> Observation:
-    """What the status says, from the world as it will be after this decision's writes."""
+                 workload_obj: Mapping[str, Any] | None, scaled: Any
+                 ) -> tuple[Observation, float | None]:
+    """What the status says, from the world as it will be after this decision's writes; and
+    when a pod waiting for GPUs becomes overdue (epoch s; None: none is waiting)."""
     meta = snapshot.body.get("metadata") or {}
     name = str(meta.get("name"))
     workload = workload_of(workload_obj)
@@ -347,9 +316,11 @@ def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | 
                            group_size(workload_obj))
     pending = pending_gpu(snapshot.pods) if workload is not None and \
         workload.ready < workload.desired else None
-    overdue = pending is not None and run.md is not None and run.plan is not None and \
-        run.plan.feasible and capacity_overdue(
-            pending, progress_deadline(run.md, run.plan, run.options), run.now)
+    overdue, overdue_at = False, None
+    if pending is not None and run.md is not None and run.plan is not None and run.plan.feasible:
+        deadline = progress_deadline(run.md, run.plan, run.options)
+        overdue = capacity_overdue(pending, deadline, run.now)
+        overdue_at = None if overdue or pending.since is None else pending.since + deadline
     names = names_of(name)
     return Observation(
         generation=meta.get("generation"), plan=run.plan, failure=run.failure,
@@ -357,7 +328,7 @@ def _observation(run: _Pass, snapshot: Snapshot, after: Mapping[ChildRef, Obj | 
         pending_gpu_overdue=overdue,
         selector=f"{NAME_LABEL}={name},{COMPONENT_LABEL}=server",
         endpoint=endpoint_of(after, names.service), autoscaling=autoscaling,
-        **_rollout_fields(run, workload))
+        **_rollout_fields(run, workload)), overdue_at
 
 
 def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: RenderOptions,
@@ -382,7 +353,8 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
             run.md.spec.autoscaling is not None:
         autoscaling, decision, scale = _autoscale(run, snapshot, workload_obj, now)
         scaled = (autoscaling, scale)
-    observation = dataclasses.replace(_observation(run, snapshot, after, workload_obj, scaled), cache=cache_of(
+    observed, overdue_at = _observation(run, snapshot, after, workload_obj, scaled)
+    observation = dataclasses.replace(observed, cache=cache_of(
         run.md, run.plan, owner.namespace, after, getattr(facts, "checkpoint_bytes", None)))
     previous_raw = snapshot.body.get("status") or {}
     previous = parse_status(previous_raw)
@@ -397,4 +369,15 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
         upgrading=bool(step is not None and step.upgrading),
         upgrade_queued=bool(step is not None and step.queued),
         rolled_back=step.failed if step is not None and step.rolled_back else None,
-        failure=run.failure)
+        failure=run.failure, expires=_expires(run, step, overdue_at))
+
+
+def _expires(run: _Pass, step: RolloutStep | None, overdue_at: float | None) -> float | None:
+    """Until when the same snapshot gives the same decision (epoch s; None: forever): the
+    rollout's progress deadline, a GPU wait turning overdue; an autoscaler decides by the
+    clock (its windows), so at once."""
+    if run.md is not None and run.md.spec.autoscaling is not None:
+        return run.now
+    times = [t for t in (step.deadline_at if step is not None else None, overdue_at)
+             if t is not None]
+    return min(times) if times else None

@@ -20,7 +20,8 @@ from .children import ChildRef
 from .pods import ClusterCapacity, bound_replicas, pod_hash
 from .rollouts import complete, revision_of
 from .status import Failure, Reason, workload_of
-from .workload import WORKLOAD_KINDS, Target, pods_per_replica
+from .target import Target
+from .workload import WORKLOAD_KINDS, pods_per_replica
 
 Obj = dict[str, Any]
 

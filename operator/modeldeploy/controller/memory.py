@@ -10,6 +10,7 @@ from dataclasses import fields
 from typing import Any
 
 from ..render import RolloutInputs
+from ..render.output import canonical_json
 
 ROLLOUT_STARTED = "modeldeploy.dev/rollout-started"
 ROLLOUT_INPUTS = "modeldeploy.dev/rollout-inputs"
@@ -31,8 +32,6 @@ def json_annotation(obj: Mapping[str, Any] | None, key: str) -> Any:
         return None
 
 
-def dump_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_started(obj: Mapping[str, Any] | None) -> float | None:
@@ -53,7 +52,7 @@ _INPUT_KEYS = {"free_gpus": "freeGPUs", "spare_replicas": "spareReplicas",
 
 
 def encode_inputs(inputs: RolloutInputs) -> str:
-    return dump_json({_INPUT_KEYS[name]: getattr(inputs, name) for name in _INPUT_FIELDS})
+    return canonical_json({_INPUT_KEYS[name]: getattr(inputs, name) for name in _INPUT_FIELDS})
 
 
 def parse_inputs(obj: Mapping[str, Any] | None) -> RolloutInputs | None:

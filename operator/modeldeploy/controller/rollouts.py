@@ -39,6 +39,7 @@ from ..decisions.rollout import (
 )
 from ..render import POOL_ANNOTATION, RolloutInputs
 from ..render.context import HASH_ANNOTATION
+from ..render.output import canonical_json
 from . import pods as podlib
 from .memory import (
     ROLLOUT_INPUTS as ROLLOUT_INPUTS,
@@ -46,7 +47,6 @@ from .memory import (
 from .memory import (
     ROLLOUT_STARTED,
     annotations_of,
-    dump_json,
     encode_inputs,
     json_annotation,
     parse_started,
@@ -159,7 +159,7 @@ def parse_revisions(obj: Mapping[str, Any] | None) -> list[Revision]:
 
 
 def encode_revisions(history: Sequence[Revision]) -> str:
-    return dump_json([{"hash": r.hash, "pool": r.pool, "templates": list(r.templates)}
+    return canonical_json([{"hash": r.hash, "pool": r.pool, "templates": list(r.templates)}
                   for r in history])
 
 
@@ -181,7 +181,7 @@ def parse_failed(obj: Mapping[str, Any] | None) -> FailedRevision | None:
 
 
 def encode_failed(failed: FailedRevision) -> str:
-    return dump_json({"hash": failed.hash, "generation": failed.generation, "reason": failed.reason,
+    return canonical_json({"hash": failed.hash, "generation": failed.generation, "reason": failed.reason,
                   "message": failed.message, "rolledBackTo": failed.rolled_back_to})
 
 

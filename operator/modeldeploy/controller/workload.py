@@ -25,10 +25,8 @@ from ..render import (
     RenderOptions,
     RolloutInputs,
     progress_deadline,
-    render_objects,
     rollout_strategy,
 )
-from .memo import Memo
 from .pods import ClusterCapacity, bound_replicas
 from .rollouts import (
     RolloutStep,
@@ -39,23 +37,11 @@ from .rollouts import (
     workload_to_apply,
 )
 from .status import workload_of
+from .target import Target, render_target
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
-# Renderings remembered, by their inputs: a pass of an unchanged ModelDeployment (a resync, a
-# child's status change) renders nothing. Parsing the rendered YAML is ~10 of the ~12 ms of a
-# pass (measured with bench/reconcile_bench.py's model, 2026-11-30); an entry is ~30 KB.
-_rendered: Memo[list[dict[str, Any]]] = Memo(1024)
 
 Obj = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a ModelDeployment runs as: the object, its plan, the plan's pool."""
-
-    md: ModelDeployment
-    plan: Plan
-    pool: GPUPool
 
 
 @dataclass(frozen=True)
@@ -89,15 +75,6 @@ def cache_access_mode(objects: Sequence[Mapping[str, Any]], options: RenderOptio
             if modes:
                 return str(modes[0])
     return options.cache_access_mode if options.cache_access_mode != "auto" else "ReadWriteMany"
-
-
-def render(md: ModelDeployment, plan: Plan, pool: GPUPool, options: RenderOptions,
-           inputs: RolloutInputs) -> list[Obj]:
-    """`render_objects`, remembered for the last 1024 distinct inputs (a pure function
-    of them). The objects returned are shared: callers copy what they change."""
-    key = "\0".join((md.model_dump_json(), plan.model_dump_json(), pool.model_dump_json(),
-                      options.model_dump_json(), repr(inputs)))
-    return _rendered.get(key, lambda: render_objects(md, plan, pool, options, rollout=inputs))
 
 
 def pods_per_replica(plan: Plan) -> int:
@@ -147,8 +124,9 @@ def prepare(target: Target, options: RenderOptions, seen: LiveWorkload) -> Prepa
     `UpgradeSlots` said one is free); `Prepared.step.upgrading` says whether it holds one."""
     md, plan, pool, live = target.md, target.plan, target.pool, seen.live
     recorded = parse_inputs(live) if live is not None else None
-    inputs = recorded or RolloutInputs()
-    objects = render(md, plan, pool, options, inputs)
+    # Nothing recorded (a first create): the inputs observed now, as a new revision gets.
+    inputs = recorded or observed_inputs(md, plan, pool, seen.capacity, live)
+    objects = render_target(target, options, inputs)
     decided = step(RolloutView(
         desired=_workload_in(objects), live=live, pods=seen.pods, generation=seen.generation,
         auto_rollback=md.spec.rollout.auto_rollback,
@@ -159,7 +137,7 @@ def prepare(target: Target, options: RenderOptions, seen: LiveWorkload) -> Prepa
         fresh = observed_inputs(md, plan, pool, seen.capacity, live)
         if fresh != inputs:
             inputs = fresh
-            objects = render(md, plan, pool, options, inputs)
+            objects = render_target(target, options, inputs)
     rendered = _workload_in(objects)
     workload = workload_to_apply(rendered, decided, inputs, seen.generation)
     objects = [workload if o is rendered else o for o in objects]

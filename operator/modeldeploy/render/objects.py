@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +23,7 @@ from .context import (
 )
 from .engine import POD_TEMPLATE, render_fragment, render_object, render_workload
 from .options import RenderOptions
+from .output import short_digest
 from .rollout import RolloutInputs
 from .scaletozero import scale_to_zero_objects
 
@@ -45,8 +44,7 @@ def pod_template_hash(*templates: Mapping[str, Any]) -> str:
         else:
             meta.pop("annotations", None)
         cleaned.append({**template, "metadata": meta})
-    text = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return short_digest(cleaned)
 
 
 def _pod_template(pod: Pod) -> dict[str, Any]:

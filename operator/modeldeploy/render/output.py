@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -32,3 +33,15 @@ def to_json(objects: Sequence[dict[str, Any]]) -> str:
     """A Kubernetes List (what `kubectl apply -f -` accepts as JSON)."""
     doc = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value: keys sorted, no spaces, UTF-8 kept. What hashes and the rollout
+    memory annotations are computed from; changing it changes every stored hash."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def short_digest(value: Any) -> str:
+    """16 hex digits of the SHA-256 of `canonical_json(value)`."""
+    text = canonical_json(value)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]

@@ -83,6 +83,7 @@ class Controller:
     def forget(self, key: Key, uid: str) -> None:
         if self.ctx.autoscaler is not None:
             self.ctx.autoscaler.forget(uid)
+        self.ctx.quiet.pop(uid, None)
         self._queued.discard(key)
         self._failures.pop(key, None)
         self._locks.pop(key, None)

@@ -9,6 +9,13 @@
   triggers nothing. When a child write fails, the pass decides again with that failure (no
   write, the failure in the status). It raises only when the API refused a status or scale
   write; the controller retries.
+
+A decision that wrote nothing is remembered with the versions of what it read (the
+ModelDeployment's and each child's resourceVersion, the revisions of the pod, node and pool
+stores, the installed APIs, the facts): a later pass on the same versions, before the
+decision's `expires` (a rollout's progress deadline, say), skips deciding — it would decide
+the same and write nothing. A resync of an unchanged fleet costs a version comparison per
+object (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import ModelDeployment, ModelDeploymentStatus
@@ -70,6 +77,8 @@ class ReconcileContext:
     # Leader election (`shell.leader`): False on a standby replica, which reconciles nothing.
     leading: Callable[[], bool] = lambda: True
     rediscover_after: float = 60.0  # s between discoveries asked for by a missing API
+    # Decisions that wrote nothing, by ModelDeployment uid (see the module docstring).
+    quiet: dict[str, Quiet] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,35 @@ class Outcome:
     status: ModelDeploymentStatus
     writes: int
     transient: bool
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """A decision that wrote nothing: the versions it read, until when it holds, its outcome."""
+
+    inputs: tuple[Any, ...]
+    expires: float | None
+    outcome: Outcome
+    facts: object  # held, so the identity in `inputs` stays theirs
+
+
+def inputs_of(ctx: ReconcileContext, snapshot: Snapshot,
+              facts: ModelFacts | Failure | None) -> tuple[Any, ...] | None:
+    """The versions of everything `decide` reads from this snapshot (None: something has no
+    version, so nothing is skipped). Scrapes and the autoscaler's memory are not versioned:
+    an autoscaled decision expires at once."""
+    version = (snapshot.body.get("metadata") or {}).get("resourceVersion")
+    if not version:
+        return None
+    children = []
+    for ref, obj in snapshot.children.items():
+        child_version = (obj.get("metadata") or {}).get("resourceVersion") if obj else None
+        if obj is not None and not child_version:
+            return None
+        children.append((ref, child_version))
+    return (str(version), tuple(children), ctx.view.cluster_revision(), snapshot.kinds,
+            id(facts) if isinstance(facts, ModelFacts) else facts, snapshot.upgrade_slot,
+            snapshot.namespaced, id(ctx.render))
 
 
 # --- observe ---------------------------------------------------------------------------------
@@ -252,14 +290,26 @@ async def execute(ctx: ReconcileContext, snapshot: Snapshot, actions: Actions,
 
 
 async def reconcile(ctx: ReconcileContext, body: Mapping[str, Any]) -> Outcome:
-    """observe -> decide -> execute for one ModelDeployment."""
+    """observe -> decide -> execute for one ModelDeployment (decide skipped on the inputs of
+    a decision that wrote nothing and has not expired)."""
     now = ctx.wall()
     snapshot, facts = await observe(ctx, body, now)
-    actions = decide(snapshot, facts, ctx.render, now)
     uid = str((body.get("metadata") or {}).get("uid"))
+    inputs = inputs_of(ctx, snapshot, facts)
+    last = ctx.quiet.get(uid)
+    if inputs is not None and last is not None and last.inputs == inputs and \
+            (last.expires is None or now < last.expires):
+        return last.outcome
+    actions = decide(snapshot, facts, ctx.render, now)
     # Taking the slot and deciding again happen with no await between: concurrent passes
     # cannot all see a free slot.
     if actions.upgrade_queued and ctx.upgrades is not None and ctx.upgrades.acquire(uid, now):
         snapshot = dataclasses.replace(snapshot, upgrade_slot=True)
         actions = decide(snapshot, facts, ctx.render, now)
-    return await execute(ctx, snapshot, actions, facts, now)
+    outcome = await execute(ctx, snapshot, actions, facts, now)
+    if inputs is not None and outcome.writes == 0 and not actions.writes and \
+            actions.failure is None and not actions.upgrading and not actions.upgrade_queued:
+        ctx.quiet[uid] = Quiet(inputs, actions.expires, outcome, facts)
+    else:
+        ctx.quiet.pop(uid, None)
+    return outcome

@@ -276,6 +276,12 @@ class ClusterView:
                 if (p.get("metadata") or {}).get("namespace") == namespace
                 and ((p.get("metadata") or {}).get("labels") or {}).get(NAME_LABEL) == name]
 
+    def cluster_revision(self) -> tuple[int, ...]:
+        """Changes whenever a pod, a node, a GPUPool or the pools ConfigMap changes (what a
+        decision reads besides the ModelDeployment and its children)."""
+        return tuple(self.stores[kind].revision for kind in (POD, NODE, GPU_POOL, CONFIG_MAP)
+                     if kind in self.stores)
+
     def capacity(self) -> ClusterCapacity | None:
         """Nodes and unfinished pods; None in a namespaced install (capacity unknown)."""
         if not self.clusterwide:

@@ -15,6 +15,7 @@ fails, the shell decides again with `write_failure`: no write, the failure in th
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from ..facts import ModelFacts
 from ..planner import Plan
 from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
+from ..render.output import canonical_json
 from ..validation import validate_model_deployment
 from .cache_status import cache_of
 from .children import (
@@ -46,6 +48,7 @@ from .children import (
 )
 from .events import EventSpec, events_for
 from .layout import layout_change
+from .memo import Memo
 from .pods import ClusterCapacity, group_size, recount
 from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .rollouts import FailedRevision, RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
@@ -69,6 +72,7 @@ Obj = dict[str, Any]
 COMPONENT_LABEL = "app.kubernetes.io/component"
 FIELD_MANAGER = "modeldeploy"
 MISSING_API = (Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE)
+_parsed: Memo[ModelDeployment] = Memo(4096)
 
 
 @dataclass(frozen=True)
@@ -141,10 +145,16 @@ def as_failure(exc: ModeldeployError) -> Failure:
 
 def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
     """The typed object, or InvalidSpec naming the offending field: the one validation path
-    `plan` and `render` share (modeldeploy.validation)."""
-    return validate_model_deployment(body)
+    `plan` and `render` share (modeldeploy.validation). Valid bodies are remembered by their
+    content (the schema check is ~1 ms; observe and decide both parse)."""
+    try:
+        key = canonical_json(body)
+    except (TypeError, ValueError):  # not JSON (a hand-built body): validation says why
+        return validate_model_deployment(body)
+    return _parsed.get(key, lambda: validate_model_deployment(body))
 
 
+@functools.lru_cache(maxsize=4096)
 def names_of(name: str) -> ChildNames:
     """The children's names: they derive from the name alone, so they are known (and an old
     child can be found) even when the spec is invalid."""

@@ -98,11 +98,16 @@ class Quiet:
     facts: object  # held, so the identity in `inputs` stays theirs
 
 
+# Snapshot fields stood for by versions: the ModelDeployment's and each child's
+# resourceVersion, and the pod / node / pool stores' revisions (`ClusterView.cluster_revision`).
+# Every other field is compared by value, so a field added to Snapshot is never overlooked.
+_VERSIONED = frozenset({"body", "children", "pods", "pools", "capacity"})
+
+
 def inputs_of(ctx: ReconcileContext, snapshot: Snapshot,
               facts: ModelFacts | Failure | None) -> tuple[Any, ...] | None:
-    """The versions of everything `decide` reads from this snapshot (None: something has no
-    version, so nothing is skipped). Scrapes and the autoscaler's memory are not versioned:
-    an autoscaled decision expires at once."""
+    """What `decide` reads from this snapshot, by version where the stores keep one, else by
+    value (None: something has no version, so nothing is skipped)."""
     version = (snapshot.body.get("metadata") or {}).get("resourceVersion")
     if not version:
         return None
@@ -112,9 +117,10 @@ def inputs_of(ctx: ReconcileContext, snapshot: Snapshot,
         if obj is not None and not child_version:
             return None
         children.append((ref, child_version))
-    return (str(version), tuple(children), ctx.view.cluster_revision(), snapshot.kinds,
-            id(facts) if isinstance(facts, ModelFacts) else facts, snapshot.upgrade_slot,
-            snapshot.namespaced, id(ctx.render))
+    others = tuple((f.name, getattr(snapshot, f.name)) for f in dataclasses.fields(snapshot)
+                   if f.name not in _VERSIONED)
+    return (str(version), tuple(children), ctx.view.cluster_revision(), others,
+            id(facts) if isinstance(facts, ModelFacts) else facts, id(ctx.render))
 
 
 # --- observe ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ one-line reason. An entry that no longer breaks its rule fails too, so the list 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,20 @@ def test_the_checker_sees_a_long_function_and_many_parameters(tmp_path: Path) ->
         "@app.command('x')\ndef cli(a, b, c, d, e, f, g):\n    pass\n", encoding="utf-8")
     keys = {b.key for b in breaches(tmp_path)}
     assert keys == {"m.py::long", "m.py::C.many"}
+
+
+def _package_map() -> str:
+    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("operator/modeldeploy/   the package")
+    return readme[start:readme.index("```", start)]
+
+
+def test_the_readme_package_map_names_every_package_and_module() -> None:
+    """The README's map stays true: every package and top-level module is in it, and so is
+    every module of the reconcile core (where a newcomer looks for a concept)."""
+    words = set(re.findall(r"[a-z_]+", _package_map()))
+    top = {p.stem for p in PACKAGE.iterdir()
+           if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"}
+    controller = {p.stem for p in (PACKAGE / "controller").glob("*.py")}
+    missing = sorted((top | controller) - {"__init__"} - words)
+    assert not missing, f"README package map does not name: {missing}"

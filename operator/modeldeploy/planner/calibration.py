@@ -26,9 +26,7 @@ from .performance import hardware_for, layout_load
 # Measured checkpoints with the architecture of a catalog entry (bench/data/README.md).
 SAME_ARCHITECTURE = {"meta-llama/Llama-3.1-70B": "meta-llama/Llama-3.3-70B-Instruct"}
 MEASURED_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
-MXFP4_BYTES = 4.25 / 8
-# vLLM's default --max-num-seqs for the measured runs (vllm/engine/arg_utils.py, V1 defaults).
-MEASURED_MAX_NUM_SEQS = 256  # 4-bit values + one 8-bit scale per 32 (OCP MX spec)
+MXFP4_BYTES = 4.25 / 8  # 4-bit values + one 8-bit scale per 32 (OCP MX spec)
 
 
 @dataclass(frozen=True)

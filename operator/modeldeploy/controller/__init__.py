@@ -17,5 +17,6 @@ Where each concept lives:
 - status: `status` (kstatus conditions), `events` (from the status diff), `cache_status`;
 - pools: `discovery` (from node labels), `poolconfig` (a namespaced install's ConfigMap),
   `poolstatus` (GPUPool status); capacity: `pods`;
-- children: `children` (what to apply or delete, ownership, drift by containment).
+- children: `children` (what to apply or delete, ownership, drift by containment);
+- leader election: `leader` (the Lease decisions); memoising pure results: `memo`.
 """

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ..api import API_VERSION, GPUPool
 from ..controller.children import NAME_LABEL, ChildKinds, ChildRef
@@ -36,6 +36,7 @@ from ..validation import validate_gpu_pool
 from .informer import Informer, OnChange, Store
 from .kube import Kube, KubeError
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
@@ -121,6 +122,8 @@ class ClusterView:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _discovered_at: float = 0.0
     _discovering: asyncio.Task[None] | None = None
+    # Views derived from whole stores (capacity, pools), kept until one of their stores changes.
+    _derived: dict[str, tuple[tuple[int, ...], Any]] = field(default_factory=dict)
 
     @property
     def clusterwide(self) -> bool:
@@ -282,18 +285,33 @@ class ClusterView:
         return tuple(self.stores[kind].revision for kind in (POD, NODE, GPU_POOL, CONFIG_MAP)
                      if kind in self.stores)
 
+    def _derive(self, name: str, kinds: tuple[Kind, ...], compute: Callable[[], T]) -> T:
+        """`compute()`, remembered until one of the stores of `kinds` changes (a pass reads
+        these views; a resync of N objects would otherwise rebuild them N times)."""
+        revisions = tuple(self.stores[k].revision for k in kinds if k in self.stores)
+        held = self._derived.get(name)
+        if held is not None and held[0] == revisions:
+            return cast(T, held[1])
+        value = compute()
+        self._derived[name] = (revisions, value)
+        return value
+
     def capacity(self) -> ClusterCapacity | None:
         """Nodes and unfinished pods; None in a namespaced install (capacity unknown)."""
         if not self.clusterwide:
             return None
-        pods = tuple(p for p in self.stores[POD]
-                     if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
-        return ClusterCapacity(tuple(self.stores[NODE]), pods)
+        return self._derive("capacity", (NODE, POD), lambda: ClusterCapacity(
+            tuple(self.stores[NODE]),
+            tuple(p for p in self.stores[POD]
+                  if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))))
 
     def pools(self) -> list[GPUPool]:
         """GPUPool objects; else pools discovered from Node labels; in a namespaced install the
         pools of the pools ConfigMap (none without it: the packaged catalog is for offline
-        planning only)."""
+        planning only). Validated once per change of those stores."""
+        return list(self._derive("pools", (GPU_POOL, NODE, CONFIG_MAP), self._pools))
+
+    def _pools(self) -> list[GPUPool]:
         if not self.clusterwide:
             pools, problems = pools_from_config_maps(list(self.stores.get(CONFIG_MAP) or []))
             for problem in problems:

@@ -59,6 +59,8 @@ def _table(planned: list[PlannedDeployment], console: Console) -> None:
         console.print(f"{p.file}: ModelDeployment [bold]{p.name}[/bold]: {p.reason}", highlight=False)
         for s in p.suggestions:
             console.print(f"  would fit: {s}", highlight=False)
+        if p.parameters_source:
+            console.print(f"  weights: {p.parameters_source}", highlight=False)
         for note in p.notes:
             console.print(f"  note: {note}", highlight=False)
 

@@ -270,6 +270,8 @@ def facts_from_hf(
     if counts is not None and not counts.parameters and counts.total_bytes and quant is None:
         parameters, dtype = _from_total_size(counts.total_bytes, dtype, parts.total)
         exact = True
+    if quant is not None and counts is not None and counts.bytes:
+        exact = True  # the weights are the stored bytes; the parameter count comes from the shapes
     dtype = stored or dtype
     param_source = ParameterSource.SAFETENSORS if exact else ParameterSource.ESTIMATE
     architectures = [str(a) for a in (config.get("architectures") or loaded.top.get("architectures") or [])]

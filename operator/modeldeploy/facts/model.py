@@ -108,6 +108,23 @@ class ModelFacts(BaseModel):
         return self.quantization.weight_block_size if self.quantization else None
 
     @property
+    def parameter_provenance(self) -> str:
+        """Where the weight sizing came from, in one phrase a plan repeats ("exact: …" or
+        "estimated: …"); e.g. "exact: safetensors metadata (catalog, commit 6f6073b), BF16"."""
+        if self.parameter_source == ParameterSource.SPEC:
+            return "as written: spec.model.architecture.parameters"
+        if self.parameter_source == ParameterSource.ESTIMATE:
+            return "estimated: from config.json shapes (no safetensors counts)"
+        origin = {FactsSource.CATALOG: "the checkpoint's safetensors counts recorded in the built-in catalog",
+                  FactsSource.HUB: "the hub's safetensors metadata",
+                  FactsSource.HF_CONFIG: "spec.model.checkpointBytes"}.get(self.source, str(self.source))
+        commit = f" (commit {self.checkpoint_commit[:12]})" if self.checkpoint_commit else ""
+        size = f"{self.checkpoint_bytes / 1024**3:.1f} GiB" if self.checkpoint_bytes else ""
+        what = (f"{size} of {self.native_quantization} weights" if self.quantization
+                else f"{self.parameters:,} {self.native_dtype} parameters" + (f" ({size})" if size else ""))
+        return f"exact: {what}, from {origin}{commit}"
+
+    @property
     def is_multimodal(self) -> bool:
         """A vision/audio tower sits beside the language model (vLLM profiles its encoder too)."""
         return self.vision_parameters > 0

@@ -100,6 +100,8 @@ class Plan(_Out):
     rejected: list[Rejection] = Field(default_factory=list)
     suggestions: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="How the sizing was done where it is not exact")
+    parameters_source: str | None = Field(
+        default=None, description="Where the weight sizing came from: exact (safetensors metadata, with origin and commit) or estimated")
 
 
 def unplanned(name: str, namespace: str | None, model: str, failure: str, error: str) -> Plan:

@@ -298,6 +298,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     vllm = profile_for_image(md.spec.serving.image)
     base: dict[str, Any] = dict(
         vllm_version=vllm.version, notes=[*([vllm.note] if vllm.note else []), *facts.notes],
+        parameters_source=facts.parameter_provenance,
         name=md.metadata.name, namespace=md.metadata.namespace, model=facts.id,
         max_model_len=req.max_model_len, max_num_seqs=md.spec.serving.max_num_seqs,
         kv_sequences=req.kv_sequences, kv_cache_dtype=str(md.spec.serving.kv_cache_dtype),

@@ -1,0 +1,217 @@
+"""Write each catalog entry's `checkpoint:` block (safetensors counts by dtype, total bytes, source)
+from tools/checkpoint_inventory.py, refusing any entry whose derived inventory disagrees with the
+published number recorded here. Developer tool (needs torch, see tools/README.md).
+
+Usage: tools/catalog_counts.py [--check] [ID ...]   (no ID: every entry listed in EVIDENCE)
+
+EVIDENCE maps a repo id to what was published about its checkpoint and where:
+- params: the hub's safetensors parameter total (`model_info(expand=["safetensors"])`) or the
+  parameter count the model card prints exactly;
+- by_dtype: the hub's per-dtype counts, when quoted;
+- bytes: model.safetensors.index.json `metadata.total_size`;
+- same_as: another entry whose checkpoint has the same tensor inventory (same config shapes);
+- none of them: derived only (the source says so).
+Published numbers were found with the code-search tool (exact string search over public
+repositories quoting the hub's answers); each `where` names what was quoted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from checkpoint_inventory import checkpoint_block, inventory, replace_block, total_bytes
+
+MODELS = Path(__file__).resolve().parents[1] / "operator" / "modeldeploy" / "data" / "models"
+HUB = "https://huggingface.co/"
+INDEX = "/blob/main/model.safetensors.index.json"
+API = "https://huggingface.co/api/models/{}?expand[]=safetensors"
+
+
+def _index(repo: str, size: int) -> dict[str, Any]:
+    return {"bytes": size, "where": f"{HUB}{repo}{INDEX} metadata.total_size = {size}"}
+
+
+def _api(repo: str, total: int) -> dict[str, Any]:
+    return {"params": total, "where": f"{API.format(repo)} safetensors.total = {total}"}
+
+
+LLAMA2_NOTE = ("rotary_emb.inv_freq buffers (layers × 64 F32) are stored too: the converted checkpoints"
+               " kept them")
+EVIDENCE: dict[str, dict[str, Any]] = {
+    "Qwen/Qwen2.5-7B-Instruct": _index("Qwen/Qwen2.5-7B-Instruct", 15231233024),
+    "Qwen/Qwen2.5-7B": {"same_as": "Qwen/Qwen2.5-7B-Instruct"},
+    "Qwen/Qwen2.5-32B": _index("Qwen/Qwen2.5-32B-Instruct", 65527752704),
+    "Qwen/Qwen2.5-72B-Instruct": _index("Qwen/Qwen2.5-72B-Instruct", 145412407296),
+    "Qwen/Qwen2.5-72B": {"same_as": "Qwen/Qwen2.5-72B-Instruct"},
+    "Qwen/Qwen2.5-Coder-32B-Instruct": {"same_as": "Qwen/Qwen2.5-32B"},
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": {"same_as": "Qwen/Qwen2.5-32B"},
+    "Qwen/Qwen3-0.6B": {"bytes": 1192099840, "where": "the 310 tensors of Qwen/Qwen3-0.6B's model.safetensors"
+                        " sum to 1192099840 bytes (embeddings tied: stored once)"},
+    "Qwen/Qwen3-1.7B": {"bytes": 3441149952, "where": "Qwen/Qwen3-1.7B's model.safetensors: 310 tensors,"
+                        " 1720574976 weights, 3441149952 bytes"},
+    "Qwen/Qwen3-8B": {"by_dtype": {"BF16": 8190735360}, "where": API.format("Qwen/Qwen3-8B")
+                      + ' = {"parameters":{"BF16":8190735360},"total":8190735360}'},
+    "Qwen/Qwen3-14B": _index("Qwen/Qwen3-14B", 29536614400),
+    "Qwen/Qwen3-32B": _index("Qwen/Qwen3-32B", 65524246528),
+    "Qwen/Qwen3-30B-A3B": {"params": 30532122624, "bytes": 61064245248,
+                           "where": f"{API.format('Qwen/Qwen3-30B-A3B')} total 30532122624; Qwen3-30B-A3B-"
+                                    "Instruct-2507 (same shapes) safetensors total_size 61064245248"},
+    "Qwen/Qwen3-235B-A22B": {"params": 235093634560, "bytes": 470187269120,
+                             "where": f"{HUB}Qwen/Qwen3-235B-A22B{INDEX} metadata.total_size = 470187269120"
+                                      " (235093634560 BF16 parameters)"},
+    "Qwen/Qwen3-Coder-480B-A35B-Instruct": {
+        "by_dtype": {"BF16": 480154875392}, "commit": "9d90cf8fca1bf7b7acca42d3fc9ae694a2194069",
+        "where": API.format("Qwen/Qwen3-Coder-480B-A35B-Instruct") + " at revision 9d90cf8f: BF16 480154875392"},
+    "Qwen/Qwen3-Next-80B-A3B-Instruct": {
+        "params": 81324862720, "dtype_note": True, "mtp_layers": 1,
+        "where": API.format("Qwen/Qwen3-Next-80B-A3B-Instruct") + " safetensors.total = 81324862720"
+                 " (includes the MTP layer the transformers class does not build)"},
+    "Qwen/Qwen3-Next-80B-A3B-Thinking": {"same_as": "Qwen/Qwen3-Next-80B-A3B-Instruct", "mtp_layers": 1},
+    "Qwen/Qwen3.5-122B-A10B": {
+        "bytes": 250173007840,
+        "where": "Qwen/Qwen3.5-122B-A10B safetensors bytes 250173007840 (hub); reproduced only with"
+                 " linear_attn.A_log (or dt_bias: same count) and linear_attn.norm in F32 and the MTP layer"},
+    "Qwen/Qwen3.5-27B": {"rule_from": "Qwen/Qwen3.5-122B-A10B"},
+    "Qwen/Qwen3.5-35B-A3B": {"rule_from": "Qwen/Qwen3.5-122B-A10B"},
+    "Qwen/Qwen3.5-397B-A17B": {"rule_from": "Qwen/Qwen3.5-122B-A10B"},
+    "Qwen/Qwen3-32B-FP8": {
+        "by_dtype": {"BF16": 1558406144, "F8_E4M3": 31205621760}, "scale_dtype": "BF16",
+        "where": API.format("Qwen/Qwen3-32B-FP8") + ' = {"parameters":{"BF16":1558406144,'
+                 '"F8_E4M3":31205621760},"total":32764027904} (block scales weight_scale_inv in BF16)'},
+    "Qwen/Qwen3-30B-A3B-FP8": {
+        "by_dtype": {"BF16": 636948480, "F8_E4M3": 29896998912}, "scale_dtype": "BF16",
+        "where": API.format("Qwen/Qwen3-30B-A3B-Instruct-2507-FP8") + " (same shapes and quantization) ="
+                 " {BF16: 636948480, F8_E4M3: 29896998912}, total 30533947392"},
+    "Qwen/Qwen3-235B-A22B-FP8": {
+        "params": 235107904512, "scale_dtype": "BF16",
+        "where": API.format("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8") + " (same shapes and quantization)"
+                 " safetensors.total = 235107904512"},
+    "deepseek-ai/DeepSeek-V3": {
+        "by_dtype": {"BF16": 3918786560, "F8_E4M3": 680571043840, "F32": 41555600},
+        "where": API.format("deepseek-ai/DeepSeek-V3") + ' = {"parameters":{"BF16":3918786560,'
+                 '"F8_E4M3":680571043840,"F32":41555600},"total":684531386000}: the MTP layer 61 (own'
+                 " embed_tokens and shared_head.head, eh_proj in BF16), F32 block scales and router bias"},
+    "deepseek-ai/DeepSeek-R1": {"same_as": "deepseek-ai/DeepSeek-V3"},
+    "deepseek-ai/DeepSeek-V2-Lite": _index("deepseek-ai/DeepSeek-V2-Lite", 31412968448),
+    "google/gemma-2-9b-it": {
+        "bytes": 18483411968, "stored": "BF16", "commit": "dc3d2d5f1517d6f238b394372c8d5d728f56cc15",
+        "where": f"{HUB}google/gemma-2-9b-it{INDEX} at weights revision dc3d2d5f: 464 tensors, total_size"
+                 " 18483411968 (the shards are BF16 although config.json says torch_dtype float32)"},
+    "google/gemma-2-27b-it": _api("google/gemma-2-27b-it", 27227128320),
+    "meta-llama/Llama-2-7b-hf": {
+        "inv_freq": True, "bytes": 13476839424, "params": 6738417664,
+        "where": f"{HUB}meta-llama/Llama-2-7b-hf{INDEX} metadata.total_size = 13476839424 and the hub's"
+                 f" count 6738417664 (NousResearch/Llama-2-7b-hf copy); {LLAMA2_NOTE}"},
+    "meta-llama/Llama-2-13b-hf": {
+        "inv_freq": True, "params": 13015866880,
+        "where": f"{API.format('NousResearch/Llama-2-13b-hf')} (a copy of meta-llama/Llama-2-13b-hf)"
+                 f" safetensors.total = 13015866880; {LLAMA2_NOTE}"},
+    "meta-llama/Llama-2-70b-hf": {
+        "inv_freq": True, "bytes": 137953316864,
+        "where": f"{HUB}meta-llama/Llama-2-70b-hf{INDEX} metadata.total_size = 137953316864; {LLAMA2_NOTE}"},
+    "meta-llama/Llama-3.1-8B-Instruct": _index("meta-llama/Llama-3.1-8B-Instruct", 16060522496),
+    "meta-llama/Meta-Llama-3.1-8B": {"same_as": "meta-llama/Llama-3.1-8B-Instruct"},
+    "meta-llama/Llama-3.1-70B-Instruct": _index("meta-llama/Llama-3.1-70B-Instruct", 141107412992),
+    "meta-llama/Llama-3.3-70B-Instruct": _index("meta-llama/Llama-3.3-70B-Instruct", 141107412992),
+    "meta-llama/Meta-Llama-3.1-70B": {"same_as": "meta-llama/Llama-3.1-70B-Instruct"},
+    "meta-llama/Llama-3.1-405B-Instruct": {
+        "bytes": 811706777600, "where": "Meta-Llama-3.1-405B BF16 weights 811706777600 bytes (unsloth/"
+                                        "Meta-Llama-3.1-405B, a copy of the same checkpoint)"},
+    "meta-llama/Meta-Llama-3.1-405B": {"same_as": "meta-llama/Llama-3.1-405B-Instruct"},
+    "meta-llama/Llama-3.2-3B-Instruct": _api("meta-llama/Llama-3.2-3B-Instruct", 3212749824),
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct": _api("meta-llama/Llama-4-Scout-17B-16E-Instruct", 108641793536),
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct": {
+        "params": 401583781376, "where": "Llama 4 Maverick's parameter count 401583781376 as billed by a"
+                                         " hosting provider (Fireworks usage export)"},
+    "microsoft/phi-4": _index("microsoft/phi-4", 29319014400),
+    "mistralai/Mistral-Nemo-Instruct-2407": _index("mistralai/Mistral-Nemo-Instruct-2407", 24495564800),
+    "mistralai/Mistral-Large-Instruct-2407": {},
+    "mistralai/Mixtral-8x7B-Instruct-v0.1": {
+        "bytes": 93405585408, "where": "Mixtral-8x7B model.safetensors.index.json metadata.total_size ="
+                                      " 93405585408"},
+    "mistralai/Mixtral-8x7B-v0.1": {"same_as": "mistralai/Mixtral-8x7B-Instruct-v0.1"},
+    "mistralai/Mixtral-8x22B-v0.1": {
+        "bytes": 281241268224, "where": "mistralai/Mixtral-8x22B-v0.1's 59 shards: 1739 tensors,"
+                                        " 281241268224 tensor payload bytes"},
+    "codellama/CodeLlama-34b-Instruct-hf": {
+        "params": 33743970304, "where": "33743970304 parameters listed for Phind CodeLlama-34B (the same"
+                                        " CodeLlama-34b shapes) by a hosting provider; inv_freq buffers, if"
+                                        " the checkpoint kept them, are not counted"},
+}
+
+
+def _source(repo: str, ev: dict[str, Any], cls: str) -> str:
+    """The checkpoint source: the published number's address first, then how it was reproduced."""
+    derived = (f"derived by tools/checkpoint_inventory.py from this config.json through transformers"
+               f" {_transformers_version()} {cls} on the meta device (+ tensors the checkpoint stores that"
+               " the class does not build)")
+    page = f"{HUB}{repo}"
+    if "same_as" in ev:
+        return (f"{page}: same tensor inventory as {ev['same_as']} (same config shapes), whose published"
+                f" count it equals; {derived}")
+    if "rule_from" in ev:
+        return (f"{page}: no published count found offline; {derived}; its F32 tensors and MTP layer"
+                f" follow {ev['rule_from']}, whose published total that derivation reproduces exactly")
+    if "where" not in ev:
+        return f"{page}: no published count found offline; {derived} only"
+    where = ev["where"] if ev["where"].startswith("https://") else f"{page}: {ev['where']}"
+    note = ("; per-dtype split as in Qwen3.5 (A_log, gated norm in F32): the hub gives the total only"
+            if ev.get("dtype_note") else "")
+    return f"{where}{note}; reproduced exactly: {derived}"
+
+
+def _transformers_version() -> str:
+    import transformers
+    return str(transformers.__version__)
+
+
+def _evidence_matches(counts: dict[str, int], ev: dict[str, Any]) -> list[str]:
+    """What the derived inventory gets wrong against the published numbers (empty: agrees)."""
+    wrong = []
+    if "by_dtype" in ev and {d: n for d, n in counts.items() if n} != ev["by_dtype"]:
+        wrong.append(f"by dtype {counts} != published {ev['by_dtype']}")
+    if "params" in ev and sum(counts.values()) != ev["params"]:
+        wrong.append(f"total {sum(counts.values())} != published {ev['params']}")
+    if "bytes" in ev and total_bytes(counts) != ev["bytes"]:  # type: ignore[arg-type]
+        wrong.append(f"bytes {total_bytes(counts)} != published {ev['bytes']}")  # type: ignore[arg-type]
+    return wrong
+
+
+def run(ids: list[str], check: bool) -> int:
+    failures = 0
+    derived: dict[str, dict[str, int]] = {}
+    for repo in ids or list(EVIDENCE):
+        ev = EVIDENCE[repo]
+        path = MODELS / (repo.replace("/", "--") + ".yaml")
+        text = path.read_text(encoding="utf-8")
+        entry = yaml.safe_load(text)
+        config = dict(entry["config"])
+        if ev.get("mtp_layers"):  # the checkpoint holds MTP layers its config.json does not mention
+            config["mtp_num_hidden_layers"] = ev["mtp_layers"]
+        counts, _ = inventory(config, ev.get("stored"), ev.get("scale_dtype", "F32"))
+        if ev.get("inv_freq"):  # one rotary inv_freq buffer (head_dim / 2, F32) per layer, as converted
+            heads = config["hidden_size"] // config["num_attention_heads"]
+            counts["F32"] += config["num_hidden_layers"] * heads // 2
+        derived[repo] = dict(counts)
+        target = EVIDENCE.get(ev.get("same_as", ""), ev)
+        wrong = _evidence_matches(dict(counts), target)
+        if "same_as" in ev and ev["same_as"] in derived and derived[ev["same_as"]] != dict(counts):
+            wrong.append(f"differs from {ev['same_as']}")
+        if wrong:
+            failures += 1
+            print(f"DISAGREES {repo}: {'; '.join(wrong)}")
+            continue
+        print(f"ok {repo}: {dict(counts)} {total_bytes(counts)}")
+        if not check:
+            cls = entry["config"]["architectures"][0]
+            block = checkpoint_block(counts, _source(repo, ev, cls), ev.get("commit"))
+            path.write_text(replace_block(text, block), encoding="utf-8")
+    return failures
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sys.exit(1 if run([a for a in args if a != "--check"], "--check" in args) else 0)

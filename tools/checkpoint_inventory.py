@@ -1,0 +1,252 @@
+"""Derive a catalog checkpoint's safetensors inventory (parameters by stored dtype, total bytes)
+from its config.json through the transformers reference implementation. Developer tool: not used
+by `make test` or the operator; needs torch (a separate venv, see tools/README.md).
+
+The model class named by `architectures[0]` is built on the meta device (no memory, no weights);
+every parameter it registers is one stored tensor (tied weights once). Then the differences
+between the class and what the published checkpoint stores are applied explicitly:
+- multi-token-prediction layers the class does not build (DeepSeek-V3 `num_nextn_predict_layers`,
+  Qwen3-Next / Qwen3.5 `mtp_num_hidden_layers`),
+- quantized layouts (FP8 block / per-channel weight + scale, AWQ packed int32 + fp16 scales,
+  MXFP4 blocks + scales), with the modules each method leaves in 16 bits.
+
+Usage: tools/checkpoint_inventory.py FILE.yaml [...]  → one JSON line per file.
+Every derived inventory is a claim to cross-check against a published number (hub page
+"Model size", model.safetensors.index.json total_size) before it goes into the catalog.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+import yaml
+
+BYTES = {"BF16": 2, "F16": 2, "F32": 4, "F8_E4M3": 1, "I32": 4, "U8": 1, "I8": 1}
+FLOAT = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
+
+
+def _text(cfg: dict[str, Any]) -> dict[str, Any]:
+    return cfg.get("text_config") or cfg
+
+
+def _stored_float(cfg: dict[str, Any], override: str | None) -> str:
+    if override:
+        return override
+    text = _text(cfg)
+    name = text.get("torch_dtype") or text.get("dtype") or cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
+    return FLOAT[str(name)]
+
+
+def class_tensors(cfg: dict[str, Any]) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of every parameter the reference class registers (tied ones once)."""
+    plain = copy.deepcopy(cfg)
+    plain.pop("quantization_config", None)
+    _text(plain).pop("quantization_config", None)
+    config = transformers.AutoConfig.for_model(**plain)
+    cls = getattr(transformers, plain["architectures"][0])
+    with torch.device("meta"):
+        model = cls(config)
+    if getattr(config, "tie_word_embeddings", False) or getattr(config.get_text_config(), "tie_word_embeddings", False):
+        model.tie_weights()
+    for name, param in model.named_parameters(remove_duplicate=True):
+        yield name, tuple(param.shape)
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+def model_tensors(cfg: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
+    """The class's parameters plus its persistent buffers (DeepSeek's e_score_correction_bias):
+    a checkpoint saved from the class holds both."""
+    plain = copy.deepcopy(cfg)
+    plain.pop("quantization_config", None)
+    _text(plain).pop("quantization_config", None)
+    config = transformers.AutoConfig.for_model(**plain)
+    cls = getattr(transformers, plain["architectures"][0])
+    with torch.device("meta"):
+        model = cls(config)
+    names = dict(class_tensors(cfg))
+    for name, buf in model.named_buffers():
+        module, _, leaf = name.rpartition(".")
+        owner = model.get_submodule(module)
+        if leaf not in owner._non_persistent_buffers_set:
+            names[name] = tuple(buf.shape)
+    return list(names.items())
+
+
+def _layer(tensors: list[tuple[str, tuple[int, ...]]], index: int) -> list[tuple[str, tuple[int, ...]]]:
+    """One decoder layer's tensors, renamed to an anonymous prefix."""
+    marker = f"layers.{index}."
+    return [("mtp." + n.split(marker, 1)[1], s) for n, s in tensors if marker in n and "visual" not in n
+            and "vision" not in n]
+
+
+def mtp_tensors(cfg: dict[str, Any], tensors: list[tuple[str, tuple[int, ...]]]) -> list[tuple[str, tuple[int, ...]]]:
+    """Multi-token-prediction modules the checkpoint stores beside the layers the class builds.
+
+    DeepSeek-V3 (`num_nextn_predict_layers`; vLLM deepseek_mtp.py): a MoE decoder layer, enorm, hnorm,
+    eh_proj [h, 2h], shared_head.norm, and its own embed_tokens and shared_head.head [vocab, h].
+    Qwen3-Next / Qwen3.5 (`mtp_num_hidden_layers`; vLLM qwen3_next_mtp.py): a full-attention MoE (or
+    dense) decoder layer, fc [h, 2h], pre_fc_norm_embedding, pre_fc_norm_hidden, norm; embeddings and
+    lm_head shared with the model unless mtp_use_dedicated_embeddings.
+    """
+    text = _text(cfg)
+    h, vocab = text["hidden_size"], text["vocab_size"]
+    extra: list[tuple[str, tuple[int, ...]]] = []
+    if n := text.get("num_nextn_predict_layers"):
+        for i in range(n):
+            layer = _layer(tensors, text["num_hidden_layers"] - 1)
+            extra += [(name.replace("mtp.", f"mtp.{i}.", 1), s) for name, s in layer]
+            extra += [(f"mtp.{i}.enorm.weight", (h,)), (f"mtp.{i}.hnorm.weight", (h,)),
+                      (f"mtp.{i}.eh_proj.weight", (h, 2 * h)), (f"mtp.{i}.shared_head.norm.weight", (h,)),
+                      (f"mtp.{i}.embed_tokens.weight", (vocab, h)), (f"mtp.{i}.shared_head.head.weight", (vocab, h))]
+    if n := text.get("mtp_num_hidden_layers"):
+        types = text.get("layer_types") or []
+        full = types.index("full_attention") if "full_attention" in types else text.get("full_attention_interval", 4) - 1
+        for i in range(n):
+            extra += [(name.replace("mtp.", f"mtp.{i}.", 1), s) for name, s in _layer(tensors, full)]
+            extra += [(f"mtp.{i}.fc.weight", (h, 2 * h)), (f"mtp.{i}.pre_fc_norm_embedding.weight", (h,)),
+                      (f"mtp.{i}.pre_fc_norm_hidden.weight", (h,)), (f"mtp.{i}.norm.weight", (h,))]
+            if text.get("mtp_use_dedicated_embeddings"):
+                extra += [(f"mtp.{i}.embed_tokens.weight", (vocab, h))]
+    return extra
+
+
+ROUTER = ("mlp.gate.weight", "mlp.router.weight", "router.weight", "shared_expert_gate.weight", "mlp.gate.e_score_correction_bias")
+LINEAR_LEAVES = ("_proj.weight", "_proj", "proj_with_mqa.weight", ".fc1.weight", ".fc2.weight", ".qkv.weight",
+                 ".proj.weight", "in_proj_qkvz.weight", "in_proj_ba.weight", "in_proj_qkv.weight",
+                 "in_proj_z.weight", "in_proj_a.weight", "in_proj_b.weight", ".wq_b.weight", ".wk.weight",
+                 ".weights_proj.weight")
+
+
+def is_linear(name: str, shape: tuple[int, ...]) -> bool:
+    """A decoder linear layer's weight (2-D, or 3-D fused experts [E, out, in]); not embeddings,
+    lm_head, norms, convolutions or the MoE router, which every method here keeps in 16 bits."""
+    if len(shape) < 2 or "embed" in name or name.startswith("lm_head") or name.endswith(ROUTER):
+        return False
+    if "conv" in name or "norm" in name or "head.weight" in name or "eh_proj" in name:
+        return False
+    return name.endswith(LINEAR_LEAVES)
+
+
+def _matrices(name: str, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(out, in) of each stored matrix; transformers fuses experts as [E, 2I, H] gate_up / [E, H, I]
+    down (checkpoints store per-expert gate, up, down)."""
+    if len(shape) == 2:
+        return [(shape[0], shape[1])]
+    experts, a, b = shape
+    if name.endswith("gate_up_proj"):
+        return [(a // 2, b)] * (2 * experts)
+    return [(a, b)] * experts
+
+
+def skipped(name: str, patterns: list[str]) -> bool:
+    return any(p and (p in name) for p in patterns)
+
+
+# Tensors a checkpoint keeps in float32 whatever its dtype, by family (evidence in each entry's source):
+# DeepSeek-V3's router bias (hub page lists F32; total_size reproduced); Gated DeltaNet's A_log and
+# gated norm (Qwen3.5-122B-A10B total_size reproduced only with these two in F32).
+F32_TENSORS = ("e_score_correction_bias", "linear_attn.A_log", "linear_attn.norm.weight")
+
+
+def inventory(cfg: dict[str, Any], stored: str | None = None,
+              scale_dtype: str = "F32") -> tuple[Counter[str], list[str]]:
+    """(count by safetensors dtype, notes) of the checkpoint `cfg` describes."""
+    float_dt = _stored_float(cfg, stored)
+    tensors = model_tensors(cfg)
+    tensors += mtp_tensors(cfg, tensors)
+    qc = cfg.get("quantization_config") or _text(cfg).get("quantization_config") or {}
+    method = qc.get("quant_method")
+    counts: Counter[str] = Counter()
+    notes: list[str] = []
+    keep = list(qc.get("modules_to_not_convert") or qc.get("ignore") or [])
+    for name, shape in tensors:
+        n = numel(shape)
+        if name.endswith(F32_TENSORS):
+            counts["F32"] += n
+        elif method and is_linear(name, shape) and not skipped(name, keep) and "visual" not in name \
+                and "vision" not in name:
+            _quantized(counts, name, shape, qc, scale_dtype)
+        else:
+            counts[float_dt] += n
+    return counts, notes
+
+
+def _quantized(counts: Counter[str], name: str, shape: tuple[int, ...], qc: dict[str, Any], scale_dtype: str) -> None:
+    method = qc["quant_method"]
+    for out, inp in _matrices(name, shape):
+        if method == "fp8" and qc.get("weight_block_size"):
+            bn, bk = qc["weight_block_size"]
+            counts["F8_E4M3"] += out * inp
+            counts[scale_dtype] += math.ceil(out / bn) * math.ceil(inp / bk)
+        elif method in ("fp8", "fbgemm_fp8", "compressed-tensors"):  # per-output-channel scale
+            counts["F8_E4M3"] += out * inp
+            counts[scale_dtype] += out
+        elif method == "awq":
+            g, bits = qc["group_size"], qc["bits"]
+            pack = 32 // bits
+            counts["I32"] += inp * out // pack + (inp // g) * out // pack  # qweight + qzeros
+            counts[scale_dtype] += (inp // g) * out
+        elif method == "mxfp4":
+            counts["U8"] += out * inp // 2 + out * inp // 32  # blocks (2 FP4 a byte) + E8M0 scales
+        else:
+            raise SystemExit(f"{name}: no layout for {method}")
+
+
+def total_bytes(counts: Counter[str]) -> int:
+    return sum(BYTES[d] * n for d, n in counts.items())
+
+
+def checkpoint_block(counts: Counter[str], source: str, commit: str | None) -> str:
+    """The catalog's `checkpoint:` mapping as YAML text (docs/sizing.md, "The model catalog")."""
+    params = ", ".join(f"{d}: {n}" for d, n in sorted(counts.items()) if n)
+    lines = ["checkpoint:", f"  parameters: {{{params}}}", f"  totalBytes: {total_bytes(counts)}",
+             "  source: >-"]
+    words, line = source.split(), "   "
+    for word in words:
+        if len(line) + len(word) > 100 and line.strip():
+            lines.append(line)
+            line = "   "
+        line += " " + word
+    lines.append(line)
+    if commit:
+        lines.append(f"  commit: {commit}")
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, block: str) -> str:
+    """The data file with its `checkpoint:` mapping replaced (or appended)."""
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("checkpoint:"):
+            skipping = True
+            continue
+        if skipping and (line.startswith((" ", "\t")) or not line.strip()):
+            continue
+        skipping = False
+        out.append(line)
+    body = "".join(out)
+    return body + ("" if body.endswith("\n") else "\n") + block
+
+
+def main(argv: list[str]) -> None:
+    for path in argv:
+        entry = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        counts, _ = inventory(entry["config"])
+        print(json.dumps({"id": entry["id"], "parameters": dict(counts), "total": sum(counts.values()),
+                          "totalBytes": total_bytes(counts)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

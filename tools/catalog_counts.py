@@ -94,7 +94,25 @@ EVIDENCE: dict[str, dict[str, Any]] = {
         "where": API.format("deepseek-ai/DeepSeek-V3") + ' = {"parameters":{"BF16":3918786560,'
                  '"F8_E4M3":680571043840,"F32":41555600},"total":684531386000}: the MTP layer 61 (own'
                  " embed_tokens and shared_head.head, eh_proj in BF16), F32 block scales and router bias"},
-    "deepseek-ai/DeepSeek-R1": {"same_as": "deepseek-ai/DeepSeek-V3"},
+    "deepseek-ai/DeepSeek-R1": {
+        "params": 684531386000 - 41540496, "scales_uncounted": 41540496,
+        "where": API.format("deepseek-ai/DeepSeek-R1") + " safetensors.total = 684489845504: exactly"
+                 " DeepSeek-V3's inventory (same config) less its 41540496 weight_scale_inv elements, which"
+                 " the hub leaves out for this repo (DeepSeek-R1-0528 counts them: 684531386000); vLLM loads"
+                 " block-FP8 weights with their scales, so they are counted here"},
+    "deepseek-ai/DeepSeek-V3.2": {
+        "params": 685396921376,
+        "where": API.format("deepseek-ai/DeepSeek-V3.2-Exp") + " (same config shapes) safetensors.total ="
+                 " 685396921376, with the indexer's weights_proj unquantized; the hub's DeepSeek-V3.2 total"
+                 " 685355329792 is exactly this less the 41591584 weight_scale_inv elements (as for R1)"},
+    "openai/gpt-oss-20b": {
+        "mxfp4_total": 20914757184,
+        "where": API.format("openai/gpt-oss-20b") + " safetensors.total = 20914757184 = the BF16 tensors +"
+                 " 2 FP4 values per byte of the experts' U8 *_blocks (E8M0 *_scales, 1 per 32 values, left out)"},
+    "openai/gpt-oss-120b": {
+        "mxfp4_total": 116829156672,
+        "where": API.format("openai/gpt-oss-120b") + " safetensors.total = 116829156672 = the BF16 tensors +"
+                 " 2 FP4 values per byte of the experts' U8 *_blocks (E8M0 *_scales, 1 per 32 values, left out)"},
     "deepseek-ai/DeepSeek-V2-Lite": _index("deepseek-ai/DeepSeek-V2-Lite", 31412968448),
     "google/gemma-2-9b-it": {
         "bytes": 18483411968, "stored": "BF16", "commit": "dc3d2d5f1517d6f238b394372c8d5d728f56cc15",
@@ -173,8 +191,17 @@ def _evidence_matches(counts: dict[str, int], ev: dict[str, Any]) -> list[str]:
     wrong = []
     if "by_dtype" in ev and {d: n for d, n in counts.items() if n} != ev["by_dtype"]:
         wrong.append(f"by dtype {counts} != published {ev['by_dtype']}")
-    if "params" in ev and sum(counts.values()) != ev["params"]:
+    if "params" in ev and "scales_uncounted" not in ev and sum(counts.values()) != ev["params"]:
         wrong.append(f"total {sum(counts.values())} != published {ev['params']}")
+    if "scales_uncounted" in ev:
+        counts = {**counts, "F32": counts.get("F32", 0) - ev["scales_uncounted"]}
+        if sum(counts.values()) != ev["params"]:
+            wrong.append(f"total less scales {sum(counts.values())} != published {ev['params']}")
+        return wrong
+    if "mxfp4_total" in ev:  # U8 = blocks + scales, scales = blocks / 16
+        blocks = counts.get("U8", 0) * 16 // 17
+        if counts.get("BF16", 0) + 2 * blocks != ev["mxfp4_total"]:
+            wrong.append(f"BF16 + 2 x blocks {counts.get('BF16', 0) + 2 * blocks} != published {ev['mxfp4_total']}")
     if "bytes" in ev and total_bytes(counts) != ev["bytes"]:  # type: ignore[arg-type]
         wrong.append(f"bytes {total_bytes(counts)} != published {ev['bytes']}")  # type: ignore[arg-type]
     return wrong

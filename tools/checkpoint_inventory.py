@@ -52,10 +52,14 @@ def class_tensors(cfg: dict[str, Any]) -> Iterator[tuple[str, tuple[int, ...]]]:
     plain.pop("quantization_config", None)
     _text(plain).pop("quantization_config", None)
     config = transformers.AutoConfig.for_model(**plain)
+    text_tied = bool(getattr(config.get_text_config(), "tie_word_embeddings", False))
+    config.tie_word_embeddings = text_tied
     cls = getattr(transformers, plain["architectures"][0])
     with torch.device("meta"):
         model = cls(config)
-    if getattr(config, "tie_word_embeddings", False) or getattr(config.get_text_config(), "tie_word_embeddings", False):
+    # The language model's own config decides (Mistral3Config's top-level default says tied while its
+    # text config, like the checkpoint, does not).
+    if getattr(config.get_text_config(), "tie_word_embeddings", False):
         model.tie_weights()
     for name, param in model.named_parameters(remove_duplicate=True):
         yield name, tuple(param.shape)
@@ -101,8 +105,10 @@ def mtp_tensors(cfg: dict[str, Any], tensors: list[tuple[str, tuple[int, ...]]])
     lm_head shared with the model unless mtp_use_dedicated_embeddings.
     """
     text = _text(cfg)
-    h, vocab = text["hidden_size"], text["vocab_size"]
     extra: list[tuple[str, tuple[int, ...]]] = []
+    if not (text.get("num_nextn_predict_layers") or text.get("mtp_num_hidden_layers")):
+        return extra
+    h, vocab = text["hidden_size"], text["vocab_size"]
     if n := text.get("num_nextn_predict_layers"):
         for i in range(n):
             layer = _layer(tensors, text["num_hidden_layers"] - 1)
@@ -125,8 +131,9 @@ def mtp_tensors(cfg: dict[str, Any], tensors: list[tuple[str, tuple[int, ...]]])
 ROUTER = ("mlp.gate.weight", "mlp.router.weight", "router.weight", "shared_expert_gate.weight", "mlp.gate.e_score_correction_bias")
 LINEAR_LEAVES = ("_proj.weight", "_proj", "proj_with_mqa.weight", ".fc1.weight", ".fc2.weight", ".qkv.weight",
                  ".proj.weight", "in_proj_qkvz.weight", "in_proj_ba.weight", "in_proj_qkv.weight",
-                 "in_proj_z.weight", "in_proj_a.weight", "in_proj_b.weight", ".wq_b.weight", ".wk.weight",
-                 ".weights_proj.weight")
+                 "in_proj_z.weight", "in_proj_a.weight", "in_proj_b.weight", ".wq_b.weight", ".wk.weight")
+# DeepSeek-V3.2's indexer.weights_proj is not quantized (vLLM deepseek_v2.py Indexer builds it with
+# quant_config=None); the hub's DeepSeek-V3.2-Exp total is reproduced only that way.
 
 
 def is_linear(name: str, shape: tuple[int, ...]) -> bool:
@@ -134,7 +141,7 @@ def is_linear(name: str, shape: tuple[int, ...]) -> bool:
     lm_head, norms, convolutions or the MoE router, which every method here keeps in 16 bits."""
     if len(shape) < 2 or "embed" in name or name.startswith("lm_head") or name.endswith(ROUTER):
         return False
-    if "conv" in name or "norm" in name or "head.weight" in name or "eh_proj" in name:
+    if "conv" in name or "norm" in name or "head.weight" in name or "eh_proj" in name or "weights_proj" in name:
         return False
     return name.endswith(LINEAR_LEAVES)
 

@@ -88,9 +88,12 @@ def test_index_total_size_gives_the_exact_count() -> None:
 
 def test_quantized_checkpoints_keep_the_estimate_and_record_the_size() -> None:
     repo = "deepseek-ai/DeepSeek-V3"
-    f = facts_from_hf(repo, config(repo), {"metadata": {"total_size": 688586727753}})
+    # The hub's counts {BF16: 3918786560, F8_E4M3: 680571043840, F32: 41555600} in bytes.
+    total = 3918786560 * 2 + 680571043840 + 41555600 * 4
+    f = facts_from_hf(repo, config(repo), {"metadata": {"total_size": total}})
     assert f.parameters == 671026419200  # total_size mixes fp8, bf16 and scales: not a count
-    assert f.checkpoint_bytes == 688586727753
+    assert f.checkpoint_bytes == total and f.parameter_source == "safetensors"  # the weights are exact
+    assert f.parameter_provenance.startswith("exact: 641.3 GiB of fp8 weights, from the hub's")
 
 
 def test_deepseek_mla_fields() -> None:

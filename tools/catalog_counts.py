@@ -106,12 +106,15 @@ EVIDENCE: dict[str, dict[str, Any]] = {
                  " 685396921376, with the indexer's weights_proj unquantized; the hub's DeepSeek-V3.2 total"
                  " 685355329792 is exactly this less the 41591584 weight_scale_inv elements (as for R1)"},
     "openai/gpt-oss-20b": {
-        "mxfp4_total": 20914757184,
-        "where": API.format("openai/gpt-oss-20b") + " safetensors.total = 20914757184 = the BF16 tensors +"
+        "mxfp4_total": 20914757184, "bytes": 13761264768,
+        "where": f"{HUB}openai/gpt-oss-20b{INDEX} metadata.total_size = 13761264768 (459 tensors; attention,"
+                 " router, embeddings and lm_head BF16 per modules_to_not_convert); "
+                 + API.format("openai/gpt-oss-20b") + " safetensors.total = 20914757184 = the BF16 tensors +"
                  " 2 FP4 values per byte of the experts' U8 *_blocks (E8M0 *_scales, 1 per 32 values, left out)"},
     "openai/gpt-oss-120b": {
-        "mxfp4_total": 116829156672,
-        "where": API.format("openai/gpt-oss-120b") + " safetensors.total = 116829156672 = the BF16 tensors +"
+        "mxfp4_total": 116829156672, "bytes": 65248815744,
+        "where": "openai/gpt-oss-120b's safetensors tensors: 65248815744 bytes (a verified download's inventory);"
+                 " " + API.format("openai/gpt-oss-120b") + " safetensors.total = 116829156672 = the BF16 tensors +"
                  " 2 FP4 values per byte of the experts' U8 *_blocks (E8M0 *_scales, 1 per 32 values, left out)"},
     "deepseek-ai/DeepSeek-V2-Lite": _index("deepseek-ai/DeepSeek-V2-Lite", 31412968448),
     "google/gemma-2-9b-it": {
@@ -119,6 +122,11 @@ EVIDENCE: dict[str, dict[str, Any]] = {
         "where": f"{HUB}google/gemma-2-9b-it{INDEX} at weights revision dc3d2d5f: 464 tensors, total_size"
                  " 18483411968 (the shards are BF16 although config.json says torch_dtype float32)"},
     "google/gemma-2-27b-it": _api("google/gemma-2-27b-it", 27227128320),
+    "google/gemma-3-27b-it": {
+        "params": 27432406640, "bytes": 54864813280,
+        "where": API.format("unsloth/gemma-3-27b-it") + " (a copy of google/gemma-3-27b-it) safetensors.total ="
+                 " 27432406640; google/medgemma-27b-it (the same shapes) model.safetensors.index.json"
+                 " metadata.total_size = 54864813280"},
     "meta-llama/Llama-2-7b-hf": {
         "inv_freq": True, "bytes": 13476839424, "params": 6738417664,
         "where": f"{HUB}meta-llama/Llama-2-7b-hf{INDEX} metadata.total_size = 13476839424 and the hub's"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -158,7 +159,21 @@ def _matrices(name: str, shape: tuple[int, ...]) -> list[tuple[int, int]]:
 
 
 def skipped(name: str, patterns: list[str]) -> bool:
-    return any(p and (p in name) for p in patterns)
+    """Whether a module list (`modules_to_not_convert`, `ignore`) names this tensor: a plain module
+    path matches as a substring; `*` matches one path segment (gpt-oss "model.layers.*.self_attn");
+    "re:" prefixes a regular expression (compressed-tensors)."""
+    for p in patterns:
+        if not p:
+            continue
+        if p.startswith("re:"):
+            if re.match(p[3:], name.rsplit(".", 1)[0]):
+                return True
+        elif "*" in p:
+            if re.search(re.escape(p).replace(r"\*", r"[^.]+"), name):
+                return True
+        elif p in name:
+            return True
+    return False
 
 
 # Tensors a checkpoint keeps in float32 whatever its dtype, by family (evidence in each entry's source):

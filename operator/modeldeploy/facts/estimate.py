@@ -26,7 +26,7 @@ from typing import Any
 ATTENTION, LINEAR_ATTENTION, MLP, EXPERTS, ROUTER = "attention", "linear_attention", "mlp", "experts", "router"
 
 _UNGATED_MLP = frozenset({"gpt2", "gpt_neox", "gptj", "opt", "bloom", "falcon", "phi", "starcoder2"})
-_QK_NORM = frozenset({"qwen3", "qwen3_moe", "qwen3_next", "gemma3", "gemma3_text"})
+_QK_NORM = frozenset({"qwen3", "qwen3_moe", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "gemma3", "gemma3_text"})
 _FOUR_NORMS = frozenset({"gemma2", "gemma3", "gemma3_text"})
 
 
@@ -112,7 +112,8 @@ def _attention(s: Shapes) -> int:
         kv_a = h * (s.kv_lora_rank + s.qk_rope_head_dim) + s.kv_lora_rank
         kv_b = s.kv_lora_rank * heads * (nope + v_dim)
         return q + kv_a + kv_b + heads * v_dim * h
-    gate = 2 if s.text_type == "qwen3_next" else 1  # gated attention doubles q_proj
+    # Gated attention doubles q_proj (Qwen3-Next always; Qwen3.5 says attn_output_gate).
+    gate = 2 if s.text_type == "qwen3_next" or cfg.get("attn_output_gate") is True else 1
     params = h * heads * hd * gate + 2 * h * kv * hd + heads * hd * h
     if s.text_type in ("qwen2", "qwen2_moe", "qwen2_5_vl_text", "qwen2_vl_text"):
         params += heads * hd + 2 * kv * hd  # q/k/v biases
@@ -181,6 +182,38 @@ def tower_parameters(vision: Mapping[str, Any] | None) -> int:
     inter = config_int(vision, "intermediate_size") or 4 * h
     matrices = 3 if vision.get("hidden_act") == "silu" else 2  # SiLU towers (Qwen2.5-VL) are gated
     return layers * (4 * h * h + matrices * h * inter)
+
+
+def mtp_layers(cfg: Mapping[str, Any]) -> int:
+    """Multi-token-prediction modules the config declares (DeepSeek-V3 `num_nextn_predict_layers`,
+    Qwen3.5 `mtp_num_hidden_layers`)."""
+    return config_int(cfg, "num_nextn_predict_layers", "mtp_num_hidden_layers") or 0
+
+
+def mtp_layer_parameters(s: Shapes) -> tuple[int, int]:
+    """(linear, 16-bit) parameters of one multi-token-prediction module as checkpoints store it.
+
+    vLLM loads these only for MTP speculative decoding; the served model skips them
+    (vllm/model_executor/models/deepseek_v2.py get_spec_layer_idx_from_weight_name; qwen3_next.py
+    and qwen3_5.py skip "mtp." weights). One module: a decoder layer (full attention, the MoE or
+    dense MLP of the model's last layer) plus a [h, 2h] projection and three norms
+    (deepseek_mtp.py: enorm, hnorm, eh_proj, shared_head.norm; qwen3_next_mtp.py: fc,
+    pre_fc_norm_embedding, pre_fc_norm_hidden, norm). DeepSeek's also stores its own embed_tokens
+    and shared_head.head [vocab, h]; Qwen's shares the model's unless mtp_use_dedicated_embeddings.
+    The projection stays 16-bit in quantized checkpoints (DeepSeek-V3's hub counts).
+    """
+    h = s.hidden
+    layer = Breakdown()
+    layer.add(ATTENTION, _attention(s))
+    if s.is_moe_layer(s.layers - 1):
+        _moe(s, layer)
+    else:
+        layer.add(MLP, (2 if s.text_type in _UNGATED_MLP else 3) * h * (s.dense_intermediate or 4 * h))
+    router = layer.modules.pop(ROUTER, 0)
+    norms = (4 if s.text_type in _FOUR_NORMS else 2) * h + 3 * h
+    own_embeddings = s.text_type.startswith("deepseek") or s.cfg.get("mtp_use_dedicated_embeddings") is True
+    embeddings = (2 if s.text_type.startswith("deepseek") else 1) * s.vocab * h if own_embeddings else 0
+    return sum(layer.modules.values()), router + norms + 2 * h * h + embeddings
 
 
 def estimate(s: Shapes, vision: Mapping[str, Any] | None) -> Breakdown:

@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import ModelUnresolved
 from .checkpoint import Checkpoint as Checkpoint  # re-exported: callers import it from here
 from .encoder import encoder_facts
-from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes
+from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes, mtp_layer_parameters, mtp_layers
 from .model import FactsSource, ModelFacts, ParameterSource
 from .quantization import parse_quantization
 from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, sparse_attention
@@ -273,11 +273,28 @@ def facts_from_hf(
     if quant is not None and counts is not None and counts.bytes:
         exact = True  # the weights are the stored bytes; the parameter count comes from the shapes
     dtype = stored or dtype
+    mtp, unloaded = _stored_mtp(shapes, quant, dtype, parameters - parts.total if exact and quant is None else None)
+    if exact and quant is None:
+        parameters -= mtp  # served parameters: vLLM skips the MTP modules the counts include
     param_source = ParameterSource.SAFETENSORS if exact else ParameterSource.ESTIMATE
     architectures = [str(a) for a in (config.get("architectures") or loaded.top.get("architectures") or [])]
     active = parameters - parts.inactive if shapes.experts else None
-    return _build(repo_id, source, shapes, loaded, dtype, quant, parts, parameters, active, counts,
-                  param_source, architectures, max_context)
+    facts = _build(repo_id, source, shapes, loaded, dtype, quant, parts, parameters, active, counts,
+                   param_source, architectures, max_context)
+    return facts.model_copy(update={"unloaded_bytes": unloaded}) if counts and unloaded else facts
+
+
+def _stored_mtp(s: Shapes, quant: Any, dtype: str, surplus: int | None) -> tuple[int, int]:
+    """(parameters, bytes) of the multi-token-prediction modules a checkpoint stores and vLLM does
+    not load (facts/estimate.py mtp_layer_parameters). Declared by the config; or, for checkpoints
+    whose config.json does not declare theirs (Qwen3-Next-80B-A3B: the hub counts 81324862720
+    parameters, its config's tensors are 79674391296), recognised when exact counts exceed the
+    config's tensors by exactly one module (`surplus`)."""
+    linear, other = mtp_layer_parameters(s)
+    layers = mtp_layers(s.cfg) or (1 if surplus == linear + other else 0)
+    width = DTYPE_BYTES[dtype] if quant is None else 2.0  # the 16-bit part of a quantized checkpoint
+    linear_width = width if quant is None else quant.bytes_per_weight
+    return layers * (linear + other), int(layers * (linear * linear_width + other * width))
 
 
 def _build(repo_id: str, source: FactsSource, s: Shapes, loaded: _Loaded, dtype: str, quant: Any,

@@ -47,6 +47,8 @@ class ModelFacts(BaseModel):
     quantization: WeightQuantization | None = Field(default=None, description="The checkpoint's own quantization")
     checkpoint_bytes: int | None = Field(default=None, description="safetensors total_size")
     checkpoint_commit: str | None = Field(default=None, description="Hub commit the counts came from")
+    unloaded_bytes: int = Field(default=0, ge=0, description="Checkpoint bytes vLLM does not load: multi-token-"
+                                "prediction modules, loaded only for MTP speculative decoding")
     parameter_source: ParameterSource = ParameterSource.ESTIMATE
     architecture: str = Field(default="", description="vLLM model class (config.json architectures[0])")
     # Parameters of the decoder's linear layers by module group (facts/estimate.py); empty for
@@ -121,8 +123,10 @@ class ModelFacts(BaseModel):
         commit = f" (commit {self.checkpoint_commit[:12]})" if self.checkpoint_commit else ""
         size = f"{self.checkpoint_bytes / 1024**3:.1f} GiB" if self.checkpoint_bytes else ""
         what = (f"{size} of {self.native_quantization} weights" if self.quantization
-                else f"{self.parameters:,} {self.native_dtype} parameters" + (f" ({size})" if size else ""))
-        return f"exact: {what}, from {origin}{commit}"
+                else f"{self.parameters:,} {self.native_dtype} parameters" + (f" (checkpoint {size})" if size else ""))
+        mtp = (f"; {self.unloaded_bytes / 1024**3:.1f} GiB of multi-token-prediction layers left out (vLLM loads"
+               " them only for MTP speculative decoding)" if self.unloaded_bytes else "")
+        return f"exact: {what}, from {origin}{commit}{mtp}"
 
     @property
     def is_multimodal(self) -> bool:

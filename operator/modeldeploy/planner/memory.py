@@ -133,7 +133,8 @@ def weights_for(facts: ModelFacts, precision: Precision) -> Weights:
     embed_total = embed_copy * embed_matrices
     tower = facts.vision_parameters * precision.embed_bytes
     if precision.native and facts.checkpoint_bytes:
-        body = max(facts.checkpoint_bytes - embed_total - tower, 0.0) + kernel_padding(facts, precision.quantization)
+        stored = facts.checkpoint_bytes - facts.unloaded_bytes  # vLLM skips the MTP modules
+        body = max(stored - embed_total - tower, 0.0) + kernel_padding(facts, precision.quantization)
         return Weights(body=body, embed_copy=embed_copy, embed_total=embed_total, tower=tower)
     quantized = quantized_parameters(facts, precision.quantization)
     rest = max(facts.parameters - embed_params * embed_matrices - facts.vision_parameters - quantized, 0)

@@ -311,3 +311,27 @@ def test_first_transformers_import_is_safe_from_many_threads() -> None:
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", _RACE], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mtp_modules_the_checkpoint_stores_are_not_served() -> None:
+    """vLLM skips MTP weights unless speculating (deepseek_v2.py spec layers, qwen3_next.py "mtp.")."""
+    repo = "Qwen/Qwen3-Next-80B-A3B-Instruct"
+    # The hub's count (81324862720) is the config's 79674391296 tensors plus one undeclared MTP module.
+    hub = facts_from_hf(repo, config(repo), {"parameters": {"BF16": 81324856960, "F32": 5760}})
+    assert hub.parameters == 79674391296 and hub.parameter_source == "safetensors"
+    assert hub.unloaded_bytes == (81324862720 - 79674391296) * 2
+    assert "multi-token-prediction" in hub.parameter_provenance
+    exact_config = facts_from_hf(repo, config(repo), {"parameters": {"BF16": 79674391296}})
+    assert exact_config.parameters == 79674391296 and exact_config.unloaded_bytes == 0
+
+
+def test_declared_mtp_layers_leave_the_served_weights_and_active_parameters() -> None:
+    catalog = load_catalog()
+    v3 = catalog.get("deepseek-ai/DeepSeek-V3")
+    assert v3 is not None and v3.checkpoint_bytes is not None
+    # One MTP module: a MoE layer (11.6B parameters at FP8) plus its own embed_tokens and head (BF16).
+    assert 14e9 < v3.unloaded_bytes < 16e9
+    moe = catalog.get("Qwen/Qwen3.5-35B-A3B")
+    assert moe is not None and moe.active_parameters is not None
+    assert moe.parameters == 35107181936  # the checkpoint's 35951822704 less the MTP module
+    assert moe.active_parameters == pytest.approx(3e9, rel=0.35)

@@ -192,3 +192,18 @@ def test_compare_api_keeps_json_json_and_tables_whole(tmp_path: Path) -> None:
     code, out, _ = invoke("plan", path, "--offline", "--compare-api")
     assert code == 0 and "…" not in out  # a pipe gets whole cells, never names cut short
     assert "a-rather-long-deployment-name" in out.replace("│\n│", "")
+
+
+def test_run_names_the_flag_not_the_settings_field(tmp_path: Path) -> None:
+    code, _, err = invoke("run", "--connect-timeout", "-1")
+    assert code == 2 and err.strip() == "error: --connect-timeout: Input should be greater than 0"
+    code, _, err = invoke("run", "-n", "Bad_NS")
+    assert code == 2 and err.startswith("error: --namespace: 'Bad_NS' is not a namespace name")
+
+
+def test_rbac_refuses_names_the_api_server_would_refuse() -> None:
+    code, out, err = invoke("rbac", "-n", "Bad_NS")
+    assert code == 2 and out == ""
+    assert err.startswith("error: --namespace: 'Bad_NS' is not a DNS label")
+    assert invoke("rbac", "--operator-namespace", "x" * 64)[0] == 2
+    assert invoke("rbac", "-n", "team-a", "--name", "modeldeploy.ops")[0] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -9,7 +10,20 @@ import typer
 
 from .. import crd as crds
 from .. import rbac
+from ..api.base import DNS_LABEL, DNS_SUBDOMAIN
+from ..words import describe_pattern, show
+from .exits import EXIT_INVALID
 from .main import app
+
+
+def _check_names(given: list[tuple[str, str, str]]) -> None:
+    """(flag, value, pattern): a name the API server would refuse ends the command, exit 2."""
+    limits = {DNS_LABEL: 63, DNS_SUBDOMAIN: 253}
+    for flag, value, pattern in given:
+        if len(value) > limits[pattern] or not re.match(pattern, value):
+            typer.echo(f"error: {flag}: {show(value)} is not {describe_pattern(pattern)}, "
+                       f"at most {limits[pattern]} characters", err=True)
+            raise typer.Exit(EXIT_INVALID)
 
 
 class KindName(StrEnum):
@@ -42,6 +56,8 @@ def rbac_command(
     name: str = typer.Option("modeldeploy", "--name", help="Name of the ClusterRole / Roles."),
 ) -> None:
     """Print the operator's least-privilege RBAC, with the reason for each rule."""
+    _check_names([("--namespace", ns, DNS_LABEL) for ns in namespace]
+                 + [("--operator-namespace", operator_namespace, DNS_LABEL), ("--name", name, DNS_SUBDOMAIN)])
     mode = rbac.Mode.NAMESPACED if namespace else rbac.Mode.CLUSTER
     perms = rbac.permissions(mode, peering=peering)
     docs: list[dict[str, Any]] = []

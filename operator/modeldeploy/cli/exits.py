@@ -1,7 +1,10 @@
 """Exit status of every `modeldeploy` command: one meaning per number, whichever command.
 
 Scripts and CI branch on these, so they never change meaning; `--help` of each command and
-the README's command table say them in the words of EXIT_STATUS_HELP.
+the README's command table say them in the words of EXIT_STATUS_HELP. The one exception is
+`download`, which runs inside the shared cache's Job and speaks that Job's podFailurePolicy
+(render/cache.py EXIT_PERMANENT = 3: do not retry; 1: retry), a contract with Jobs already
+running that a renumbering would break.
 """
 
 from __future__ import annotations

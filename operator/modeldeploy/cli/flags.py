@@ -119,6 +119,19 @@ def nest(flags: list[Flag], given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def flag_errors(flags: list[Flag], errors: list[dict[str, Any]]) -> str:
+    """pydantic errors of the settings model, each naming the flag that sets the field
+    (`--connect-timeout: Input should be greater than 0`), not the field's Python name."""
+    by_path = {flag.path: flag.names[0].split("/")[0] for flag in flags}
+    parts = []
+    for e in errors:
+        loc = tuple(str(p) for p in e["loc"])
+        where = by_path.get(loc) or ".".join(loc)
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
 def parameters(flags: list[Flag]) -> list[inspect.Parameter]:
     """The typer parameters of the flags (every one optional, default: not given)."""
     return [inspect.Parameter(

@@ -16,12 +16,11 @@ import kopf
 import typer
 from pydantic import ValidationError
 
-from ..errors import describe_validation_error
 from ..shell.config import OperatorConfig
 from ..shell.preflight import ApiServerUnavailable, StartupError, preflight
 from ..shell.runner import run_operator
 from .exits import EXIT_INVALID, EXIT_UNAVAILABLE
-from .flags import nest, parameters, settings_flags
+from .flags import flag_errors, nest, parameters, settings_flags
 from .main import app
 
 FLAGS = list(settings_flags(OperatorConfig))
@@ -52,7 +51,7 @@ def run_command(**given: Any) -> None:
     try:
         config = OperatorConfig(**settings)
     except ValidationError as exc:
-        _fail(describe_validation_error(exc), EXIT_INVALID)
+        _fail(flag_errors(FLAGS, [dict(e) for e in exc.errors()]), EXIT_INVALID)
     try:  # a missing or broken kubeconfig, an unknown context, no API server: one line each
         asyncio.run(preflight(config))
     except ApiServerUnavailable as exc:

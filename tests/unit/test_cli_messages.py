@@ -207,3 +207,10 @@ def test_rbac_refuses_names_the_api_server_would_refuse() -> None:
     assert err.startswith("error: --namespace: 'Bad_NS' is not a DNS label")
     assert invoke("rbac", "--operator-namespace", "x" * 64)[0] == 2
     assert invoke("rbac", "-n", "team-a", "--name", "modeldeploy.ops")[0] == 0
+
+
+def test_a_format_that_names_its_width_is_not_repeated() -> None:
+    code, out, _ = invoke("plan", ROOT / "examples" / "deepseek-v3.yaml", "--offline", "-o", "json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert " as fp8," in row["reason"] and "fp8 8-bit" not in row["reason"]  # DeepSeek-V3 ships FP8 weights

@@ -127,7 +127,10 @@ def _describe(c: Candidate) -> str:
 def _weights_format(precision: Precision) -> str:
     """` as gptq 4-bit` for quantized weights (a GPTQ checkpoint given by hfConfig says so), else ``."""
     q = precision.quantization
-    return f" as {q.method} {q.bits}-bit" if q is not None else ""
+    if q is None:
+        return ""
+    named_width = any(ch.isdigit() for ch in q.method)  # fp8, mxfp4, nvfp4 say their width
+    return f" as {q.method}" if named_width else f" as {q.method} {q.bits}-bit"
 
 
 def _choice_reason(c: Candidate, policy: str, others: int, req: Request, precision: Precision) -> str:

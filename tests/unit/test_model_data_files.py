@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from modeldeploy.facts.checkpoint import SAFETENSORS_BYTES
+
 MODELS = Path(__file__).resolve().parents[2] / "operator" / "modeldeploy" / "data" / "models"
 FILES = sorted(MODELS.glob("*.yaml"))
 COMMIT = re.compile(r"/blob/[0-9a-f]{40}/")
@@ -45,3 +47,13 @@ def test_data_file_format(path: Path) -> None:
         assert isinstance(checkpoint.get("totalBytes", 0), int)
     if "fp8Variant" in entry:
         assert (MODELS / (entry["fp8Variant"].replace("/", "--") + ".yaml")).exists()
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if "checkpoint" in load(p)], ids=lambda p: p.stem)
+def test_checkpoint_counts_add_up_to_the_total_bytes(path: Path) -> None:
+    """parameters by safetensors dtype × the dtype's width = totalBytes (safetensors format: BF16/F16
+    2 bytes, F32/I32 4, F8_E4M3/U8 1): a block edited by hand that no longer adds up is caught."""
+    checkpoint = load(path)["checkpoint"]
+    counts = checkpoint.get("parameters")
+    if counts and "totalBytes" in checkpoint:
+        assert sum(n * SAFETENSORS_BYTES[d] for d, n in counts.items()) == checkpoint["totalBytes"]

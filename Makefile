@@ -52,6 +52,7 @@ bench: install ## benchmarks; results are recorded in docs/PERFORMANCE.md
 	$(PY) bench/reconcile_bench.py
 	$(PY) bench/render_bench.py
 	$(PY) bench/validate_bench.py
+	$(PY) bench/advice_bench.py
 
 # CRDs, chart RBAC file, values schema, chart and kustomize copies, reference docs and the
 # argocd-cm patch are generated from code; tests fail when a checked-in copy drifts.

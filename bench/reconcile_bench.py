@@ -270,7 +270,8 @@ def main() -> None:
         floor_client(args.floor_client)
         return
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")
+          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+          f", load average {os.getloadavg()[0]:.1f}")
     header = ("| N | converge all (s) | p50 (s) | p99 (s) | API req/object (reads + writes) | "
               "no-op resync: writes / reads / passes | RSS peak (MiB) | floor (s) | "
               "floor req/object | "
@@ -287,7 +288,7 @@ def main() -> None:
               f"{op['rss_peak_mib']:.0f} | "
               f"{fl['wall_s']:.2f} | {fl['requests_per_object']:.1f} | "
               f"{op['wall_s'] / fl['wall_s']:.1f}x |", flush=True)
-        print(f"<!-- {op} {fl} -->", flush=True)
+        print(f"<!-- {op} {fl} load average {os.getloadavg()[0]:.1f} -->", flush=True)
 
 
 if __name__ == "__main__":

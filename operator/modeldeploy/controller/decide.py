@@ -77,7 +77,8 @@ _parsed: Memo[ModelDeployment] = Memo(4096)
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything one decision reads, as the shell's watch-fed stores show it."""
+    """Everything one decision reads, as the shell's watch-fed stores show it. Values are
+    not changed once observed: the shell compares snapshots to skip deciding again."""
 
     body: Mapping[str, Any]  # the ModelDeployment
     children: Mapping[ChildRef, Obj | None]  # every candidate child (None: absent)

@@ -100,7 +100,9 @@ class Quiet:
 
 # Snapshot fields stood for by versions: the ModelDeployment's and each child's
 # resourceVersion, and the pod / node / pool stores' revisions (`ClusterView.cluster_revision`).
-# Every other field is compared by value, so a field added to Snapshot is never overlooked.
+# Every other field is compared by value, so a field added to Snapshot is never overlooked;
+# such a field must hold values that are not changed in place once observed (tuples, frozen
+# dataclasses), or a remembered snapshot would compare equal to its own changed self.
 _VERSIONED = frozenset({"body", "children", "pods", "pools", "capacity"})
 
 

@@ -174,3 +174,31 @@ def test_reason_says_how_many_replicas_the_plan_serves_with_when_fewer_than_need
     fixed = _plan(_md("meta-llama/Llama-3.1-8B-Instruct", placement={"pools": ["aws-g6-l4-x1"]}, replicas=2,
                       workload={"inputTokens": 6000, "outputTokens": 4000, "concurrency": 4}))
     assert "2 replicas needed, 2 planned, each at its share: TTFT" in fixed.reason
+
+
+def test_decode_speed_is_the_performance_models_single_stream_tpot() -> None:
+    # DeepSeek-R1 (MoE, 37B of 671B active) on 8 × H200: the bandwidth-only estimate the plan
+    # used to print (745 tokens/s) disagreed with the performance model (~170 tokens/s);
+    # there is one model now: decodeTokensPerSecond = 1000 / TPOT at one request in flight.
+    pools = [p for p in default_pools() if p.name == "aws-p5en-h200-x8"]
+    one = _plan(_md("deepseek-ai/DeepSeek-R1", workload={"inputTokens": 1024, "outputTokens": 1024,
+                                                         "concurrency": 1}), pools)
+    assert one.performance is not None and one.decode_tokens_per_second is not None
+    assert one.decode_tokens_per_second == pytest.approx(1000 / one.performance.tpot_ms, rel=1e-3)
+    plain = _plan(_md("deepseek-ai/DeepSeek-R1"), pools)
+    assert plain.decode_tokens_per_second == pytest.approx(one.decode_tokens_per_second, rel=1e-3)
+
+
+def test_fastest_ranks_by_the_performance_model_and_unknown_gpus_last() -> None:
+    # Two pools of the same H100 nodes, one with its specs hidden behind an unknown product:
+    # `fastest` must pick the layout the performance model says is fastest, on the known GPU.
+    known = next(p for p in default_pools() if p.name == "aws-p5-h100-x8")
+    gpu = known.spec.gpu.model_copy(update={"product": "Mystery-GPU", "bandwidth_g_bps": None})
+    unknown = known.model_copy(update={"metadata": known.metadata.model_copy(update={"name": "a-mystery"}),
+                                       "spec": known.spec.model_copy(update={"gpu": gpu})})
+    plan = _plan(_md(placement={"policy": "fastest"}), [unknown, known])
+    assert plan.pool == known.name and plan.tensor_parallel_size == 8
+    assert plan.decode_tokens_per_second is not None
+    narrower = _plan(_md(placement={"policy": "fastest", "tensorParallelSize": 4}), [known])
+    assert narrower.decode_tokens_per_second is not None
+    assert narrower.decode_tokens_per_second < plan.decode_tokens_per_second

@@ -19,7 +19,8 @@ from modeldeploy.facts.quantization import parse_quantization
 from modeldeploy.planner import plan_deployment
 from modeldeploy.planner.memory import gpu_memory, precision_for, weights_for
 from modeldeploy.planner.overhead import overhead_for, profile_for_image, utilization_rejection
-from modeldeploy.planner.search import Request, decode_speed
+from modeldeploy.planner.performance import decode_speed
+from modeldeploy.planner.search import Request
 
 FP8_BLOCK = {"quant_method": "fp8", "weight_block_size": [128, 128]}  # DeepSeek-V3's config
 AWQ_G128 = {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}  # Qwen2.5-VL-72B-AWQ
@@ -55,16 +56,24 @@ def architectures(draw: st.DrawFn) -> ModelFacts:
 
 @st.composite
 def pools(draw: st.DrawFn) -> list[GPUPool]:
+    """Unknown products; about half give the specs the performance model needs (bandwidth,
+    BF16 TFLOP/s, compute capability), the rest none (no speed: ranked last by `fastest`)."""
     n = draw(st.integers(1, 4))
     out = []
     for i in range(n):
-        out.append(make_pool(
+        pool = make_pool(
             f"pool-{i}", f"GPU-{i}", draw(st.sampled_from([14.75, 22.3, 38.6, 44.4, 79.11, 93.6, 140.0, 180.0])),
             draw(st.sampled_from([1, 2, 4, 8])), nvlink=draw(st.booleans()),
             price=draw(st.one_of(st.none(), st.floats(0.2, 10.0).map(lambda x: round(x, 2)))),
             max_nodes=draw(st.one_of(st.none(), st.integers(1, 6))),
             bandwidth=draw(st.one_of(st.none(), st.sampled_from([300.0, 864.0, 2000.0, 3350.0]))),
-        ))
+        )
+        if pool.spec.gpu.bandwidth_g_bps is not None and draw(st.booleans()):
+            gpu = pool.spec.gpu.model_copy(update={
+                "bf16_tflops": draw(st.sampled_from([65.0, 181.0, 312.0, 989.0])),
+                "compute_capability": draw(st.sampled_from(["7.5", "8.0", "8.9", "9.0"]))})
+            pool = pool.model_copy(update={"spec": pool.spec.model_copy(update={"gpu": gpu})})
+        out.append(pool)
     return out
 
 
@@ -193,14 +202,19 @@ def test_planner_matches_exhaustive_search_and_rules(data: st.DataObject) -> Non
     elif policy == "fewestGPUs":
         assert plan.gpus_per_replica == min(c[1] * c[2] for c in best)
     else:
-        from modeldeploy.planner.search import Candidate
+        from modeldeploy.planner.planner import build_request
+        from modeldeploy.planner.search import evaluate
+
+        req = build_request(md, f, lws)
 
         def speed(c: tuple[GPUPool, int, int, int]) -> float:
-            cand = Candidate(c[0], c[1], c[2], c[3], None, 0, None)
-            return round(decode_speed(f, prec, weights, cand), 6)
+            cand = evaluate(f, prec, weights, req, c[0], c[1], c[2], c[3])
+            tokens = decode_speed(f, prec, weights, cand, req.max_model_len)
+            return -1.0 if tokens is None else round(tokens, 6)  # no GPU specs: ranked last
 
         chosen = next(c for c in best if c[0].name == plan.pool and c[1] == tp and c[2] == pp)
         assert speed(chosen) == max(speed(c) for c in best)
+        assert (plan.decode_tokens_per_second is None) == (speed(chosen) < 0)
 
 
 def test_request_defaults_are_documented_values() -> None:

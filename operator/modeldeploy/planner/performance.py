@@ -8,11 +8,15 @@ routed experts of which k are active, one expert holds (total âˆ’ active) / (E â
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..facts import ModelFacts
-from ..facts.gpus import GPUSpec
+from ..facts.gpus import GPUSpec, effective_gpu_spec
+from ..perf.constants import FITTED
 from ..perf.load import ComputeFormat, LayoutLoad
-from ..perf.model import Hardware
+from ..perf.model import Hardware, Limits, Prediction, Workload, predict
 from .memory import Precision, Weights, kv_bytes_per_token_layer, layers_on_stage
+from .search import Candidate
 
 FP8_COMPUTE_CAPABILITY = (8, 9)  # W8A8 FP8 GEMMs need Ada/Hopper (SIZING-FACTS.md)
 
@@ -79,3 +83,45 @@ def hardware_for(gpu: GPUSpec, load: LayoutLoad) -> Hardware:
     dense16 = gpu.dense16_tflops or 0.0
     tflops = {ComputeFormat.FP8: gpu.fp8_tflops, ComputeFormat.FP4: gpu.fp4_tflops}.get(load.compute) or dense16
     return Hardware(bandwidth_gbps=gpu.hbm_bandwidth_gbps, tflops=tflops, link_gbps=gpu.link_gbps(load.tp))
+
+
+ReplicaModel = Callable[[Workload], Prediction]
+# The request a single-stream figure is quoted at when the spec gives no workload: 1024 tokens
+# in and out (the shortest rows of the calibration set, bench/data/vllm-latency-h100.csv),
+# halved when maxModelLen is shorter.
+SINGLE_STREAM_TOKENS = 1024
+
+
+def replica_model(facts: ModelFacts, precision: Precision, weights: Weights, c: Candidate,
+                  max_num_seqs: int) -> ReplicaModel | None:
+    """One replica of layout `c` as a function of its load, from the one performance model
+    (modeldeploy.perf). None when the pool's GPU has no specs or the layout was not sized."""
+    gpu = effective_gpu_spec(c.pool.spec.gpu)
+    if gpu is None or c.memory is None:
+        return None
+    layout = layout_load(facts, precision, weights, gpu, tp=c.tp, pp=c.pp, nodes=c.nodes,
+                         expert_parallel=facts.is_moe and c.tp > 1)
+    hardware = hardware_for(gpu, layout)
+    limits = Limits(c.memory.kv_tokens, max_num_seqs, c.batched_tokens)
+    return lambda share: predict(layout, hardware, FITTED, share, limits)
+
+
+def single_stream(facts: ModelFacts, precision: Precision, weights: Weights, c: Candidate,
+                  max_model_len: int, workload: Workload | None = None) -> Prediction | None:
+    """One request in flight on one replica: the workload's request shape at concurrency 1,
+    else SINGLE_STREAM_TOKENS in and out (capped at half of maxModelLen each)."""
+    model = replica_model(facts, precision, weights, c, max_num_seqs=1)
+    if model is None:
+        return None
+    if workload is None:
+        tokens = max(min(SINGLE_STREAM_TOKENS, max_model_len // 2), 1)
+        return model(Workload(tokens, tokens, concurrency=1.0))
+    return model(Workload(workload.input_tokens, workload.output_tokens, concurrency=1.0))
+
+
+def decode_speed(facts: ModelFacts, precision: Precision, weights: Weights, c: Candidate,
+                 max_model_len: int, workload: Workload | None = None) -> float | None:
+    """Single-stream decode tokens/s (1000 / TPOT at one request in flight); None without
+    GPU specs. The plan's `decodeTokensPerSecond` and the `fastest` policy both use it."""
+    p = single_stream(facts, precision, weights, c, max_model_len, workload)
+    return None if p is None else 1000.0 / p.tpot_ms

@@ -85,7 +85,7 @@ class Plan(_Out):
     expert_parallel: bool = False
     memory_per_gpu: MemoryPerGPU | None = Field(default=None, alias="memoryPerGPU")
     cost_per_hour: float | None = None
-    decode_tokens_per_second: float | None = Field(default=None, description="Single-stream decode estimate (bandwidth-bound)")
+    decode_tokens_per_second: float | None = Field(default=None, description="Single-stream decode tokens/s: 1000 / TPOT of the performance model at one request in flight (the workload's request shape, else 1024 in and out); absent when the GPU has no specs")
     vllm_version: str | None = Field(default=None, description="vLLM release the memory was sized for (from serving.image)")
     performance: Performance | None = Field(default=None, description="Predicted latency, throughput and cost at spec.serving.workload")
     replicas_for_workload: int | None = Field(default=None, description="Replicas the workload needs to meet the SLO (without one: to run without queueing)")

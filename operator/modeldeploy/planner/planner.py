@@ -10,6 +10,7 @@ from ..api import GPUPool, KvCacheDtype, ModelDeployment, MultiNode, Policy
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from ..facts.quantization import online_fp8
+from ..perf import Workload as PerfWorkload
 from .advice import hardware_that_fits
 from .autoscaling_target import autoscaling_target
 from .gpu_rules import pool_capability, weight_only_note
@@ -23,13 +24,13 @@ from .memory import (
 )
 from .mm_args import multimodal_args
 from .overhead import profile_for_image
+from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules
 from .search import (
     Candidate,
     Request,
     all_candidates,
-    decode_speed,
     multi_node_refusal,
     policy_key,
     tp_options,
@@ -103,6 +104,17 @@ class _Search:
         self.precision = precision_for(facts, md.spec.model, md.spec.serving)
         self.weights = weights_for(facts, self.precision)
         self.request = build_request(md, facts, multi_node_served)
+        w = md.spec.serving.workload
+        self.shape = None if w is None else PerfWorkload(w.input_tokens, w.output_tokens, concurrency=1.0)
+        self._speeds: dict[tuple[object, ...], float | None] = {}
+
+    def speed(self, c: Candidate, precision: Precision, weights: Weights, max_model_len: int) -> float | None:
+        """Single-stream decode tokens/s of a layout (the performance model), cached."""
+        kv = c.memory.kv_tokens if c.memory else None
+        key = (c.pool.name, c.tp, c.pp, c.nodes, c.batched_tokens, kv, max_model_len, precision)
+        if key not in self._speeds:
+            self._speeds[key] = decode_speed(self.facts, precision, weights, c, max_model_len, self.shape)
+        return self._speeds[key]
 
     def best(self, precision: Precision | None = None, request: Request | None = None,
              pools: Sequence[GPUPool] | None = None) -> tuple[Candidate | None, list[Candidate]]:
@@ -115,7 +127,9 @@ class _Search:
         feasible = [c for c in candidates if c.feasible]
         if not feasible:
             return None, candidates
-        return min(feasible, key=policy_key(request.policy, self.facts, precision, weights)), candidates
+        length = request.max_model_len
+        key = policy_key(request.policy, lambda c: self.speed(c, precision, weights, length))
+        return min(feasible, key=key), candidates
 
 
 def _describe(c: Candidate) -> str:
@@ -355,11 +369,15 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
             outside_budget_gib=gib(m.detail.outside_budget), budget_gib=gib(m.budget),
         ),
         cost_per_hour=best.cost,
-        decode_tokens_per_second=round(decode_speed(facts, prec, search.weights, best), 1),
+        decode_tokens_per_second=_rounded(search.speed(best, prec, search.weights, req.max_model_len)),
         reason=reason,
         rejected=rejected,
         **workload_fields,
     )
+
+
+def _rounded(speed: float | None) -> float | None:
+    return None if speed is None else round(speed, 1)
 
 
 def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> tuple[dict[str, Any], Candidate, str]:

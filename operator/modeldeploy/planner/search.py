@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,7 +14,6 @@ from .overhead import VllmProfile, batch_defaults, overhead_for, utilization_rej
 from .rules import model_rules
 
 MAX_NODES_SEARCHED = 16  # no single vLLM replica spans more nodes than this in practice
-DEFAULT_BANDWIDTH_GBPS = 1000.0  # used for the speed estimate when a pool does not say
 
 
 @dataclass(frozen=True)
@@ -70,18 +68,6 @@ def tp_options(facts: ModelFacts, gpus_per_node: int) -> list[int]:
     options = {1 << i for i in range(8) if 1 << i <= gpus_per_node}
     options |= {d for d in range(1, gpus_per_node + 1) if facts.attention_heads % d == 0}
     return sorted(options)
-
-
-def decode_speed(facts: ModelFacts, precision: Precision, weights: Weights, c: Candidate) -> float:
-    """Single-stream decode tokens/s: memory-bandwidth bound on the weights read per token."""
-    bandwidth = (c.pool.spec.gpu.bandwidth_g_bps or DEFAULT_BANDWIDTH_GBPS) * 1e9
-    read = weights.total
-    if facts.is_moe and facts.active_parameters:
-        read = facts.active_parameters * precision.linear_bytes
-    # Each token's all-reduces cost more over PCIe than NVLink; each extra node adds a hop.
-    per_doubling = 0.9 if c.pool.spec.gpu.nvlink else 0.75
-    efficiency = per_doubling ** math.log2(c.tp) * 0.95 ** (c.nodes - 1)
-    return float(bandwidth / (read / c.tp) * efficiency)
 
 
 def _capacity_rejection(pool: GPUPool, c_gpus_per_pod: int, nodes: int, min_replicas: int) -> str | None:
@@ -225,21 +211,22 @@ def all_candidates(
     return out
 
 
-def policy_key(
-    policy: Policy, facts: ModelFacts, precision: Precision, weights: Weights
-) -> Callable[[Candidate], tuple[object, ...]]:
-    """Sort key: smaller is better. Ties broken deterministically (KV headroom, name, TP)."""
+def policy_key(policy: Policy, speed: Callable[[Candidate], float | None]) -> Callable[[Candidate], tuple[object, ...]]:
+    """Sort key: smaller is better. `speed` is the single-stream decode tokens/s of the
+    performance model (None: the GPU has no specs; such layouts rank after the known ones for
+    `fastest`). Ties broken deterministically (KV headroom, name, TP)."""
 
     def key(c: Candidate) -> tuple[object, ...]:
         cost = c.cost
         unknown = cost is None
-        speed = decode_speed(facts, precision, weights, c)
+        tokens = speed(c)
+        fast = (tokens is None, -round(tokens or 0.0, 6))
         kv = c.memory.kv_tokens if c.memory else 0
         tail = (c.nodes, -kv, c.pool.name, c.tp, c.pp)
         if policy == Policy.FEWEST_GPUS:
-            return (c.gpus, unknown, cost or 0.0, -speed, *tail)
+            return (c.gpus, unknown, cost or 0.0, *fast, *tail)
         if policy == Policy.FASTEST:
-            return (-round(speed, 6), unknown, cost or 0.0, c.gpus, *tail)
-        return (unknown, cost or 0.0, c.gpus, -round(speed, 6), *tail)
+            return (*fast, unknown, cost or 0.0, c.gpus, *tail)
+        return (unknown, cost or 0.0, c.gpus, *fast, *tail)
 
     return key

@@ -17,13 +17,12 @@ from ..api import GPUPool, ModelDeployment, Policy, Slo, Workload
 from ..api.status import Performance
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
-from ..facts.gpus import effective_gpu_spec, missing_gpu_spec_fields
-from ..perf import FITTED, Limits, Prediction
+from ..facts.gpus import missing_gpu_spec_fields
+from ..perf import Prediction
 from ..perf import Workload as PerfWorkload
-from ..perf import predict as perf_predict
 from .memory import Precision, Weights
 from .overhead import VllmProfile, batch_defaults
-from .performance import hardware_for, layout_load
+from .performance import ReplicaModel, replica_model
 from .search import Candidate, Request
 
 MAX_REPLICAS = 1000  # spec.replicas and autoscaling.maxReplicas allow at most this many
@@ -132,17 +131,10 @@ class WorkloadSizer:
         self.facts, self.precision, self.weights, self.load = facts, precision, weights, load
         self.vllm, self.max_model_len = vllm, max_model_len
 
-    def model(self, c: Candidate) -> Callable[[PerfWorkload], Prediction] | None:
+    def model(self, c: Candidate) -> ReplicaModel | None:
         """One replica of layout `c` as a function of its load; None without GPU specs."""
-        gpu = effective_gpu_spec(c.pool.spec.gpu)
-        if gpu is None or c.memory is None:
-            return None
-        layout = layout_load(self.facts, self.precision, self.weights, gpu, tp=c.tp, pp=c.pp,
-                             nodes=c.nodes, expert_parallel=self.facts.is_moe and c.tp > 1)
-        hardware = hardware_for(gpu, layout)
         defaults = batch_defaults(self.vllm, c.pool.spec.gpu.product, c.pool.spec.gpu.memory_gi_b, self.max_model_len)
-        limits = Limits(c.memory.kv_tokens, self.load.max_num_seqs or defaults.sequences, c.batched_tokens)
-        return lambda share: perf_predict(layout, hardware, FITTED, share, limits)
+        return replica_model(self.facts, self.precision, self.weights, c, self.load.max_num_seqs or defaults.sequences)
 
     def predictor(self, c: Candidate) -> Callable[[int], Prediction] | None:
         """One replica's prediction as a function of the replica count; None without GPU specs."""

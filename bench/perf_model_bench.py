@@ -6,7 +6,8 @@ Prints median and p90 absolute percentage error (APE) of TTFT and TPOT: overall,
 per TP, and leave-one-model-out (constants refitted without the model, then scored on it).
 `--fit` refits the constants on every row and prints them (paste into
 operator/modeldeploy/perf/constants.py). `--csv` scores another file of the same columns
-(bench/data/README.md), e.g. measurements on other GPUs, with the fitted constants.
+(bench/data/README.md) with the shipped constants, e.g. the held-out measurements on other
+GPUs: `--csv bench/data/vllm-latency-other-gpus.csv --no-lomo` (also per model and GPU).
 Results are recorded in docs/PERFORMANCE.md with machine and date.
 """
 
@@ -115,6 +116,10 @@ def main() -> None:
         print(line(f"model {model}", errors(group, constants)))
     for tp, group in sorted(by(cases, lambda c: c.row.tp).items(), key=lambda kv: int(str(kv[0]))):
         print(line(f"TP {tp}", errors(group, constants)))
+    gpus = by(cases, lambda c: c.row.gpu_product)
+    for (model, gpu), group in sorted(by(cases, lambda c: (c.row.model, c.row.gpu_product)).items(), key=str):
+        if len(gpus) > 1:
+            print(line(f"{model} on {gpu}", errors(group, constants)))
     if not args.no_lomo and len({c.row.model for c in cases}) > 1:
         for model, e in leave_one_model_out(cases):
             print(line(f"leave-one-model-out: {model}", e))

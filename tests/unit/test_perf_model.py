@@ -13,6 +13,7 @@ from modeldeploy.facts.catalog import load_catalog
 from modeldeploy.facts.gpus import GPUSpec, LinkTopology, load_gpu_catalog, lookup_gpu
 from modeldeploy.perf import FITTED, Limits, Workload, predict
 from modeldeploy.perf.model import decode_step_ms, max_concurrency, prefill_ms
+from modeldeploy.perf.parallel import DEFAULT_NETWORK_GBPS, expert_imbalance
 from modeldeploy.planner.memory import gpu_memory, precision_for, weights_for
 from modeldeploy.planner.overhead import DEFAULT_RELEASE, overhead_for, profile_for_release
 from modeldeploy.planner.performance import compute_format, expert_parameters, hardware_for, layout_load
@@ -23,17 +24,19 @@ DENSE_AND_MOE = ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.3-70B-I
                  "mistralai/Mixtral-8x7B-Instruct-v0.1", "Qwen/Qwen3-235B-A22B-FP8", "deepseek-ai/DeepSeek-V3"]
 
 
-def _inputs(model: str, gpu: GPUSpec, tp: int, in_out: int = 2048):  # type: ignore[no-untyped-def]
+def _inputs(model: str, gpu: GPUSpec, tp: int, in_out: int = 2048, *, pp: int = 1, nodes: int = 1,
+            expert_parallel: bool = False, network_gbps: float = DEFAULT_NETWORK_GBPS):  # type: ignore[no-untyped-def]
     facts = load_catalog().get(model)
     assert facts is not None
     precision = precision_for(facts, ModelSource(name=model), Serving())
     weights = weights_for(facts, precision)
-    load = layout_load(facts, precision, weights, gpu, tp=tp, pp=1, nodes=1, expert_parallel=False)
+    load = layout_load(facts, precision, weights, gpu, tp=tp, pp=pp, nodes=nodes,
+                       expert_parallel=expert_parallel and facts.is_moe)
     profile = profile_for_release(DEFAULT_RELEASE)
-    overhead = overhead_for(profile, facts, tp=tp, pp=1, tokens=8192, rows=1024, nvlink=True)
-    memory = gpu_memory(facts, precision, weights, tp=tp, pp=1, gpu_gib=gpu.memory_gib, utilization=0.9,
+    overhead = overhead_for(profile, facts, tp=tp, pp=pp, tokens=8192, rows=1024, nvlink=True)
+    memory = gpu_memory(facts, precision, weights, tp=tp, pp=pp, gpu_gib=gpu.memory_gib, utilization=0.9,
                         max_model_len=in_out, kv_sequences=1, overhead=overhead)
-    return load, hardware_for(gpu, load), max(memory.kv_tokens, in_out)
+    return load, hardware_for(gpu, load, network_gbps), max(memory.kv_tokens, in_out)
 
 
 def test_decode_is_bandwidth_bound_at_batch_one() -> None:
@@ -122,11 +125,12 @@ def test_higher_concurrency_never_lowers_ttft(model: str, gpu: GPUSpec, workload
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=st.sampled_from(DENSE_AND_MOE), gpu=st.sampled_from(NVLINK_GPUS), workload=workloads)
 def test_larger_tp_in_an_nvlink_node_never_slows_tpot(model: str, gpu: GPUSpec, workload: Workload) -> None:
-    # Same load per replica, same KV room (the smaller TP's), TP 1 → 2 → 4 → 8 on one node.
+    # Same load per replica, same KV room (the smaller TP's), TP 1 → 2 → 4 → 8 on one node, with
+    # expert parallelism for MoE models above TP 1 as the planner renders it.
     tpots = []
     kv = _inputs(model, gpu, 1)[2]
     for tp in (1, 2, 4, 8):
-        load, hw, _ = _inputs(model, gpu, tp)
+        load, hw, _ = _inputs(model, gpu, tp, expert_parallel=tp > 1)
         tpots.append(predict(load, hw, FITTED, workload, Limits(kv, 256, 8192)).tpot_ms)
     assert all(b <= a * (1 + 1e-9) for a, b in itertools.pairwise(tpots)), tpots
 
@@ -138,3 +142,59 @@ def test_open_loop_rate_is_served_or_saturated() -> None:
     assert not light.saturated and light.requests_per_second == pytest.approx(1.0, rel=1e-3)
     flood = predict(load, hw, FITTED, Workload(512, 256, requests_per_second=1e6), Limits(kv, 256, 8192))
     assert flood.saturated and flood.requests_per_second < 1e6
+
+
+def test_expert_parallel_waits_for_the_busiest_gpu_at_small_batch() -> None:
+    # DeepSeek-V3 on 8 × H200: one token routes to 8 of 256 experts. Sliced over TP every GPU
+    # reads 1/8 of each of the 8; with EP the GPU holding the most of them (about 3 of its 32)
+    # sets the pace. At a large batch every expert is touched and the two converge.
+    h200 = lookup_gpu("NVIDIA-H200")
+    assert h200 is not None
+    tp_load, hw, kv = _inputs("deepseek-ai/DeepSeek-V3", h200, 8)
+    ep_load, _, _ = _inputs("deepseek-ai/DeepSeek-V3", h200, 8, expert_parallel=True)
+    assert expert_imbalance(tp_load, 1) == pytest.approx(8 / 256)
+    assert 2 * 8 / 256 < expert_imbalance(ep_load, 1) <= 1
+    assert expert_imbalance(ep_load, 4096) == pytest.approx(expert_imbalance(tp_load, 4096), rel=1e-3)
+    one = Workload(1024, 256, concurrency=1)
+    assert predict(ep_load, hw, FITTED, one, Limits(kv, 256, 8192)).tpot_ms > \
+        predict(tp_load, hw, FITTED, one, Limits(kv, 256, 8192)).tpot_ms
+
+
+def test_pipeline_across_nodes_pays_the_network() -> None:
+    # Llama-3.1-405B-FP8 at TP 8 × PP 2: the same two stages inside one 16-GPU NVLink domain or
+    # on two nodes over 400 Gb/s (50 GB/s per GPU) or 100 Gb/s Ethernet: each hand-off costs more.
+    h100 = lookup_gpu("NVIDIA-H100-80GB-HBM3")
+    assert h100 is not None
+    w = Workload(4096, 512, concurrency=32)
+    model = "meta-llama/Llama-3.1-405B-Instruct-FP8"
+    inside = _inputs(model, h100, 8, pp=2, nodes=1)
+    ib = _inputs(model, h100, 8, pp=2, nodes=2)
+    ethernet = _inputs(model, h100, 8, pp=2, nodes=2, network_gbps=12.5)
+    limits = Limits(min(inside[2], ib[2]), 256, 8192)
+    t_inside, t_ib, t_eth = (predict(x[0], x[1], FITTED, w, limits) for x in (inside, ib, ethernet))
+    assert t_inside.tpot_ms < t_ib.tpot_ms < t_eth.tpot_ms
+    assert t_inside.ttft_ms < t_ib.ttft_ms < t_eth.ttft_ms
+
+
+def test_pipeline_stages_fill_once_per_prompt() -> None:
+    # A prompt of c chunks through pp stages takes (c + pp − 1) stage-chunk times: PP 2 costs
+    # one extra stage-chunk over PP 1 for a one-chunk prompt (a stage is half the layers),
+    # so it is no faster, and far from pp × slower for a long prompt.
+    h100 = lookup_gpu("NVIDIA-H100-80GB-HBM3")
+    assert h100 is not None
+    flat, hw1, _ = _inputs("meta-llama/Llama-3.3-70B-Instruct", h100, 4)
+    piped, hw2, _ = _inputs("meta-llama/Llama-3.3-70B-Instruct", h100, 4, pp=2)
+    assert prefill_ms(piped, hw2, FITTED, 8192, 8192) >= prefill_ms(flat, hw1, FITTED, 8192, 8192) * 0.95
+    assert prefill_ms(piped, hw2, FITTED, 65536, 2048) < 1.2 * prefill_ms(flat, hw1, FITTED, 65536, 2048)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=st.sampled_from(DENSE_AND_MOE), workload=workloads, network=st.floats(1.0, 400.0))
+def test_a_faster_network_never_slows_a_replica_across_nodes(model: str, workload: Workload, network: float) -> None:
+    h100 = lookup_gpu("NVIDIA-H100-80GB-HBM3")
+    assert h100 is not None
+    slow = _inputs(model, h100, 8, pp=2, nodes=2, network_gbps=network)
+    fast = _inputs(model, h100, 8, pp=2, nodes=2, network_gbps=network * 2)
+    limits = Limits(slow[2], 256, 8192)
+    a, b = predict(slow[0], slow[1], FITTED, workload, limits), predict(fast[0], fast[1], FITTED, workload, limits)
+    assert b.tpot_ms <= a.tpot_ms * (1 + 1e-9) and b.ttft_ms <= a.ttft_ms * (1 + 1e-9)

@@ -14,7 +14,7 @@ from modeldeploy.errors import InvalidSpec
 from modeldeploy.facts.catalog import load_catalog
 from modeldeploy.planner import default_pools, plan_deployment
 from modeldeploy.planner.planner import _Search
-from modeldeploy.planner.workload import LoadRequest, WorkloadSizer, meets, replica_capacity
+from modeldeploy.planner.workload import LoadRequest, WorkloadSizer, meets, replica_capacity, slo_shortfall
 
 LLAMA_70B = "meta-llama/Llama-3.3-70B-Instruct"
 
@@ -202,3 +202,38 @@ def test_fastest_ranks_by_the_performance_model_and_unknown_gpus_last() -> None:
     narrower = _plan(_md(placement={"policy": "fastest", "tensorParallelSize": 4}), [known])
     assert narrower.decode_tokens_per_second is not None
     assert narrower.decode_tokens_per_second < plan.decode_tokens_per_second
+
+
+def test_the_closest_layout_named_for_an_unmeetable_slo_is_the_exhaustive_closest() -> None:
+    # TPOT 2 ms for Llama-3.3-70B is out of reach of every pool: the note names the layout
+    # whose prediction (at the replicas it would need) misses by the least, with its gap.
+    md = _md(workload={"inputTokens": 1000, "outputTokens": 200, "concurrency": 8}, slo={"tpotMs": 2},
+             autoscaling={"minReplicas": 1, "maxReplicas": 50})
+    plan = _plan(md)
+    facts = load_catalog().get(LLAMA_70B)
+    assert facts is not None and plan.performance is not None and not plan.performance.meets_slo
+    search = _Search(md, facts, default_pools())
+    load = LoadRequest.from_spec(md)
+    assert load is not None
+    sizer = WorkloadSizer(facts, search.precision, search.weights, load, search.request.vllm, search.request.max_model_len)
+    sized = [s for s in (sizer.size(c) for c in search.best()[1] if c.feasible) if s is not None]
+    closest = min(slo_shortfall(s.best, load.slo) for s in sized)
+    chosen = next(s for s in sized if s.candidate.pool.name == plan.pool
+                  and s.candidate.tp == plan.tensor_parallel_size and s.candidate.pp == plan.pipeline_parallel_size)
+    assert slo_shortfall(chosen.best, load.slo) == pytest.approx(closest)
+    gap = f"({(chosen.best.tpot_ms / 2 - 1) * 100:+.0f} %)"
+    assert plan.performance_note is not None and gap in plan.performance_note and plan.pool in plan.performance_note
+
+
+def test_a_pools_node_network_reaches_the_prediction_across_nodes() -> None:
+    # Llama-3.1-405B in BF16 needs two 8 × H100 nodes (TP 8 × PP 2): its stages hand
+    # activations over the pool's network; 100 Gb/s Ethernet (12.5 GB/s) is slower than the
+    # default 400 Gb/s per GPU, and the plan's TTFT and TPOT say so.
+    h100 = next(p for p in default_pools() if p.name == "aws-p5-h100-x8")
+    slow = h100.model_copy(update={"spec": h100.spec.model_copy(update={"network_g_bps": 12.5})})
+    md = _md("meta-llama/Llama-3.1-405B-Instruct", workload={"inputTokens": 2000, "outputTokens": 200, "concurrency": 16})
+    fast_plan, slow_plan = _plan(md, [h100]), _plan(md, [slow])
+    assert fast_plan.nodes_per_replica == 2 and slow_plan.nodes_per_replica == 2
+    assert fast_plan.performance is not None and slow_plan.performance is not None
+    assert slow_plan.performance.tpot_ms > fast_plan.performance.tpot_ms
+    assert slow_plan.performance.ttft_ms > fast_plan.performance.ttft_ms

@@ -52,6 +52,7 @@ class GPUPoolSpec(ApiModel):
     gpu: GPU = Field(description="The GPU every node of the pool carries.")
     gpus_per_node: int = Field(alias="gpusPerNode", ge=1, le=64, description="GPUs per node.")
     max_nodes: int | None = Field(default=None, ge=1, le=100_000, description="Most nodes the pool can have (autoscaler limit).")
+    network_g_bps: float | None = Field(default=None, alias="networkGBps", gt=0, le=10_000, description="Node-to-node network bandwidth per GPU, GB/s (50 for 400 Gb/s InfiniBand or EFA per GPU, the default): what pipeline stages on different nodes hand activations over.")
     price_per_gpu_hour: float | None = Field(default=None, alias="pricePerGPUHour", ge=0, le=1000, description="On-demand price per GPU-hour (USD), for the cheapest policy.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Labels that select the pool's nodes.")
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32, description="Tolerations for the pool's taints.")

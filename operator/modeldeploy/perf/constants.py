@@ -23,10 +23,11 @@ class PerfConstants:
     - `layer_us`: per layer per step (kernel launches, norms, rotary), µs.
     - `tp_layer_us`: per layer per step per doubling of TP (all-reduce latency, sync), µs.
     - `sequence_layer_us`: per sequence per layer per step (attention metadata, small kernels), µs.
-    - `link_efficiency`: share of the GPU link's bandwidth an all-reduce achieves.
-    - `request_us`: per request before its first token (HTTP, tokenizer, detokenizer), µs.
-    - `first_token_steps`: decode steps a new request spends before its first token streams
-      (waiting for the step under way, the step that carries its prefill, output processing).
+    - `prefill_layer_us`: CPU dispatch per layer of a prefill forward pass, µs: a prefill of
+      more tokens than vLLM captures in CUDA graphs runs piecewise-eager, so every layer's
+      kernels are launched from Python (ai-dynamo/aiconfigurator found ~0.8 ms per layer on
+      the same silicon corpus: src/aiconfigurator/sdk/backends/vllm_backend.py,
+      `_prefill_dispatch_overhead_ms`).
     - `arrival_burst`: share of the other running requests whose prefills a closed-loop
       client's prompt finds ahead of it (requests of equal length arrive in partial waves).
     """
@@ -37,9 +38,7 @@ class PerfConstants:
     layer_us: float
     tp_layer_us: float
     sequence_layer_us: float
-    link_efficiency: float
-    request_us: float
-    first_token_steps: float
+    prefill_layer_us: float
     arrival_burst: float
 
     @classmethod
@@ -57,14 +56,12 @@ class PerfConstants:
 # Fitted 2026-11-30 on all 207 rows of bench/data/vllm-latency-h100.csv with
 # `bench/perf_model_bench.py --fit` (errors and leave-one-model-out: docs/PERFORMANCE.md).
 FITTED = PerfConstants(
-    bandwidth_efficiency=0.9347,
-    compute_efficiency=0.5978,
-    step_us=1155.1849,
-    layer_us=50.2023,
-    tp_layer_us=2.883,
-    sequence_layer_us=0.3765,
-    link_efficiency=0.7935,
-    request_us=24145.6465,
-    first_token_steps=0.8825,
-    arrival_burst=0.1576,
+    bandwidth_efficiency=0.9329,
+    compute_efficiency=0.6111,
+    step_us=1285.5041,
+    layer_us=48.4874,
+    tp_layer_us=2.3858,
+    sequence_layer_us=0.4275,
+    prefill_layer_us=568.0629,
+    arrival_burst=0.147,
 )

@@ -1,6 +1,6 @@
 """Fitting the performance constants: Nelder–Mead on positive parameters (log space). Pure.
 
-Small and dependency-free (the operator image carries no numpy/scipy): the model has seven
+Small and dependency-free (the operator image carries no numpy/scipy): the model has eight
 constants and the calibration set a few hundred rows, so a simplex search converges in well
 under a minute on one core.
 """

@@ -6,8 +6,10 @@ The physics (all per GPU of the most loaded pipeline stage; docs/PERFORMANCE.md 
   sequence's KV cache from memory, and multiplies `batch` tokens through the active weights:
   `max(bytes / bandwidth, FLOPs / TFLOP/s)`, plus the all-reduce of each layer's activations
   over the GPU link (TP > 1), plus a per-step overhead that grows with layers, TP and batch.
+  Pipeline stages, expert parallelism and hand-offs between nodes: `parallel.py`.
 - A prefill of `L` tokens is compute-bound: `L` × 2 × active parameters + causal attention,
-  split into chunks of `maxNumBatchedTokens`, each chunk a step with its own overhead.
+  split into chunks of `maxNumBatchedTokens`, each chunk a step with its own overhead, plus
+  the CPU dispatch of its layers (a prefill runs outside vLLM's CUDA graphs).
 - Closed loop at concurrency N: at most `maxConcurrency` sequences fit the KV cache; the rest
   wait for a slot. Prefills of arriving requests take a share ρ = λ·P of the engine's time,
   so decode slows to step / (1 − ρ) and a new prompt waits for the prefills ahead of it
@@ -25,24 +27,29 @@ from dataclasses import dataclass
 
 from .constants import PerfConstants
 from .load import LayoutLoad
+from .parallel import DEFAULT_NETWORK_GBPS, allreduce_ms, expert_imbalance, handoff_ms
 
-MAX_PREFILL_SHARE = 0.98
+MAX_PREFILL_SHARE = 0.98  # ρ stays below 1: beyond it the queue grows without bound
 # A grouped expert GEMM with m token rows per expert fills the tensor cores at about
 # m / (m + 64): Hopper's wgmma tiles are 64 rows tall (CUTLASS sm90 grouped GEMM), so an expert
 # that sees a handful of tokens runs mostly empty tiles.
-EXPERT_GEMM_HALF_ROWS = 64.0  # ρ stays below 1: beyond it the queue grows without bound
-# Between nodes (PP across nodes) activations cross the network: 400 Gb/s per GPU
-# (AWS p5: 3,200 Gbps EFA for 8 H100s, https://aws.amazon.com/ec2/instance-types/p5/).
-INTER_NODE_GBPS = 50.0
+EXPERT_GEMM_HALF_ROWS = 64.0
+# A new request waits on average half of the step under way, and the step that carries its
+# prefill also advances every running decode (one more decode step): 1.5 steps before its
+# first token, besides its prefill (fixed, not fitted: fitting it traded off against the
+# prefill constants without lowering the leave-one-model-out error, docs/PERFORMANCE.md).
+FIRST_TOKEN_STEPS = 1.5
 
 
 @dataclass(frozen=True)
 class Hardware:
-    """What the model needs of a GPU: memory bandwidth, tensor TFLOP/s, link bandwidth (GB/s)."""
+    """What the model needs of a GPU: memory bandwidth, tensor TFLOP/s, the TP group's link
+    and the node network per GPU (GB/s)."""
 
     bandwidth_gbps: float
     tflops: float
     link_gbps: float
+    network_gbps: float = DEFAULT_NETWORK_GBPS
 
 
 @dataclass(frozen=True)
@@ -80,46 +87,51 @@ def _overhead_ms(load: LayoutLoad, k: PerfConstants, batch: float) -> float:
     return load.layers * per_layer / 1e3
 
 
-def _comm_ms(load: LayoutLoad, hw: Hardware, k: PerfConstants, tokens: float) -> float:
-    """Two all-reduces per layer (attention, MLP) of the step's activations over the GPU link."""
-    if load.tp <= 1:
-        return 0.0
-    volume = 2 * load.layers * tokens * load.allreduce_bytes_per_token * 2 * (load.tp - 1) / load.tp
-    return _ms(volume / (hw.link_gbps / 2 * 1e9 * min(k.link_efficiency, 1.0)))
+def _memory_ms(bytes_read: float, hw: Hardware, k: PerfConstants) -> float:
+    return _ms(bytes_read / (hw.bandwidth_gbps * 1e9 * min(k.bandwidth_efficiency, 1.0)))
 
 
-def _hops_ms(load: LayoutLoad, hw: Hardware, tokens: float) -> float:
-    """Activations handed from one pipeline stage to the next (network across nodes)."""
-    if load.pp <= 1:
-        return 0.0
-    link = INTER_NODE_GBPS if load.nodes > 1 else hw.link_gbps / 2
-    per_hop = tokens * load.allreduce_bytes_per_token / (link * 1e9)
-    return _ms(per_hop) * (load.pp - 1)
+def _compute_ms(flops: float, hw: Hardware, k: PerfConstants) -> float:
+    return _ms(flops / (hw.tflops * 1e12 * min(k.compute_efficiency, 1.0)))
 
 
 def decode_step_ms(load: LayoutLoad, hw: Hardware, k: PerfConstants, batch: float, context: float) -> float:
-    """One decode step for `batch` running sequences of mean `context` tokens, ms."""
-    bytes_read = (load.dense_bytes + load.expert_bytes * load.touched_expert_fraction(batch)
-                  + batch * load.kv_read_bytes(context))
-    memory = _ms(bytes_read / (hw.bandwidth_gbps * 1e9 * min(k.bandwidth_efficiency, 1.0)))
-    compute = _ms(batch * load.flops_per_token / (hw.tflops * 1e12 * min(k.compute_efficiency, 1.0)))
-    stage = max(memory, compute) + _comm_ms(load, hw, k, batch) + _overhead_ms(load, k, batch)
-    return k.step_us / 1e3 + load.pp * stage + _hops_ms(load, hw, batch)
+    """Time per output token with `batch` running sequences of mean `context` tokens, ms.
+
+    Each of the pp stages runs pp micro-batches of batch/pp sequences per token (PP = 1: one
+    batch): per micro-batch it reads its dense weights, the experts the micro-batch touches
+    (on the busiest GPU under EP) and the micro-batch's KV, or computes its tokens, whichever
+    is slower, then all-reduces and pays the per-layer overhead; the token also crosses the
+    pp − 1 hand-offs.
+    """
+    micro = batch / load.pp
+    bytes_read = (load.dense_bytes + load.expert_bytes * expert_imbalance(load, micro)
+                  + micro * load.kv_read_bytes(context))
+    compute = _compute_ms(micro * load.flops_per_token, hw, k)
+    stage = (max(_memory_ms(bytes_read, hw, k), compute) + allreduce_ms(load, hw.link_gbps, micro)
+             + _overhead_ms(load, k, micro))
+    return k.step_us / 1e3 + load.pp * stage + handoff_ms(load, hw.link_gbps, hw.network_gbps, micro)
 
 
 def prefill_ms(load: LayoutLoad, hw: Hardware, k: PerfConstants, tokens: int, chunk: int) -> float:
-    """Engine time to prefill one prompt of `tokens`, in chunks of `chunk` tokens, ms."""
+    """Engine time to prefill one prompt of `tokens`, in chunks of `chunk` tokens, ms.
+
+    Compute-bound: 2 × active parameters per token plus causal attention (grows with the
+    prompt: L²/2 token pairs), routed experts at their grouped-GEMM tile efficiency; each chunk
+    is one engine step. With PP the chunks flow through the stages one after another, so the
+    prompt takes (chunks + pp − 1) stage-chunk times (the pipeline fills once).
+    """
     chunks = max(1, math.ceil(tokens / max(chunk, 1)))
     dense_flops = tokens * (load.flops_per_token - load.expert_flops_per_token)
     flops = dense_flops + load.attention_flops_per_token2 * tokens * tokens / 2
     if load.experts > 1:
         rows = min(tokens, chunk) * load.experts_per_token / load.experts  # per expert per chunk
         flops += tokens * load.expert_flops_per_token * (rows + EXPERT_GEMM_HALF_ROWS) / rows
-    compute = _ms(flops / (hw.tflops * 1e12 * min(k.compute_efficiency, 1.0)))
-    weights = load.dense_bytes + load.expert_bytes * load.touched_expert_fraction(min(tokens, chunk))
-    memory = chunks * _ms(weights / (hw.bandwidth_gbps * 1e9 * min(k.bandwidth_efficiency, 1.0)))
-    stage = max(compute, memory) + _comm_ms(load, hw, k, tokens) + chunks * _overhead_ms(load, k, 1)
-    return chunks * k.step_us / 1e3 + load.pp * stage + _hops_ms(load, hw, tokens)
+    weights = load.dense_bytes + load.expert_bytes * expert_imbalance(load, min(tokens, chunk))
+    per_chunk = (max(_compute_ms(flops / chunks, hw, k), _memory_ms(weights, hw, k))
+                 + allreduce_ms(load, hw.link_gbps, tokens / chunks) + _overhead_ms(load, k, 1))
+    hand_offs = handoff_ms(load, hw.link_gbps, hw.network_gbps, tokens / chunks)
+    return chunks * k.step_us / 1e3 + (chunks + load.pp - 1) * per_chunk + hand_offs
 
 
 def max_concurrency(kv_tokens: int, workload: Workload) -> int:
@@ -133,6 +145,7 @@ class _Engine:
 
     step: float
     prefill: float
+    dispatch: float  # CPU dispatch of the prefill's layers, ms (prefill_layer_us)
     output_tokens: int
     running: float
     closed_loop: bool
@@ -152,7 +165,7 @@ class _Engine:
             queue = self.k.arrival_burst * max(self.running - 1, 0.0) * self.prefill / 2
         else:
             queue = share * self.prefill / (2 * (1 - share))
-        ttft = self.k.request_us / 1e3 + self.prefill + self.k.first_token_steps * self.step + queue
+        ttft = self.dispatch + self.prefill + FIRST_TOKEN_STEPS * self.step + queue
         return ttft, tpot
 
     def request_ms(self, rate_per_ms: float) -> float:
@@ -177,6 +190,7 @@ def _engine(load: LayoutLoad, hw: Hardware, k: PerfConstants, workload: Workload
     return _Engine(
         step=decode_step_ms(load, hw, k, running, context),
         prefill=prefill_ms(load, hw, k, workload.input_tokens, chunk),
+        dispatch=k.prefill_layer_us * load.layers * load.pp / 1e3,
         output_tokens=workload.output_tokens, running=running, closed_loop=closed_loop, k=k,
     )
 

@@ -24,7 +24,8 @@ from .overhead import batch_defaults, overhead_for, profile_for_image
 from .performance import hardware_for, layout_load
 
 # Measured checkpoints with the architecture of a catalog entry (bench/data/README.md).
-SAME_ARCHITECTURE = {"meta-llama/Llama-3.1-70B": "meta-llama/Llama-3.3-70B-Instruct"}
+SAME_ARCHITECTURE = {"meta-llama/Llama-3.1-70B": "meta-llama/Llama-3.3-70B-Instruct",
+                     "nvidia/Llama-3.1-8B-Instruct-FP8": "meta-llama/Llama-3.1-8B-Instruct"}
 MEASURED_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
 MXFP4_BYTES = 4.25 / 8  # 4-bit values + one 8-bit scale per 32 (OCP MX spec)
 

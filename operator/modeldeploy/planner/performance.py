@@ -15,6 +15,7 @@ from ..facts.gpus import GPUSpec, effective_gpu_spec
 from ..perf.constants import FITTED
 from ..perf.load import ComputeFormat, LayoutLoad
 from ..perf.model import Hardware, Limits, Prediction, Workload, predict
+from ..perf.parallel import DEFAULT_NETWORK_GBPS
 from .memory import Precision, Weights, kv_bytes_per_token_layer, layers_on_stage
 from .search import Candidate
 
@@ -78,11 +79,13 @@ def layout_load(
     )
 
 
-def hardware_for(gpu: GPUSpec, load: LayoutLoad) -> Hardware:
-    """The GPU's bandwidth, the TFLOP/s of the layout's compute format and its TP link."""
+def hardware_for(gpu: GPUSpec, load: LayoutLoad, network_gbps: float = DEFAULT_NETWORK_GBPS) -> Hardware:
+    """The GPU's bandwidth, the TFLOP/s of the layout's compute format, its TP link and the
+    node network per GPU (GB/s; GPUPool `spec.networkGBps`, default 400 Gb/s)."""
     dense16 = gpu.dense16_tflops or 0.0
     tflops = {ComputeFormat.FP8: gpu.fp8_tflops, ComputeFormat.FP4: gpu.fp4_tflops}.get(load.compute) or dense16
-    return Hardware(bandwidth_gbps=gpu.hbm_bandwidth_gbps, tflops=tflops, link_gbps=gpu.link_gbps(load.tp))
+    return Hardware(bandwidth_gbps=gpu.hbm_bandwidth_gbps, tflops=tflops, link_gbps=gpu.link_gbps(load.tp),
+                    network_gbps=network_gbps)
 
 
 ReplicaModel = Callable[[Workload], Prediction]
@@ -101,7 +104,7 @@ def replica_model(facts: ModelFacts, precision: Precision, weights: Weights, c: 
         return None
     layout = layout_load(facts, precision, weights, gpu, tp=c.tp, pp=c.pp, nodes=c.nodes,
                          expert_parallel=facts.is_moe and c.tp > 1)
-    hardware = hardware_for(gpu, layout)
+    hardware = hardware_for(gpu, layout, c.pool.spec.network_g_bps or DEFAULT_NETWORK_GBPS)
     limits = Limits(c.memory.kv_tokens, max_num_seqs, c.batched_tokens)
     return lambda share: predict(layout, hardware, FITTED, share, limits)
 

@@ -369,15 +369,12 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
             outside_budget_gib=gib(m.detail.outside_budget), budget_gib=gib(m.budget),
         ),
         cost_per_hour=best.cost,
-        decode_tokens_per_second=_rounded(search.speed(best, prec, search.weights, req.max_model_len)),
+        decode_tokens_per_second=None if (tokens := search.speed(best, prec, search.weights, req.max_model_len)) is None
+        else round(tokens, 1),
         reason=reason,
         rejected=rejected,
         **workload_fields,
     )
-
-
-def _rounded(speed: float | None) -> float | None:
-    return None if speed is None else round(speed, 1)
 
 
 def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> tuple[dict[str, Any], Candidate, str]:

@@ -190,11 +190,14 @@ def test_pipeline_stages_fill_once_per_prompt() -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=st.sampled_from(DENSE_AND_MOE), workload=workloads, network=st.floats(1.0, 400.0))
-def test_a_faster_network_never_slows_a_replica_across_nodes(model: str, workload: Workload, network: float) -> None:
+def test_a_faster_network_never_slows_decoding_across_nodes(model: str, workload: Workload, network: float) -> None:
     h100 = lookup_gpu("NVIDIA-H100-80GB-HBM3")
     assert h100 is not None
     slow = _inputs(model, h100, 8, pp=2, nodes=2, network_gbps=network)
     fast = _inputs(model, h100, 8, pp=2, nodes=2, network_gbps=network * 2)
     limits = Limits(slow[2], 256, 8192)
     a, b = predict(slow[0], slow[1], FITTED, workload, limits), predict(fast[0], fast[1], FITTED, workload, limits)
-    assert b.tpot_ms <= a.tpot_ms * (1 + 1e-9) and b.ttft_ms <= a.ttft_ms * (1 + 1e-9)
+    # TPOT only: in a closed loop a faster replica cycles its clients faster, so more prompts
+    # arrive per second and each may find a few more prefills ahead of it (TTFT can rise a little
+    # while every request finishes sooner).
+    assert b.tpot_ms <= a.tpot_ms * (1 + 1e-9)

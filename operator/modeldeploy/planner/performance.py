@@ -110,21 +110,21 @@ def replica_model(facts: ModelFacts, precision: Precision, weights: Weights, c: 
 
 
 def single_stream(facts: ModelFacts, precision: Precision, weights: Weights, c: Candidate,
-                  max_model_len: int, workload: Workload | None = None) -> Prediction | None:
-    """One request in flight on one replica: the workload's request shape at concurrency 1,
-    else SINGLE_STREAM_TOKENS in and out (capped at half of maxModelLen each)."""
+                  max_model_len: int, shape: tuple[int, int] | None = None) -> Prediction | None:
+    """One request in flight on one replica: `shape` (input, output tokens: the workload's) at
+    concurrency 1, else SINGLE_STREAM_TOKENS in and out (capped at half of maxModelLen each)."""
     model = replica_model(facts, precision, weights, c, max_num_seqs=1)
     if model is None:
         return None
-    if workload is None:
+    if shape is None:
         tokens = max(min(SINGLE_STREAM_TOKENS, max_model_len // 2), 1)
-        return model(Workload(tokens, tokens, concurrency=1.0))
-    return model(Workload(workload.input_tokens, workload.output_tokens, concurrency=1.0))
+        shape = (tokens, tokens)
+    return model(Workload(shape[0], shape[1], concurrency=1.0))
 
 
 def decode_speed(facts: ModelFacts, precision: Precision, weights: Weights, c: Candidate,
-                 max_model_len: int, workload: Workload | None = None) -> float | None:
+                 max_model_len: int, shape: tuple[int, int] | None = None) -> float | None:
     """Single-stream decode tokens/s (1000 / TPOT at one request in flight); None without
     GPU specs. The plan's `decodeTokensPerSecond` and the `fastest` policy both use it."""
-    p = single_stream(facts, precision, weights, c, max_model_len, workload)
+    p = single_stream(facts, precision, weights, c, max_model_len, shape)
     return None if p is None else 1000.0 / p.tpot_ms

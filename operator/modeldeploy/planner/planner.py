@@ -10,7 +10,6 @@ from ..api import GPUPool, KvCacheDtype, ModelDeployment, MultiNode, Policy
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from ..facts.quantization import online_fp8
-from ..perf import Workload as PerfWorkload
 from .advice import hardware_that_fits
 from .autoscaling_target import autoscaling_target
 from .gpu_rules import pool_capability, weight_only_note
@@ -104,14 +103,12 @@ class _Search:
         self.precision = precision_for(facts, md.spec.model, md.spec.serving)
         self.weights = weights_for(facts, self.precision)
         self.request = build_request(md, facts, multi_node_served)
-        w = md.spec.serving.workload
-        self.shape = None if w is None else PerfWorkload(w.input_tokens, w.output_tokens, concurrency=1.0)
+        self.shape = None if (w := md.spec.serving.workload) is None else (w.input_tokens, w.output_tokens)
         self._speeds: dict[tuple[object, ...], float | None] = {}
 
     def speed(self, c: Candidate, precision: Precision, weights: Weights, max_model_len: int) -> float | None:
         """Single-stream decode tokens/s of a layout (the performance model), cached."""
-        kv = c.memory.kv_tokens if c.memory else None
-        key = (c.pool.name, c.tp, c.pp, c.nodes, c.batched_tokens, kv, max_model_len, precision)
+        key = (c.pool.name, c.tp, c.pp, c.nodes, c.batched_tokens, c.memory and c.memory.kv_tokens, max_model_len, precision)
         if key not in self._speeds:
             self._speeds[key] = decode_speed(self.facts, precision, weights, c, max_model_len, self.shape)
         return self._speeds[key]

@@ -9,6 +9,7 @@ are open: every process gets SIGTERM, then SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -16,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +30,16 @@ import yaml
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 REQUIRED = ("etcd", "kube-apiserver")
 STOP_GRACE_SECONDS = 5.0
+# prctl(2) option that makes Linux send a signal to a child when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: a pytest killed by a timeout or ^C must not leave etcd,
+    kube-apiserver or an operator running on the 2-core machine (they would load every later run).
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere the fixture's own stop() is the only cleanup."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -79,7 +91,8 @@ def start(name: str, argv: list[str], workdir: Path,
     log = workdir / f"{name}.log"
     with log.open("ab") as out:
         popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
-                                 env=env, start_new_session=True)
+                                 env=env, start_new_session=True,
+                                 preexec_fn=_die_with_parent)
     return Process(name, popen, log)
 
 

@@ -294,7 +294,7 @@ class Credentials(ApiModel):
 
 
 class Cache(ApiModel):
-    mode: CacheMode = Field(default=CacheMode.EMPTY_DIR, description="emptyDir (each pod downloads into its own volume), pvc (a claim per ModelDeployment), or shared (one ReadWriteMany claim per model and revision in the namespace, filled once by a download Job; serving pods mount it read-only).")
+    mode: CacheMode = Field(default=CacheMode.EMPTY_DIR, description="emptyDir (each pod downloads into its own volume), pvc (a claim per ModelDeployment), or shared (one ReadWriteMany claim per model and revision in the namespace, filled once by a download Job; serving pods mount it read-only). Left out: emptyDir, or pvc when the cache exceeds the operator's emptyDir maximum (100 GiB by default; node root disks are small).")
     size: str | None = Field(default=None, max_length=32, pattern=QUANTITY, description="Cache size; default derived from the checkpoint size.")
     storage_class_name: str | None = Field(default=None, max_length=253, pattern=DNS_SUBDOMAIN, description="StorageClass for the claim; shared needs one that supports ReadWriteMany. Default: the operator's cache storage class (chart value cache.storageClassName), else the cluster default.")
 
@@ -324,7 +324,7 @@ class ModelDeploymentSpec(ApiModel):
     model: ModelSource = Field(description="Which model to serve.")
     serving: Serving = Field(default_factory=Serving, description="vLLM serving settings.")
     placement: Placement = Field(default_factory=Placement, description="Where and how to lay out the model.")
-    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas when autoscaling is off.")
+    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas when autoscaling is off. Left out: 1, and with spec.serving.workload the plan prices the replicas the load needs (replicasForWorkload); a given value is fixed.")
     autoscaling: Autoscaling | None = Field(default=None, description="Autoscaling on vLLM metrics.")
     rollout: Rollout = Field(default_factory=Rollout, description="Rollout behaviour.")
     credentials: Credentials = Field(default_factory=Credentials, description="Secrets the server needs.")

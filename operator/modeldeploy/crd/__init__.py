@@ -28,7 +28,7 @@ from ..api import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
 )
-from .rules import FIELD_SCHEMA, KIND_DESCRIPTIONS, ROOT_RULES, RULES
+from .rules import FIELD_SCHEMA, GIVEN_MATTERS, KIND_DESCRIPTIONS, ROOT_RULES, RULES
 
 Schema = dict[str, Any]
 
@@ -61,13 +61,13 @@ def _merge(base: Schema, extra: Schema) -> Schema:
 
 def _models_under(model: type[BaseModel]) -> Iterable[type[BaseModel]]:
     yield model
-    for rule_model in {*RULES, *(m for m, _ in FIELD_SCHEMA)}:
+    for rule_model in {*RULES, *(m for m, _ in FIELD_SCHEMA), *(m for m, _ in GIVEN_MATTERS)}:
         if rule_model is not model:
             yield rule_model
 
 
 def _patch(model: type[BaseModel], raw: Schema) -> Schema:
-    """Apply FIELD_SCHEMA and RULES to the pydantic schema (root and $defs) of `model`."""
+    """Apply FIELD_SCHEMA, GIVEN_MATTERS (no server default) and RULES to the pydantic schema (root and $defs) of `model`."""
     raw = copy.deepcopy(raw)
     defs: dict[str, Schema] = raw.get("$defs", {})
     for target in _models_under(model):
@@ -79,6 +79,9 @@ def _patch(model: type[BaseModel], raw: Schema) -> Schema:
                 if field not in node.get("properties", {}):
                     raise KeyError(f"{owner.__name__} has no field {field}")
                 node["properties"][field] = _merge(node["properties"][field], extra)
+        for owner, field in GIVEN_MATTERS:
+            if owner is target:
+                node["properties"][field].pop("default")  # KeyError if the default went away
         rules = RULES.get(target, ())
         if rules:
             node["x-kubernetes-validations"] = [r.wire() for r in rules]

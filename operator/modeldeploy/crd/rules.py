@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from ..api import (
     Architecture,
     Autoscaling,
+    Cache,
     GPUPoolSpec,
     GPUPoolStatus,
     ModelDeployment,
@@ -149,6 +150,17 @@ FIELD_SCHEMA: dict[tuple[type[BaseModel], str], Schema] = {
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
     },
 }
+
+# Fields whose pydantic default the API server must NOT write into stored objects: the operator
+# reads whether they were given (model_fields_set), as `modeldeploy plan`/`render` do on the
+# user's YAML. A server-side default would make the cluster and the CLI disagree:
+# cache.mode left out picks a claim for a cache too big for a node (render/context.py
+# with_cache_default); replicas left out lets the workload search choose the replica count
+# (planner/workload.py LoadRequest.from_spec).
+GIVEN_MATTERS: frozenset[tuple[type[BaseModel], str]] = frozenset({
+    (Cache, "mode"),
+    (ModelDeploymentSpec, "replicas"),
+})
 
 KIND_DESCRIPTIONS = {
     "ModelDeployment": (

@@ -51,6 +51,7 @@ bench: install ## benchmarks; results are recorded in docs/PERFORMANCE.md
 	$(PY) bench/autoscale_bench.py
 	$(PY) bench/reconcile_bench.py
 	$(PY) bench/render_bench.py
+	$(PY) bench/startup_bench.py
 	$(PY) bench/validate_bench.py
 	$(PY) bench/advice_bench.py
 

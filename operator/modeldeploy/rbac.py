@@ -107,6 +107,17 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(("",), ("pods",), READ,
                "readiness and metrics endpoints of serving pods; GPU requests per node"),
     Permission(("",), ("nodes",), READ, "GPU capacity of the pools' nodes", modes=CLUSTER_ONLY),
+    Permission(("storage.k8s.io",), ("storageclasses",), READ,
+               "cache.mode shared: whether the claim's StorageClass exists and can be "
+               "ReadWriteMany (StorageUnavailable instead of a claim that never binds)",
+               modes=CLUSTER_ONLY),
+    Permission(("",), ("pods/log",), ("get",),
+               "startup watchdog: vLLM's load lines of starting pods and the download Job's "
+               "progress lines (tail only, rate-limited; shell/starts.py)"),
+    # The startup watchdog's one action: the kubelet no longer kills a start on a fixed budget.
+    Permission(("",), ("pods",), ("delete",),
+               "startup watchdog: delete a serving pod whose start stalled for stallSeconds so "
+               "its Deployment / LeaderWorkerSet starts a fresh one (controller/starts.py)"),
     # Reporting: one core/v1 Event per change (kopf's own event posting is off).
     Permission(("",), ("events",), ("create",), "events on ModelDeployments (Kube.emit)"),
 )

@@ -57,10 +57,19 @@ def test_cluster_mode_grants_what_the_operator_needs() -> None:
         assert not ok(group, resource, "update"), "server-side apply needs patch (and create), not update"
     assert ok("apps", "deployments/scale", "patch")
     assert ok("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "update")
-    assert ok("", "pods", "list") and not ok("", "pods", "delete")
+    assert ok("", "pods", "list") and not ok("", "pods", "create") and not ok("", "pods", "patch")
+    # The startup watchdog: read starting pods' log tails, delete a pod whose start stalled.
+    assert ok("", "pods", "delete") and ok("", "pods/log", "get")
+    assert not ok("", "pods/log", "list") and not ok("", "pods/exec", "create")
     assert ok("", "nodes", "watch") and not ok("", "nodes", "patch")
     assert ok("", "events", "create")
     assert not ok("", "events", "patch") and not ok("events.k8s.io", "events", "create")
+
+
+def test_the_startup_watchdog_works_in_both_install_modes() -> None:
+    for mode in Mode:
+        assert rbac.allows("", "pods/log", "get", mode=mode)
+        assert rbac.allows("", "pods", "delete", mode=mode)
 
 
 def test_discovery_replaces_reading_crds() -> None:

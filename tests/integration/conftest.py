@@ -12,7 +12,7 @@ import pytest
 
 from .emulator import EmulatorServer
 from .fleet import SimFleet
-from .harness import Cluster
+from .harness import Cluster, OperatorThread, SkewedClock, fast_config, running_operator
 from .test_hub_fetch import fake_hub  # noqa: F401 - the fake Hugging Face hub, shared fixture
 
 TEST_USER_AGENT = "modeldeploy-tests"
@@ -68,3 +68,18 @@ def fleet() -> Iterator[SimFleet]:
         yield sims
     finally:
         sims.close()
+
+
+@pytest.fixture()
+def clock() -> SkewedClock:
+    """The clock the startup-watchdog scenarios' operator decides on."""
+    return SkewedClock()
+
+
+@pytest.fixture()
+def watchdog_operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
+                      clock: SkewedClock) -> Iterator[OperatorThread]:
+    """The operator on `clock`, reading starting pods' logs on every pass."""
+    config = fast_config(kubeconfig, start_log_interval=0.05)
+    with running_operator(emulator_server, cluster, config, wall=clock) as thread:
+        yield thread

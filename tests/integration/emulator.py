@@ -19,7 +19,9 @@ test_emulator.py:
 - watch: resume from a resourceVersion (410 Gone when it was compacted), `timeoutSeconds`;
 - finalizers and deletionTimestamp; ownerReference cascade (background propagation,
   synchronous here) and `propagationPolicy: Orphan`;
-- fault injection (HTTP errors, 410 on watch, dropped connections) and a request log.
+- fault injection (HTTP errors, 410 on watch, dropped connections) and a request log;
+- containers' logs (`pods/log`, tailLines and limitBytes) from what a test wrote
+  (`pod_logs`, tests/integration/podlogs.py): there is no kubelet.
 
 It runs on 127.0.0.1 in its own thread (see `EmulatorServer`), so tests talk to it with the
 real `kubernetes` client and the operator talks to it with kopf's own HTTP stack.
@@ -45,6 +47,7 @@ import attrs
 import kmock
 import yaml
 
+from .podlogs import PodLogs, is_log_request
 from .semantics import (
     JSON,
     SelectorError,
@@ -95,10 +98,12 @@ def _kinds() -> list[Kind]:
     return [
         Kind("", "v1", "namespaces", "Namespace", namespaced=False),
         Kind("", "v1", "nodes", "Node", namespaced=False),
-        Kind("", "v1", "pods", "Pod"),
+        Kind("", "v1", "pods", "Pod", subresources=frozenset({"status", "log"})),
         Kind("", "v1", "services", "Service"),
         Kind("", "v1", "configmaps", "ConfigMap", subresources=frozenset()),
         Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+        Kind("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False,
+             subresources=frozenset()),
         Kind("", "v1", "events", "Event", subresources=frozenset()),
         Kind("events.k8s.io", "v1", "events", "Event", subresources=frozenset()),
         Kind("apps", "v1", "deployments", "Deployment", subresources=scale,
@@ -228,6 +233,7 @@ class Emulator(kmock.KubernetesEmulator):
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _log: list[LoggedRequest] = attrs.field(factory=list, init=False)
     _guard: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+    pod_logs: PodLogs = attrs.field(factory=PodLogs, init=False)  # what containers printed
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -340,6 +346,8 @@ class Emulator(kmock.KubernetesEmulator):
         self._kind_for(request)  # 404 for resources that are not served
         if logged.verb == "watch":
             return await self._stream(request, await self._serve_watch(request))
+        if logged.verb == "get" and is_log_request(request):
+            return await self._serve_log(request)
         handlers = {"list": self._serve_list, "get": self._serve_fetch,
                     "create": self._serve_create, "patch": self._serve_update,
                     "delete": self._serve_delete}
@@ -583,18 +591,28 @@ class Emulator(kmock.KubernetesEmulator):
         return {"apiVersion": kind.api_version, "kind": f"{kind.kind}List",
                 "metadata": {"resourceVersion": rv}, "items": items}, 200
 
-    async def _serve_fetch(self, request: kmock.Request) -> tuple[JSON, int]:
+    async def _named(self, request: kmock.Request) -> tuple[Kind, JSON]:
+        """The live object a request names (404 when there is none)."""
         kind = self._kind_for(request)
         assert request.name is not None
         async with self._lock:
             obj = self._live(self._key(kind, request.namespace, request.name))
         if obj is None:
             raise api_error(404, f'{kind.plural} "{request.name}" not found')
+        return kind, obj
+
+    async def _serve_fetch(self, request: kmock.Request) -> tuple[JSON, int]:
+        kind, obj = await self._named(request)
         if request.subresource == "scale" and "scale" in kind.subresources:
             return self._scale_of(kind, obj), 200
         if request.subresource and request.subresource not in kind.subresources:
             raise api_error(404, f"subresource {request.subresource} not found")
         return obj, 200
+
+    async def _serve_log(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        _, pod = await self._named(request)
+        text = self.pod_logs.serve(pod, dict(request.params), api_error)
+        return aiohttp.web.Response(text=text, content_type="text/plain")
 
     def _scale_of(self, kind: Kind, obj: JSON) -> JSON:
         meta = obj["metadata"]

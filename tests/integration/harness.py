@@ -49,8 +49,9 @@ def fast_config(kubeconfig: Path, **overrides: Any) -> OperatorConfig:
 class OperatorThread:
     """`run_operator` in a thread, stopped through kopf's stop flag."""
 
-    def __init__(self, config: OperatorConfig) -> None:
+    def __init__(self, config: OperatorConfig, wall: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.wall = wall
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None
@@ -58,7 +59,8 @@ class OperatorThread:
 
     def _run(self) -> None:
         try:
-            run_operator(self.config, stop_flag=self.stop_flag, ready_flag=self.ready_flag)
+            run_operator(self.config, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
+                         wall=self.wall)
         except BaseException as exc:  # reported by start()/stop()
             self.error = exc
 
@@ -95,6 +97,23 @@ class OperatorThread:
     def passes(self) -> int:
         """Reconcile passes run so far (any result)."""
         return int(self.metric("modeldeploy_reconcile_passes_total"))
+
+
+class SkewedClock:
+    """Wall time plus an offset a test moves forward: the operator's decisions read it (stall
+    windows are minutes long; the test moves the clock instead of waiting)."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 20.0, interval: float = 0.05,
@@ -181,6 +200,10 @@ class Cluster:
         self.apps = kubernetes.client.AppsV1Api(api)
         self.core = kubernetes.client.CoreV1Api(api)
 
+    def create_storage_class(self, name: str, provisioner: str) -> None:
+        kubernetes.client.StorageV1Api(self.api).create_storage_class(
+            {"metadata": {"name": name}, "provisioner": provisioner})
+
     def create_pool(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.custom.create_cluster_custom_object(GROUP, VERSION, "gpupools", body)  # type: ignore[no-any-return]
 
@@ -253,11 +276,12 @@ class Cluster:
 
 
 @contextmanager
-def running_operator(server: EmulatorServer, cluster: Cluster, config: OperatorConfig) -> Iterator[OperatorThread]:
+def running_operator(server: EmulatorServer, cluster: Cluster, config: OperatorConfig,
+                     wall: Callable[[], float] = time.time) -> Iterator[OperatorThread]:
     """The operator in a thread over the default L4 pool; on exit, every request it sent is
     checked against the declared RBAC (the body of most scenario files' `operator` fixture)."""
     cluster.create_pool(gpu_pool())
-    thread = OperatorThread(config).start()
+    thread = OperatorThread(config, wall).start()
     try:
         yield thread
     finally:

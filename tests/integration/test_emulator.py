@@ -522,3 +522,26 @@ def test_apply_merges_owner_references_by_uid_per_manager() -> None:
     assert joined["spec"] == {"x": 1}
     left = apply_patch(joined, {"metadata": {"name": "c"}}, {"metadata": {"name": "c", "ownerReferences": [ref("b")]}})
     assert [r["uid"] for r in left["metadata"]["ownerReferences"]] == ["a"]
+
+
+def test_pods_log_serves_what_the_test_wrote_as_the_api_server_would(
+        api: ApiClient, namespace: str, emulator_server: EmulatorServer) -> None:
+    core = CoreV1Api(api)
+    containers = [{"name": "vllm", "image": "x"}, {"name": "gate", "image": "x"}]
+    core.create_namespaced_pod(namespace, {"metadata": {"name": "p"},
+                                           "spec": {"containers": containers}})
+    with pytest.raises(ApiException) as waiting:
+        core.read_namespaced_pod_log("p", namespace, container="vllm")
+    assert waiting.value.status == 400 and "waiting to start" in str(waiting.value.body)
+    emulator_server.emulator.pod_logs.write(namespace, "p", "vllm", "one\ntwo\nthree\n")
+    assert core.read_namespaced_pod_log("p", namespace, container="vllm") == "one\ntwo\nthree\n"
+    assert core.read_namespaced_pod_log("p", namespace, container="vllm", tail_lines=2) == "two\nthree\n"
+    assert core.read_namespaced_pod_log("p", namespace, container="vllm", tail_lines=2,
+                                        limit_bytes=5) == "two\nt"
+    for container, status in ((None, 400), ("other", 400)):  # two containers: one must be named
+        with pytest.raises(ApiException) as refused:
+            core.read_namespaced_pod_log("p", namespace, container=container)
+        assert refused.value.status == status
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_pod_log("nope", namespace, container="vllm")
+    assert missing.value.status == 404

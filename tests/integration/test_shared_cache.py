@@ -35,6 +35,7 @@ def shared_model(name: str, **spec: Any) -> dict[str, Any]:
 @pytest.fixture()
 def operator(emulator_server: EmulatorServer, kubeconfig: Path,
              cluster: Cluster) -> Iterator[OperatorThread]:
+    cluster.create_storage_class("efs-sc", "efs.csi.aws.com")  # Amazon EFS: ReadWriteMany
     with running_operator(emulator_server, cluster, fast_config(kubeconfig)) as thread:
         yield thread
 
@@ -129,3 +130,16 @@ def test_a_gated_repository_stalls_with_gated_model(operator: OperatorThread, cl
     cluster.wait_condition("a", "CacheReady", "False", "GatedModel")
     stalled = cluster.wait_condition("a", "Stalled", "True", "CacheFailed")
     assert "GatedModel" in stalled[2] and cluster.md("a")["status"]["cache"]["phase"] == "Failed"
+
+
+def test_a_storage_class_without_read_write_many_stalls_with_the_fix(
+        operator: OperatorThread, cluster: Cluster) -> None:
+    """No silent fallback to N downloads: an EBS class cannot be ReadWriteMany."""
+    cluster.create_storage_class("gp3", "ebs.csi.aws.com")
+    body = shared_model("a")
+    body["spec"]["cache"] = {"mode": "shared", "storageClassName": "gp3"}
+    cluster.create(body)
+    _, _, message = cluster.wait_condition("a", "CacheReady", "False", "StorageUnavailable")
+    assert "cannot provide ReadWriteMany" in message and "efs.csi.aws.com" in message
+    stalled = cluster.wait_condition("a", "Stalled", "True", "CacheFailed")
+    assert "StorageUnavailable" in stalled[2]

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.unit.test_controller_decide import NOW, body, converged, facts, snapshot
 
-from modeldeploy.controller.cache_status import gated_exit, observed_cache
+from modeldeploy.controller.cache_status import CacheInputs, gated_exit, observed_cache
 from modeldeploy.controller.children import ChildRef
 from modeldeploy.controller.decide import Snapshot, decide
 from modeldeploy.render import RenderOptions
@@ -34,7 +34,7 @@ GATED = {"type": "Failed", "reason": "PodFailurePolicy",
 
 
 def view(children: dict[ChildRef, Any], checkpoint: int | None = 16_060_522_240) -> Any:
-    return observed_cache(KEY, "ns", children, checkpoint)
+    return observed_cache(KEY, CacheInputs("ns", children, checkpoint))
 
 
 def test_a_complete_job_is_a_ready_cache_with_the_checkpoint_size_and_no_bytes_done() -> None:
@@ -103,3 +103,43 @@ def test_no_cache_block_without_a_shared_cache() -> None:
     actions = decide(snapshot(body()), facts(), RenderOptions(), NOW)
     assert actions.status.cache is None
     assert "CacheReady" not in {c.type for c in actions.status.conditions}
+
+
+# StorageClasses as the cluster shows them (provisioners: the AWS EFS and EBS CSI drivers).
+EFS = {"metadata": {"name": "efs-sc"}, "provisioner": "efs.csi.aws.com"}
+GP3 = {"metadata": {"name": "gp3", "annotations": {
+    "storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "ebs.csi.aws.com"}
+
+
+def pending_claim(storage_class: str | None) -> dict[str, Any]:
+    found = claim("Pending")
+    found["spec"] = {"storageClassName": storage_class} if storage_class else {}
+    return found
+
+
+def test_a_claim_that_cannot_be_read_write_many_is_storage_unavailable_at_once() -> None:
+    classes = {"efs-sc": EFS, "gp3": GP3}
+    for storage_class, why in ((None, "gp3 (ebs.csi.aws.com) cannot provide ReadWriteMany"),
+                               ("gp3", "gp3 (ebs.csi.aws.com) cannot provide ReadWriteMany"),
+                               ("nfs", "StorageClass nfs does not exist")):
+        found = observed_cache(KEY, CacheInputs("ns", {CLAIM: pending_claim(storage_class),
+                                                      JOB: job()}, storage_classes=classes))
+        assert found.stalled and found.reason == "StorageUnavailable", storage_class
+        message = found.status.message or ""
+        assert why in message and "spec.cache.storageClassName" in message
+    usable = observed_cache(KEY, CacheInputs("ns", {CLAIM: pending_claim("efs-sc"), JOB: job()},
+                                             storage_classes=classes))
+    assert not usable.stalled and usable.reason == "Pending"
+    no_default = observed_cache(KEY, CacheInputs("ns", {CLAIM: pending_claim(None), JOB: job()},
+                                                 storage_classes={"efs-sc": EFS}))
+    assert no_default.reason == "StorageUnavailable" and "no default" in (no_default.status.message or "")
+
+
+def test_a_bound_claim_or_unreadable_classes_are_never_judged_by_their_class() -> None:
+    bound = claim("Bound")
+    bound["spec"] = {"storageClassName": "gp3"}  # bound: a volume exists, whatever the class
+    found = observed_cache(KEY, CacheInputs("ns", {CLAIM: bound, JOB: job()},
+                                            storage_classes={"gp3": GP3}))
+    assert not found.stalled and found.reason == "Pending"
+    namespaced = observed_cache(KEY, CacheInputs("ns", {CLAIM: pending_claim("gp3"), JOB: job()}))
+    assert not namespaced.stalled

@@ -153,3 +153,33 @@ def test_loading_replicas_count_bound_unready_pods_and_lws_groups_once() -> None
     lws = [_pod("g0-0", False, group="0"), _pod("g0-1", False, group="0"), _pod("g1-0", True, group="1"),
            _pod("g1-1", False, group="1")]
     assert loading_replicas(lws) == 2
+
+
+def _reference_last_step(log: str) -> tuple[StartPhase, str | None]:
+    """The plain definition: the newest line (split on newlines and carriage returns) that
+    matches a milestone, its first matching milestone in table order."""
+    import re
+
+    from modeldeploy.decisions.startup import _MILESTONES
+
+    for segment in reversed(re.split(r"[\r\n]+", log)):
+        text = segment.strip()
+        for pattern, phase in _MILESTONES:
+            if text and pattern.search(text):
+                return phase, text[:300]
+    return StartPhase.STARTING, None
+
+
+_PIECES = st.sampled_from([
+    *STEPS, "Fetching 4 files", "Fetching files", "model-00001-of-00004.safetensors:  45%|####5",
+    "x.safetensors", "Loading weights", "init engine (profile) took 3.2 seconds", "init engine",
+    "INFO 11-30 09:00:00 [loggers.py:123] Engine 000: Running: 0 reqs", "Starting vLLM API server 0",
+    "", " ",
+])
+
+
+@given(st.lists(st.tuples(_PIECES, st.sampled_from(["\n", "\r", "\r\n", ""])), max_size=30))
+def test_the_keyword_search_finds_what_a_line_by_line_search_finds(parts: list[tuple[str, str]]) -> None:
+    log = "".join(text + end for text, end in parts)
+    step = last_step(log)
+    assert (step.phase, step.line) == _reference_last_step(log)

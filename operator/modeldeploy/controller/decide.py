@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api import GPUPool, ModelDeployment, ModelDeploymentStatus, ObjectMeta
+from ..api import GPUPool, ModelDeployment, ObjectMeta
 from ..api.base import rfc3339
 from ..api.deployment import AutoscalingMode
 from ..api.status import AutoscalingStatus
-from ..decisions.autoscale import Decision, ScalingHistory, ScalingObservation, to_status
+from ..decisions.autoscale import Decision, ScalingObservation, to_status
 from ..decisions.autoscale import decide as decide_scaling
-from ..decisions.metrics import Scrape
+from ..decisions.cache import CacheView
 from ..decisions.startup import loading_replicas
 from ..errors import ModeldeployError
 from ..facts import ModelFacts
@@ -35,10 +35,9 @@ from ..planner.autoscaling_target import effective_autoscaling
 from ..render import ChildNames, RenderOptions, child_names, progress_deadline, replicas_handover
 from ..render.output import canonical_json
 from ..validation import validate_model_deployment
-from .cache_status import cache_of
+from .cache_status import CacheInputs, cache_memory, cache_of
 from .children import (
     NAME_LABEL,
-    ChildKinds,
     ChildRef,
     Owner,
     applied_view,
@@ -46,14 +45,18 @@ from .children import (
     owned,
     ref_of,
 )
-from .events import EventSpec, events_for
+from .events import events_for
 from .layout import layout_change
 from .memo import Memo
-from .pods import ClusterCapacity, group_size, recount
+from .pods import group_size, recount
 from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
-from .rollouts import FailedRevision, RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
+from .rollouts import RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
+from .snapshot import MISSING_API as MISSING_API
+from .snapshot import Actions as Actions
+from .snapshot import Scale as Scale
+from .snapshot import Snapshot as Snapshot
+from .starts import Starts, judge_starts, restarts
 from .status import (
-    TRANSIENT,
     Failure,
     Observation,
     Reason,
@@ -71,70 +74,7 @@ from .workload import WORKLOAD_KINDS, LiveWorkload, Prepared, prepare, replicas_
 Obj = dict[str, Any]
 COMPONENT_LABEL = "app.kubernetes.io/component"
 FIELD_MANAGER = "modeldeploy"
-MISSING_API = (Reason.MULTI_NODE_UNAVAILABLE, Reason.KEDA_UNAVAILABLE)
 _parsed: Memo[ModelDeployment] = Memo(4096)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Everything one decision reads, as the shell's watch-fed stores show it. Values are
-    not changed once observed: the shell compares snapshots to skip deciding again."""
-
-    body: Mapping[str, Any]  # the ModelDeployment
-    children: Mapping[ChildRef, Obj | None]  # every candidate child (None: absent)
-    pods: Sequence[Mapping[str, Any]]  # its pods
-    pools: Sequence[GPUPool]
-    kinds: ChildKinds  # optional APIs the cluster serves
-    capacity: ClusterCapacity | None = None  # None: unknown (namespaced install)
-    scrapes: tuple[Scrape, ...] = ()  # the builtin autoscaler's reading of its Ready pods
-    history: ScalingHistory = field(default_factory=ScalingHistory)  # the autoscaler's memory
-    upgrade_slot: bool = True  # an operator-caused rollout may start (`UpgradeSlots`)
-    namespaced: bool = False  # a namespaced install: pools come from the pools ConfigMap
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Set `spec.replicas` through the workload's scale subresource, preconditioned on the
-    version the decision read (the shell substitutes the version its own apply returned)."""
-
-    ref: ChildRef
-    replicas: int
-    resource_version: str | None
-
-
-@dataclass(frozen=True)
-class Actions:
-    """What to write, and the status as it will be."""
-
-    status: ModelDeploymentStatus
-    status_patch: dict[str, Any] | None  # merge patch of status, None: nothing changed
-    events: tuple[EventSpec, ...] = ()  # emitted once the status patch is written
-    handovers: tuple[Obj, ...] = ()  # applied first, as REPLICAS_FIELD_MANAGER
-    applies: tuple[Obj, ...] = ()  # server-side applies (owned, hash-stamped)
-    deletes: tuple[tuple[ChildRef, str], ...] = ()  # (child, uid precondition)
-    scale: Scale | None = None
-    scaling: Decision | None = None  # the autoscaler's decision; its history is the memory
-    upgrading: bool = False  # holds an operator-caused rollout slot
-    upgrade_queued: bool = False  # an operator-caused rollout waits for a slot
-    rolled_back: FailedRevision | None = None  # the revision this decision rolled back from
-    failure: Failure | None = None
-    # The same snapshot gives the same decision until this time (epoch s; None: at any
-    # time): the shell skips deciding again on inputs it already decided on, writing nothing.
-    expires: float | None = None
-
-    @property
-    def writes(self) -> bool:
-        """Whether executing this decision writes anything."""
-        return bool(self.handovers or self.applies or self.deletes or self.scale is not None
-                    or self.status_patch is not None)
-
-    @property
-    def transient(self) -> bool:
-        return self.failure is not None and self.failure.reason in TRANSIENT
-
-    @property
-    def missing_api(self) -> bool:
-        return self.failure is not None and self.failure.reason in MISSING_API
 
 
 def as_failure(exc: ModeldeployError) -> Failure:
@@ -180,6 +120,7 @@ class _Pass:
     failure: Failure | None = None
     prepared: Prepared | None = None
     step_down: Failure | None = None  # a layout change removes the old workload first
+    starts: Starts = field(default_factory=Starts)
 
     def target(self) -> Target:
         assert self.md is not None and self.plan is not None and self.pool is not None
@@ -227,7 +168,8 @@ def _desired(run: _Pass, snapshot: Snapshot, owner: Owner) -> list[Obj]:
         _autoscaled(run.md) or not complete(workload_of(live))) else None
     seen = LiveWorkload(live=live, pods=pods, capacity=snapshot.capacity,
                         generation=(snapshot.body.get("metadata") or {}).get("generation"),
-                        now=run.now, upgrade_slot=snapshot.upgrade_slot)
+                        now=run.now, upgrade_slot=snapshot.upgrade_slot,
+                        starts=run.starts.verdicts)
     try:
         run.prepared = prepare(run.target(), run.options, seen)
     except ModeldeployError as exc:  # InvalidSpec, PlanNotRenderable
@@ -353,6 +295,9 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
     meta = snapshot.body.get("metadata") or {}
     owner = Owner(str(meta.get("name")), str(meta.get("namespace")), str(meta.get("uid")))
     run = _validate_and_plan(_Pass(options, now), snapshot, facts)
+    if run.md is not None:
+        run.starts = judge_starts(snapshot.pods, snapshot.starts, now,
+                                  run.md.spec.rollout.stall_seconds, getattr(facts, "checkpoint_bytes", 0) or 0)
     desired = _desired(run, snapshot, owner) if run.failure is None else []
     writes = _writes(run, snapshot, desired, owner) if run.failure is None else _Writes()
     if write_failure is not None:
@@ -365,8 +310,9 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
         autoscaling, decision, scale = _autoscale(run, snapshot, workload_obj, now)
         scaled = (autoscaling, scale)
     observed, overdue_at = _observation(run, snapshot, after, workload_obj, scaled)
-    observation = dataclasses.replace(observed, cache=cache_of(
-        run.md, run.plan, owner.namespace, after, getattr(facts, "checkpoint_bytes", None)))
+    cache = cache_of(run.md, run.plan, CacheInputs(owner.namespace, after, getattr(
+        facts, "checkpoint_bytes", None), snapshot.downloads, now, snapshot.storage_classes))
+    observation = dataclasses.replace(observed, cache=cache)
     previous_raw = snapshot.body.get("status") or {}
     previous = parse_status(previous_raw)
     status = compute_status(previous, observation, rfc3339(now))
@@ -380,14 +326,21 @@ def decide(snapshot: Snapshot, facts: ModelFacts | Failure | None, options: Rend
         upgrading=bool(step is not None and step.upgrading),
         upgrade_queued=bool(step is not None and step.queued),
         rolled_back=step.failed if step is not None and step.rolled_back else None,
-        failure=run.failure, expires=_expires(run, step, overdue_at))
+        failure=run.failure, expires=_expires(run, step, overdue_at, cache), starts=run.starts,
+        cache_mark=cache_memory(run.md, run.plan, cache),
+        restarts=restarts(run.starts, snapshot.pods, step is None or step.rolled_back)
+        if write_failure is None else ())
 
 
-def _expires(run: _Pass, step: RolloutStep | None, overdue_at: float | None) -> float | None:
+def _expires(run: _Pass, step: RolloutStep | None, overdue_at: float | None,
+             cache: CacheView | None) -> float | None:
     """Until when the same snapshot gives the same decision (epoch s; None: forever): the
     rollout's progress deadline, a GPU wait turning overdue; an autoscaler decides by the
-    clock (its windows), so at once."""
+    clock (its windows), and so does the startup watchdog while a pod starts or the cache
+    downloads or waits for its claim (stallSeconds): at once."""
     if run.md is not None and run.md.spec.autoscaling is not None:
+        return run.now
+    if run.starts.verdicts or (cache is not None and not cache.ready and not cache.stalled):
         return run.now
     times = [t for t in (step.deadline_at if step is not None else None, overdue_at)
              if t is not None]

@@ -37,6 +37,7 @@ from ..decisions.rollout import (
     rollback_target,
     rollout_status,
 )
+from ..decisions.startup import StartVerdict, overall
 from ..render import POOL_ANNOTATION, RolloutInputs
 from ..render.context import HASH_ANNOTATION
 from ..render.output import canonical_json
@@ -206,6 +207,7 @@ class RolloutView:
     now: float
     # May a rendering change (same generation, new template) start rolling now?
     upgrade_slot: bool = True
+    starts: Sequence[StartVerdict] = ()  # the startup watchdog's verdicts (controller.starts)
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,10 @@ def step(view: RolloutView) -> RolloutStep:
         waiting = [p for p in own if not podlib.ready(p)]
         # A revision that was Ready (scaling up, a pod restarted) has no deadline to miss.
         since = view.now if was_ready else started
-        stuck = classify_stuck(waiting, since, view.deadline_seconds, view.now)
+        names = {podlib.pod_name(p) for p in waiting}
+        # The watchdog's stall or vLLM error counts; a deadline does not while a start moves.
+        stuck = overall([v for v in view.starts if v.pod in names],
+                        classify_stuck(waiting, since, view.deadline_seconds, view.now))
         deadline_at = None if was_ready else started + view.deadline_seconds
 
     rolled_back = False

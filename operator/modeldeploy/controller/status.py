@@ -42,6 +42,9 @@ class Reason(StrEnum):
     IMAGE_PULL_FAILED = "ImagePullFailed"
     CONTAINER_CONFIG_ERROR = "ContainerConfigError"
     CRASH_LOOP = "CrashLoop"
+    # The startup watchdog (controller.starts): no startup progress for rollout.stallSeconds.
+    LOAD_STALLED = "LoadStalled"
+    DOWNLOAD_STALLED = "DownloadStalled"
     # Progress and success.
     PROGRESSING = "Progressing"
     WAITING_FOR_PODS = "WaitingForPods"

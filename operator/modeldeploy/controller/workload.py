@@ -20,6 +20,7 @@ from typing import Any
 from ..api import GPUPool, ModelDeployment
 from ..decisions.capacity import capacity_replicas, replicas_that_fit
 from ..decisions.rollout import RolloutStrategy
+from ..decisions.startup import StartVerdict
 from ..planner import Plan
 from ..render import (
     RenderOptions,
@@ -54,6 +55,7 @@ class LiveWorkload:
     generation: int | None  # the ModelDeployment's metadata.generation
     now: float  # epoch s
     upgrade_slot: bool = True  # an operator-caused rollout may start (`UpgradeSlots`)
+    starts: Sequence[StartVerdict] = ()  # the startup watchdog's verdicts (controller.starts)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def prepare(target: Target, options: RenderOptions, seen: LiveWorkload) -> Prepa
         desired=_workload_in(objects), live=live, pods=seen.pods, generation=seen.generation,
         auto_rollback=md.spec.rollout.auto_rollback,
         deadline_seconds=progress_deadline(md, plan, options), now=seen.now,
-        upgrade_slot=seen.upgrade_slot))
+        upgrade_slot=seen.upgrade_slot, starts=seen.starts))
     if decided.fresh_capacity or recorded is None:
         # A rollout's strategy is chosen once, from the watch-fed capacity, and then kept.
         fresh = observed_inputs(md, plan, pool, seen.capacity, live)

@@ -154,6 +154,7 @@ class CacheView:
     status: CacheStatus
     ready: bool
     stalled: bool  # waiting cannot fix it
+    mark: ProgressMark | None = None  # the download's progress mark, for the shell to keep
 
     @property
     def reason(self) -> str:

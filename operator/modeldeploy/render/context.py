@@ -19,7 +19,7 @@ from .argv import PORT, check_env, kube_escape, vllm_args
 from .cache import SharedMount, cache_key, shared_env, shared_mount
 from .options import RenderOptions
 from .rollout import RolloutInputs, default_replicas, progress_deadline, rollout_strategy
-from .sizes import Sizing, sizing
+from .sizes import STARTUP_PROBE_BACKSTOP_SECONDS, Sizing, sizing
 
 CACHE_MOUNT = "/cache"
 HF_HOME = f"{CACHE_MOUNT}/huggingface"
@@ -327,7 +327,7 @@ def pods(ctx: Context) -> list[Pod]:
         "port": PORT,
         "probe_period": opts.probe_period_seconds,
         "startup_failure_threshold": math.ceil(
-            ctx.sizing.startup_seconds / opts.probe_period_seconds
+            STARTUP_PROBE_BACKSTOP_SECONDS / opts.probe_period_seconds
         ),
         "requests": requests,
         "limits": {"nvidia.com/gpu": str(gpus)},

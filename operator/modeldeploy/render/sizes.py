@@ -8,6 +8,14 @@ from dataclasses import dataclass
 from ..planner import Plan
 from .options import RenderOptions
 
+# The startupProbe's budget: a backstop, not a judgement. The operator judges a start by its
+# progress (controller.starts: no vLLM startup line or downloaded byte for
+# rollout.stallSeconds, or a vLLM error) and deletes a stalled pod itself; a fixed budget at
+# the kubelet would kill slow-but-healthy starts (aibrix#772; KServe's 10 min, SkyServe's
+# 20 min). One week is longer than any start that moves (405 GB of FP8 weights at 50 MB/s:
+# 2 h 15 min) and still frees a hung pod's GPUs should the operator be gone for that long.
+STARTUP_PROBE_BACKSTOP_SECONDS = 7 * 86_400
+
 
 @dataclass(frozen=True)
 class Sizing:
@@ -16,7 +24,9 @@ class Sizing:
     checkpoint GiB   = weights per GPU x GPUs per replica (x 2 when vLLM quantizes to fp8 on load:
                        the checkpoint on disk is 16-bit)
     startup budget s = startup_base_seconds + startup_seconds_per_gib x checkpoint GiB
-                       (startup_unknown_seconds when the plan has no memory breakdown)
+                       (startup_unknown_seconds when the plan has no memory breakdown): the
+                       expected start, for deadlines and scale-from-zero holds; the
+                       startupProbe uses STARTUP_PROBE_BACKSTOP_SECONDS instead
     cache GiB        = ceil(1.1 x checkpoint GiB) + 10 (200 when unknown)
     """
 

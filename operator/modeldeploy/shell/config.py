@@ -164,6 +164,16 @@ class OperatorConfig(BaseSettings):
         description="Largest /metrics response read; a larger one counts as unreadable.")
     scrape_concurrency: int = Field(
         default=16, ge=1, le=256, description="Pods of one model read at the same time.")
+    start_log_interval: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="Startup watchdog: a starting pod's (or a download Job's) log is read at "
+                    "most this often, s.")
+    start_log_tail_lines: int = Field(
+        default=200, ge=10, le=10_000,
+        description="Startup watchdog: lines read from the end of a starting pod's log.")
+    start_log_max_bytes: int = Field(
+        default=256 * 1024, ge=4096, le=16 * 1024 * 1024,
+        description="Startup watchdog: most bytes read of one log (limitBytes).")
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535,
         description="Serve the operator's own Prometheus metrics on this port (0: any free "

@@ -84,6 +84,8 @@ class Controller:
         if self.ctx.autoscaler is not None:
             self.ctx.autoscaler.forget(uid)
         self.ctx.quiet.pop(uid, None)
+        if self.ctx.starts is not None:
+            self.ctx.starts.forget(uid)
         self._queued.discard(key)
         self._failures.pop(key, None)
         self._locks.pop(key, None)

@@ -12,7 +12,9 @@ Writes:
   object at the child's name answers 409 instead of being taken over);
 - deletions: background propagation with a uid precondition (never a re-created namesake);
 - status: JSON merge patch of the `status` subresource, only the fields that changed.
-Reads: the initial LIST of each informer, its WATCH, and API discovery (`shell.informer`).
+Reads: the initial LIST of each informer, its WATCH, and API discovery (`shell.informer`);
+the log tails of starting pods and download Jobs (`pod_log`, `shell.starts`: bounded by lines
+and bytes, rate-limited per pod).
 """
 
 from __future__ import annotations
@@ -190,6 +192,8 @@ class Kube:
             if params.get("watch"):
                 return response
             data = await response.read()
+            if subresource == "log":  # text/plain, the container's own output
+                return data.decode("utf-8", "replace")
             return json.loads(data) if data else None
         except ApiException as exc:
             status = int(exc.status or 0)
@@ -236,6 +240,17 @@ class Kube:
                 yield event
         finally:
             response.release()
+
+    async def pod_log(self, namespace: str, name: str, container: str, *, tail_lines: int,
+                      limit_bytes: int) -> str:
+        """The last `tail_lines` lines of a container's log, at most `limit_bytes` bytes
+        (pods/log; KubeError when the pod or container is gone or not started yet)."""
+        text: str = await self._call(
+            "GET", "v1", "Pod", namespace=namespace, name=name, subresource="log",
+            query_params=[("container", container), ("tailLines", str(tail_lines)),
+                          ("limitBytes", str(limit_bytes))],
+            header_params={"Accept": "text/plain, */*"})
+        return text
 
     # --- the leader-election Lease (shell.leader; not gated) --------------------------------
 

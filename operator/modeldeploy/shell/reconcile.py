@@ -1,19 +1,21 @@
 """One reconcile pass of one ModelDeployment: observe -> decide (pure) -> execute.
 
 - observe: the watch-fed stores (its children, its pods, pools, capacity, installed APIs), the
-  model's facts (catalog or hub, remembered), and for the builtin autoscaler a reading of its
-  pods' /metrics. No API read.
+  model's facts (catalog or hub, remembered), for the builtin autoscaler a reading of its
+  pods' /metrics, and for the startup watchdog the log tails of its starting pods and of the
+  namespace's running cache downloads (`shell.starts`, rate-limited). No other API read.
 - decide: `controller.decide.decide`, a pure function of that snapshot.
 - execute: the writes it returned, in order (replica handovers, applies, deletes, scale,
-  status, events). Each response goes into its store, so the watch's echo of our own write
-  triggers nothing. When a child write fails, the pass decides again with that failure (no
+  restarts of stalled pods, status, events). Each response goes into its store, so the
+  watch's echo of our own write triggers nothing. When a child write fails, the pass decides again with that failure (no
   write, the failure in the status). It raises only when the API refused a status or scale
   write; the controller retries.
 
 A decision that wrote nothing is remembered with the versions of what it read (the
 ModelDeployment's and each child's resourceVersion, the revisions of the pod, node and pool
 stores, the installed APIs, the facts): a later pass on the same versions, before the
-decision's `expires` (a rollout's progress deadline, say), skips deciding — it would decide
+decision's `expires` (a rollout's progress deadline, say; at once while a pod starts or the
+shared cache downloads: the startup watchdog judges by the clock), skips deciding — it would decide
 the same and write nothing. A resync of an unchanged fleet costs a version comparison per
 object (docs/PERFORMANCE.md).
 """
@@ -40,6 +42,7 @@ from ..controller.decide import (
     names_of,
     parse_model_deployment,
 )
+from ..controller.starts import StartsSeen
 from ..controller.status import Failure, Reason
 from ..controller.upgrades import UpgradeSlots
 from ..controller.workload import WORKLOAD_KINDS
@@ -51,6 +54,7 @@ from ..render.cache import is_shared
 from .autoscaler import Autoscaler
 from .kube import Kube, KubeError
 from .sources import FactsSource
+from .starts import StartWatch
 from .telemetry import Telemetry
 from .view import MODEL_DEPLOYMENT, ClusterView
 
@@ -79,6 +83,7 @@ class ReconcileContext:
     rediscover_after: float = 60.0  # s between discoveries asked for by a missing API
     # Decisions that wrote nothing, by ModelDeployment uid (see the module docstring).
     quiet: dict[str, Quiet] = field(default_factory=dict)
+    starts: StartWatch | None = None  # the startup watchdog's log reads and memory
 
 
 @dataclass(frozen=True)
@@ -158,13 +163,18 @@ async def observe(ctx: ReconcileContext, body: Mapping[str, Any], now: float
     children = ctx.view.children(candidate_children(namespace, names_of(name), ctx.view.kinds))
     children.update(ctx.view.shared_children(namespace))
     pods = ctx.view.pods_of(namespace, name)
+    watch = ctx.starts
+    starts = await watch.starts(uid, pods) if watch is not None else StartsSeen()
+    downloads = await watch.downloads(namespace, children, ctx.view.pods_in(namespace)) \
+        if watch is not None and any(ref.kind == "Job" for ref in children) else {}
     snapshot = Snapshot(
         body=body, children=children, pods=pods, pools=ctx.view.pools(),
         kinds=ctx.view.kinds, capacity=ctx.view.capacity(),
         scrapes=await _scrapes(ctx, md, children, pods),
         history=ctx.autoscaler.history(uid) if ctx.autoscaler is not None else ScalingHistory(),
         upgrade_slot=ctx.upgrades is None,
-        namespaced=not ctx.view.clusterwide)
+        namespaced=not ctx.view.clusterwide, starts=starts, downloads=downloads,
+        storage_classes=ctx.view.storage_classes())
     return snapshot, await _facts(ctx, md)
 
 
@@ -240,6 +250,27 @@ async def _scale(ctx: ReconcileContext, snapshot: Snapshot, actions: Actions,
     return 1
 
 
+async def _restart(ctx: ReconcileContext, actions: Actions) -> int:
+    """Delete the pods whose start stalled: their controller starts fresh ones. A refused
+    delete (an install without the permission) is logged; the status is still written."""
+    stuck = {v.pod: v.stuck for v in actions.starts.verdicts if v.stuck is not None}
+    deleted = 0
+    for ref, uid in actions.restarts:
+        reason = stuck[ref.name]
+        logger.warning("%s/%s: deleting the pod, its start stalled (%s): %s", ref.namespace,
+                       ref.name, reason.reason, reason.message)
+        try:
+            await ctx.kube.delete(ref, uid)
+        except KubeError as exc:
+            logger.warning("%s/%s: the stalled pod was not deleted: %s", ref.namespace,
+                           ref.name, exc)
+            continue
+        deleted += 1
+        if ctx.telemetry is not None:
+            ctx.telemetry.restarts.labels(reason.reason).inc()
+    return deleted
+
+
 async def _write_status(ctx: ReconcileContext, snapshot: Snapshot, actions: Actions) -> int:
     if actions.status_patch is None:
         return 0
@@ -288,8 +319,12 @@ async def execute(ctx: ReconcileContext, snapshot: Snapshot, actions: Actions,
                         meta.get("name"), len(actions.applies), len(actions.deletes))
         _log_rollback(ctx, snapshot, actions)
         writes += await _scale(ctx, snapshot, actions, versions)
+        writes += await _restart(ctx, actions)
     writes += await _write_status(ctx, snapshot, actions)
-    uid = str((snapshot.body.get("metadata") or {}).get("uid"))
+    meta = snapshot.body.get("metadata") or {}
+    uid = str(meta.get("uid"))
+    if ctx.starts is not None:
+        ctx.starts.remember(uid, str(meta.get("namespace")), actions)
     if ctx.upgrades is not None:
         ctx.upgrades.record(uid, actions.upgrading, now)
     if actions.missing_api:

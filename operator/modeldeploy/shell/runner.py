@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import Callable
 
 import kopf
 
@@ -16,9 +18,11 @@ Flag = asyncio.Event | threading.Event | asyncio.Future[object] | None
 
 
 async def run_operator_async(config: OperatorConfig, *, stop_flag: Flag = None,
-                             ready_flag: Flag = None) -> None:
-    """Run until `stop_flag` is set (or a signal, when in the main thread)."""
-    runtime = OperatorRuntime(config, await load_client_configuration(config))
+                             ready_flag: Flag = None,
+                             wall: Callable[[], float] = time.time) -> None:
+    """Run until `stop_flag` is set (or a signal, when in the main thread). `wall`: the clock
+    of decisions (epoch s; tests move it forward instead of waiting)."""
+    runtime = OperatorRuntime(config, await load_client_configuration(config), wall=wall)
     await kopf.operator(
         registry=build_registry(runtime),
         clusterwide=config.clusterwide,
@@ -32,7 +36,8 @@ async def run_operator_async(config: OperatorConfig, *, stop_flag: Flag = None,
     )
 
 
-def run_operator(config: OperatorConfig, *, stop_flag: Flag = None, ready_flag: Flag = None
-                 ) -> None:
+def run_operator(config: OperatorConfig, *, stop_flag: Flag = None, ready_flag: Flag = None,
+                 wall: Callable[[], float] = time.time) -> None:
     """Synchronous wrapper: a fresh event loop for this operator."""
-    asyncio.run(run_operator_async(config, stop_flag=stop_flag, ready_flag=ready_flag))
+    asyncio.run(run_operator_async(config, stop_flag=stop_flag, ready_flag=ready_flag,
+                                   wall=wall))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -23,6 +24,7 @@ from .preflight import load_client_configuration as load_client_configuration  #
 from .reconcile import ReconcileContext
 from .scrape import Scraper
 from .sources import FactsSource
+from .starts import LogLimits, StartWatch
 from .telemetry import Telemetry
 from .view import Callbacks, ClusterView
 
@@ -70,8 +72,10 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
 class OperatorRuntime:
     """Built once per `run_operator`; kopf's activity handlers delegate to it."""
 
-    def __init__(self, config: OperatorConfig, client_config: k8s.Configuration) -> None:
+    def __init__(self, config: OperatorConfig, client_config: k8s.Configuration, *,
+                 wall: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.wall = wall  # the clock of decisions, epoch s
         self.client_config = client_config
         self.kube: Kube | None = None
         self.view: ClusterView | None = None
@@ -108,7 +112,10 @@ class OperatorRuntime:
             kube=self.kube, view=self.view, facts=facts,
             render=cfg.render, emit_events=cfg.emit_events,
             autoscaler=Autoscaler(self.scraper, self.telemetry), telemetry=self.telemetry,
-            rediscover_after=cfg.resync_interval,
+            rediscover_after=cfg.resync_interval, wall=self.wall,
+            starts=StartWatch(self.kube, LogLimits(cfg.start_log_interval,
+                                                   cfg.start_log_tail_lines,
+                                                   cfg.start_log_max_bytes)),
             # Every model in flight is reconciled at least once per resync: an entry older
             # than three resyncs belongs to a model that is gone.
             upgrades=UpgradeSlots(cfg.max_concurrent_upgrades, 3 * cfg.resync_interval))

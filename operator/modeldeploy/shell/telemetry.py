@@ -65,6 +65,9 @@ class Telemetry:
         self.rollbacks = Counter(
             "modeldeploy_rollbacks", "Failed rollouts rolled back, by reason.", ["reason"],
             registry=r)
+        self.restarts = Counter(
+            "modeldeploy_stalled_starts_restarted", "Starting pods deleted because their start "
+            "stalled (startup watchdog), by reason.", ["reason"], registry=r)
         self.models = Gauge(
             "modeldeploy_model_deployments", "ModelDeployments the operator serves.", registry=r)
         self._runner: web.AppRunner | None = None

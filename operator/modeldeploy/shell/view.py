@@ -6,7 +6,10 @@
   only while API discovery lists them; discovery is re-read every `discovery_interval` and on
   demand;
 - pods: cluster-wide (GPU capacity counts every pod bound to a GPU node) or, in a namespaced
-  install, those of our workloads only; trimmed to what the operator reads;
+  install, ours only (serving pods and the shared cache's download pods, both labelled
+  managed-by modeldeploy); trimmed to what the operator reads;
+- StorageClasses (cluster-wide installs only): whether the shared cache's claim can be
+  ReadWriteMany (`decisions.cache.storage_problem`);
 - nodes and GPUPools: cluster-wide installs only (cluster-scoped reads need cluster rights);
   a namespaced install reads its pools from the ConfigMap labelled `modeldeploy.dev/gpu-pools`
   in the operator's own namespace (controller.poolconfig), never the packaged catalog.
@@ -51,6 +54,7 @@ LEADER_WORKER_SET: Kind = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
 SERVICE_MONITOR: Kind = ("monitoring.coreos.com/v1", "ServiceMonitor")
 SCALED_OBJECT: Kind = ("keda.sh/v1alpha1", "ScaledObject")
 HTTP_SCALED_OBJECT: Kind = ("http.keda.sh/v1alpha1", "HTTPScaledObject")
+STORAGE_CLASS: Kind = ("storage.k8s.io/v1", "StorageClass")
 # Children every cluster serves, then the optional ones (watched while discovery lists them).
 CORE_CHILDREN: tuple[Kind, ...] = (
     ("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget"),
@@ -89,6 +93,13 @@ def trim_node(node: Mapping[str, Any]) -> Obj:
                      "taints": spec.get("taints") or []},  # discovered pools tolerate them
             "status": {"allocatable": status.get("allocatable") or {},
                        "capacity": status.get("capacity") or {}}}
+
+
+def trim_storage_class(obj: Mapping[str, Any]) -> Obj:
+    """Name, annotations (the default-class one) and provisioner: what the cache check reads."""
+    meta = obj.get("metadata") or {}
+    return {"metadata": {"name": meta.get("name"), "annotations": meta.get("annotations") or {}},
+            "provisioner": obj.get("provisioner")}
 
 
 def trim_model(obj: Mapping[str, Any]) -> Obj:
@@ -155,8 +166,10 @@ class ClusterView:
             self._watch(POD, self._pod_changed, Store(trim_pod))
             self._watch(NODE, self._cluster_changed, Store(trim_node), cluster_scoped=True)
             self._watch(GPU_POOL, self._cluster_changed, Store(trim_model), cluster_scoped=True)
+            self._watch(STORAGE_CLASS, self._cluster_changed, Store(trim_storage_class),
+                        cluster_scoped=True)
         else:
-            self._watch(POD, self._pod_changed, Store(trim_pod), NAME_LABEL)
+            self._watch(POD, self._pod_changed, Store(trim_pod), MANAGED_BY_SELECTOR)
             if self.pools_namespace:  # the GPU pools ConfigMap, in the operator's namespace
                 self._watch(CONFIG_MAP, self._cluster_changed, Store(), POOLS_SELECTOR,
                             scopes=(self.pools_namespace,))
@@ -280,9 +293,10 @@ class ClusterView:
                 and ((p.get("metadata") or {}).get("labels") or {}).get(NAME_LABEL) == name]
 
     def cluster_revision(self) -> tuple[int, ...]:
-        """Changes whenever a pod, a node, a GPUPool or the pools ConfigMap changes (what a
-        decision reads besides the ModelDeployment and its children)."""
-        return tuple(self.stores[kind].revision for kind in (POD, NODE, GPU_POOL, CONFIG_MAP)
+        """Changes whenever a pod, a node, a GPUPool, the pools ConfigMap or a StorageClass
+        changes (what a decision reads besides the ModelDeployment and its children)."""
+        return tuple(self.stores[kind].revision for kind in (POD, NODE, GPU_POOL, CONFIG_MAP,
+                                                             STORAGE_CLASS)
                      if kind in self.stores)
 
     def _derive(self, name: str, kinds: tuple[Kind, ...], compute: Callable[[], T]) -> T:
@@ -295,6 +309,15 @@ class ClusterView:
         value = compute()
         self._derived[name] = (revisions, value)
         return value
+    def storage_classes(self) -> dict[str, Obj] | None:
+        """StorageClasses by name; None in a namespaced install (not readable there)."""
+        store = self.stores.get(STORAGE_CLASS)
+        if store is None:
+            return None
+        return {str((c.get("metadata") or {}).get("name")): c for c in store}
+
+    def pods_in(self, namespace: str) -> list[Obj]:
+        return [p for p in self.stores[POD] if (p.get("metadata") or {}).get("namespace") == namespace]
 
     def capacity(self) -> ClusterCapacity | None:
         """Nodes and unfinished pods; None in a namespaced install (capacity unknown)."""

@@ -107,6 +107,8 @@ def test_decide_returns_the_marks_and_deletes_a_first_start_that_stalled() -> No
     snap, _ = _first_revision_loading(LOADING, {}, NOW)
     actions = decide(snap, facts(), RenderOptions(), NOW)
     assert actions.restarts == () and actions.starts.marks["u1"].since == NOW
+    # A start is judged by the clock: the same snapshot is decided again on the next pass.
+    assert actions.expires == NOW
     again = dataclasses.replace(snap, starts=StartsSeen({"u1": LOADING}, dict(actions.starts.marks)))
     held = decide(again, facts(), RenderOptions(), NOW + STALL)
     assert held.restarts == ()

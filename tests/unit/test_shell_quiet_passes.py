@@ -53,6 +53,9 @@ class View:
     def cluster_revision(self) -> tuple[int, ...]:
         return self.revision
 
+    def storage_classes(self) -> None:
+        return None
+
 
 class Facts:
     async def resolve(self, source: Any) -> Any:

@@ -236,6 +236,13 @@ class RolloutStep:
         return self.cause == CAUSE_OPERATOR and not self.settled
 
 
+def _verdicts_of(starts: Sequence[StartVerdict],
+                 pods: Sequence[Mapping[str, Any]]) -> list[StartVerdict]:
+    """The startup watchdog's verdicts on these pods."""
+    names = {podlib.pod_name(p) for p in pods}
+    return [v for v in starts if v.pod in names]
+
+
 def step(view: RolloutView) -> RolloutStep:
     """Track the live revision, classify a stuck rollout and decide a rollback."""
     rendered = Revision(revision_of(view.desired) or "", pool_of(view.desired),
@@ -272,9 +279,8 @@ def step(view: RolloutView) -> RolloutStep:
         waiting = [p for p in own if not podlib.ready(p)]
         # A revision that was Ready (scaling up, a pod restarted) has no deadline to miss.
         since = view.now if was_ready else started
-        names = {podlib.pod_name(p) for p in waiting}
         # The watchdog's stall or vLLM error counts; a deadline does not while a start moves.
-        stuck = overall([v for v in view.starts if v.pod in names],
+        stuck = overall(_verdicts_of(view.starts, waiting),
                         classify_stuck(waiting, since, view.deadline_seconds, view.now))
         deadline_at = None if was_ready else started + view.deadline_seconds
 

@@ -169,7 +169,8 @@ def test_unusable_hub_config_is_unresolved() -> None:
     def broken(repo: str, revision: str | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
         return {"model_type": "brand_new_arch", "hidden_size": 4096}, None  # unknown to transformers
 
-    with pytest.raises(ModelUnresolved, match=r"^model acme/foo: config\.json num_hidden_layers: missing"):
+    message = r"^model acme/foo: config\.json num_hidden_layers: required to size the model$"
+    with pytest.raises(ModelUnresolved, match=message):
         resolve_facts(source(name="acme/foo"), load_catalog(), broken)
 
 

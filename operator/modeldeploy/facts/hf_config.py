@@ -39,6 +39,15 @@ _FLOAT_STORAGE = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 # Keys every text config must give (or its class default); later names: raw-config aliases.
 _REQUIRED = (("num_hidden_layers", "n_layer", "num_layers"), ("hidden_size", "n_embd", "d_model"),
              ("num_attention_heads", "n_head"), ("vocab_size",))
+# Keys that set the model's size: they must be in the config itself (top level, or text_config of
+# a multimodal model), never a config class's default — {"model_type": "llama"} alone would
+# otherwise be sized as transformers' default Llama (hidden_size 4096, 32 layers: a 7B nobody
+# published). vocab_size and max_position_embeddings may come from defaults (gemma-3-27b-it's
+# text_config omits both). MLA (DeepSeek) and linear attention (Qwen3-Next) still publish
+# num_attention_heads; MoE families publish moe_intermediate_size (or Mixtral's intermediate_size).
+_SIZE_KEYS = (("hidden_size", "n_embd", "d_model"), ("num_hidden_layers", "n_layer", "num_layers"),
+              ("num_attention_heads", "n_head"),
+              ("intermediate_size", "moe_intermediate_size", "ffn_dim", "n_inner"))
 _SEQUENCE_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
                   "max_seq_length", "seq_len")  # vLLM's possible_keys (vllm/config/model.py)
 
@@ -130,6 +139,17 @@ def _required(repo_id: str, config: Mapping[str, Any], text: Mapping[str, Any], 
         raise ModelUnresolved(f"model {repo_id}: {_where(config, key)}: missing or not a positive integer "
                               "(and the config class has no default)")
     return value
+
+
+def _require_size_keys(repo_id: str, config: Mapping[str, Any], loaded: _Loaded) -> None:
+    """Raise ModelUnresolved naming the first size key the config leaves to a library default."""
+    nested = config.get("text_config")
+    places = [nested, config] if isinstance(nested, Mapping) else [config]
+    for key, *aliases in _SIZE_KEYS:
+        if not any(place.get(name) is not None for place in places for name in (key, *aliases)):
+            default = loaded.text.get(key)
+            would = f" (transformers would default it to {default})" if default is not None else ""
+            raise ModelUnresolved(f"model {repo_id}: {_where(config, key)}: required to size the model{would}")
 
 
 def _dtype(repo_id: str, loaded: _Loaded) -> str:
@@ -258,6 +278,7 @@ def facts_from_hf(
         raise ModelUnresolved(f"model {repo_id}: config.json is not a JSON object")
     counts = checkpoint if isinstance(checkpoint, Checkpoint) or checkpoint is None else Checkpoint.from_index(checkpoint)
     loaded = _load(repo_id, config)
+    _require_size_keys(repo_id, config, loaded)
     for key, *aliases in _REQUIRED:
         _required(repo_id, config, loaded.text, key, *aliases)
     max_context = _max_context(repo_id, config, loaded)
@@ -281,7 +302,8 @@ def facts_from_hf(
     active = parameters - parts.inactive if shapes.experts else None
     facts = _build(repo_id, source, shapes, loaded, dtype, quant, parts, parameters, active, counts,
                    param_source, architectures, max_context)
-    return facts.model_copy(update={"unloaded_bytes": unloaded}) if counts and unloaded else facts
+    split_estimated = exact and counts is not None and not counts.parameters
+    return facts.model_copy(update={"unloaded_bytes": unloaded if counts else 0, "dtype_split_estimated": split_estimated})
 
 
 def _stored_mtp(s: Shapes, quant: Any, dtype: str, surplus: int | None) -> tuple[int, int]:

@@ -50,6 +50,8 @@ class ModelFacts(BaseModel):
     unloaded_bytes: int = Field(default=0, ge=0, description="Checkpoint bytes vLLM does not load: multi-token-"
                                 "prediction modules, loaded only for MTP speculative decoding")
     parameter_source: ParameterSource = ParameterSource.ESTIMATE
+    dtype_split_estimated: bool = Field(default=False, description="Exact weights from a byte total only "
+                                        "(checkpointBytes, index total_size): the count by dtype is estimated")
     architecture: str = Field(default="", description="vLLM model class (config.json architectures[0])")
     # Parameters of the decoder's linear layers by module group (facts/estimate.py); empty for
     # hand-written facts. Quantization sizes these groups; the rest stays 16-bit.
@@ -122,10 +124,16 @@ class ModelFacts(BaseModel):
                   FactsSource.HF_CONFIG: "spec.model.checkpointBytes"}.get(self.source, str(self.source))
         commit = f" (commit {self.checkpoint_commit[:12]})" if self.checkpoint_commit else ""
         size = f"{self.checkpoint_bytes / 1024**3:.1f} GiB" if self.checkpoint_bytes else ""
-        what = (f"{size} of {self.native_quantization} weights" if self.quantization
-                else f"{self.parameters:,} {self.native_dtype} parameters" + (f" (checkpoint {size})" if size else ""))
         mtp = (f"; {self.unloaded_bytes / 1024**3:.1f} GiB of multi-token-prediction layers left out (vLLM loads"
                " them only for MTP speculative decoding)" if self.unloaded_bytes else "")
+        if self.dtype_split_estimated:  # a byte total: the weights are exact, their split by dtype is not
+            split = (f"the split between {self.native_quantization} and 16-bit modules, from config.json shapes"
+                     if self.quantization else
+                     f"{self.parameters:,} parameters, reading the total as {self.native_dtype}")
+            kind = f"{self.native_quantization} " if self.quantization else ""
+            return f"exact: {size} of {kind}weights, from {origin}{commit}{mtp}; estimated: {split} (no counts by dtype)"
+        what = (f"{size} of {self.native_quantization} weights" if self.quantization
+                else f"{self.parameters:,} {self.native_dtype} parameters" + (f" (checkpoint {size})" if size else ""))
         return f"exact: {what}, from {origin}{commit}{mtp}"
 
     @property

@@ -252,10 +252,10 @@ def test_unknown_model_types_are_read_raw_and_say_so() -> None:
     assert (f.layers, f.hidden_size, f.supports_pipeline_parallel) == (40, 5120, False)
     assert any("does not know model_type 'brand_new'" in n for n in f.notes)
     del raw["num_hidden_layers"]
-    with pytest.raises(ModelUnresolved, match=re.escape("model acme/m: config.json num_hidden_layers: missing")):
+    with pytest.raises(ModelUnresolved, match=re.escape("model acme/m: config.json num_hidden_layers: required to size")):
         facts_from_hf("acme/m", raw, None)
     nested = {"model_type": "brand_new_vl", "text_config": {"hidden_size": 1024}}
-    with pytest.raises(ModelUnresolved, match=re.escape("config.json text_config.num_hidden_layers: missing")):
+    with pytest.raises(ModelUnresolved, match=re.escape("config.json text_config.num_hidden_layers: required to size")):
         facts_from_hf("acme/m", nested, None)
     with pytest.raises(ModelUnresolved, match=re.escape("config.json model_type: missing")):
         facts_from_hf("acme/m", {"hidden_size": 1024}, None)

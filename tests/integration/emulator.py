@@ -113,6 +113,7 @@ def _kinds() -> list[Kind]:
         Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
              subresources=status),
         Kind("coordination.k8s.io", "v1", "leases", "Lease", subresources=frozenset()),
+        Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", subresources=frozenset()),
         Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions",
              "CustomResourceDefinition", namespaced=False),
         Kind("modeldeploy.dev", "v1alpha1", "modeldeployments", "ModelDeployment",

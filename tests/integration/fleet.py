@@ -93,6 +93,19 @@ class SimFleet:
         app.router.add_get("/metrics", garbage)
         self._run(self._serve(ip, app))
 
+    def start_interceptor(self, ip: str) -> dict[str, dict[str, float]]:
+        """A KEDA HTTP add-on interceptor's admin `/queue` at ip: returns the live counts (keyed
+        `namespace/httpscaledobject`), which the test changes to play requests held."""
+        counts: dict[str, dict[str, float]] = {}
+
+        async def queue(_: web.Request) -> web.Response:
+            return web.json_response(counts)
+
+        app = web.Application()
+        app.router.add_get("/queue", queue)
+        self._run(self._serve(ip, app))
+        return counts
+
     def stop(self, ip: str) -> None:
         runner = self._runners.pop(ip, None)
         self._apps.pop(ip, None)

@@ -206,3 +206,42 @@ def test_a_layout_change_without_spare_gpus_steps_down_and_says_so() -> None:
     reconciling = {c.type: c for c in actions.status.conditions}["Reconciling"]
     assert (reconciling.status, reconciling.reason) == ("True", "LayoutChangeWithoutSpareCapacity")
     assert "Deployment to LeaderWorkerSet" in reconciling.message
+
+
+TO_ZERO = {"minReplicas": 0, "maxReplicas": 2, "scaleToZero": True}
+ADD_ON = ChildKinds(leader_worker_set=True, service_monitor=False, scaled_object=True,
+                    http_scaled_object=True)
+
+
+def _at_zero(md: dict[str, Any], held: int | None, *, namespaced: bool = False) -> Actions:
+    """A builtin scale-to-zero model whose Deployment is at zero, the interceptor holding `held`."""
+    first = decide(Snapshot(body=md, children={}, pods=(), pools=(POOL,), kinds=ADD_ON),
+                   facts(), RenderOptions(), NOW)
+    deployment = next(o for o in first.applies if o["kind"] == "Deployment")
+    live = applied_view({**deployment, "spec": {**deployment["spec"], "replicas": 0}}, None)
+    refs = candidate_children("ns", names_of("m"), ADD_ON)
+    children = {ref: live if ref == ref_of(deployment) else None for ref in refs}
+    return decide(Snapshot(body=md, children=children, pods=(), pools=(POOL,), kinds=ADD_ON,
+                           interceptor_in_flight=held, namespaced=namespaced),
+                  facts(), RenderOptions(), NOW)
+
+
+def test_a_request_held_at_the_interceptor_wakes_a_builtin_model_at_zero() -> None:
+    md = body(autoscaling=TO_ZERO)
+    woken = _at_zero(md, 1)
+    assert woken.scale is not None and woken.scale.replicas == 1
+    assert woken.status.autoscaling is not None and woken.status.autoscaling.reason == "ScaledFromZero"
+    asleep = _at_zero(md, 0)
+    assert asleep.scale is None and asleep.status.autoscaling is not None
+    assert asleep.status.autoscaling.reason == "Idle"
+    unread = _at_zero(md, None)  # interceptors unreadable: hold, never a made-up wake
+    assert unread.scale is None
+
+
+def test_a_namespaced_install_refuses_a_builtin_wake_it_cannot_read() -> None:
+    actions = _at_zero(body(autoscaling=TO_ZERO), None, namespaced=True)
+    stalled = {c.type: c for c in actions.status.conditions}["Stalled"]
+    assert (stalled.status, stalled.reason) == ("True", "KEDAUnavailable")
+    assert "autoscaling.mode: keda" in (stalled.message or "")
+    keda = _at_zero(body(autoscaling={**TO_ZERO, "mode": "keda"}), None, namespaced=True)
+    assert {c.type: c for c in keda.status.conditions}["Stalled"].status == "False"

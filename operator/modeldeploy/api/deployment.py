@@ -241,7 +241,7 @@ class Autoscaling(ApiModel):
     target: float | None = Field(default=None, gt=0, le=100000, description="Target value per replica (kvCacheUsage: a fraction 0-1). Default: from the predicted capacity at spec.serving.workload (status.plan.autoscalingTarget says which), else 5 requests (0.8 for kvCacheUsage).")
     scale_up_stabilization_seconds: int = Field(default=0, ge=0, le=3600, description="Scale up only to the lowest recommendation over this window.")
     scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600, description="Scale down only to the highest recommendation over this window.")
-    scale_to_zero: bool = Field(default=False, description="Allow zero replicas after idleSeconds without requests in flight. Rendered as a KEDA HTTP add-on HTTPScaledObject whose interceptor holds requests while the first replica loads; clients reach the model through the interceptor.")
+    scale_to_zero: bool = Field(default=False, description="Allow zero replicas after idleSeconds without requests in flight. Rendered as a KEDA HTTP add-on HTTPScaledObject whose interceptor holds requests while the first replica loads; clients reach the model through the interceptor. With mode keda, KEDA wakes the model; with builtin, the operator reads the interceptors' counts (cluster-wide installs only).")
     idle_seconds: int = Field(default=900, ge=60, le=86400, description="Seconds without requests in flight (running + waiting in vLLM, or pending at the interceptor) before scaling to zero.")
     mode: AutoscalingMode = Field(default=AutoscalingMode.BUILTIN, description="builtin (operator scrapes vLLM), hpa or keda.")
 

@@ -137,9 +137,8 @@ def _validate_and_plan(run: _Pass, snapshot: Snapshot,
     if not isinstance(facts, ModelFacts):
         run.failure = facts or Failure(Reason.MODEL_UNRESOLVED, "model facts not resolved")
         return run
-    run.plan, pool = plan_on_cluster(
-        run.md, facts, snapshot.pools, snapshot.kinds,
-        NO_POOLS_NAMESPACED if snapshot.namespaced else NO_POOLS_CLUSTER)
+    run.plan, pool = plan_on_cluster(run.md, facts, snapshot.pools, snapshot.kinds,
+                                     snapshot.namespaced)
     if isinstance(pool, Failure):
         run.failure = pool
     else:
@@ -233,8 +232,9 @@ def _autoscale(run: _Pass, snapshot: Snapshot, workload_obj: Mapping[str, Any],
     limit = replicas_capacity(run.md, run.plan, run.pool, snapshot.capacity if builtin else None)
     current = live_replicas(workload_obj)
     decision = decide_scaling(spec, ScalingObservation(  # never remove a loading replica
-        current, snapshot.scrapes if builtin else (), loading_replicas=loading_replicas(
-            snapshot.pods)), snapshot.history, now, limit)
+        current, snapshot.scrapes if builtin else (),
+        interceptor_in_flight=snapshot.interceptor_in_flight if builtin else None,
+        loading_replicas=loading_replicas(snapshot.pods)), snapshot.history, now, limit)
     scale = None
     if decision.changed and builtin:
         version = (workload_obj.get("metadata") or {}).get("resourceVersion")

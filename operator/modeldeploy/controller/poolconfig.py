@@ -27,6 +27,12 @@ NO_POOLS_CLUSTER = ("no GPU pools are visible: create GPUPool objects (kubectl g
 NO_POOLS_NAMESPACED = ("no GPU pools are visible: a namespaced install cannot read GPUPools or "
                        f"Nodes; give the pools in a ConfigMap labelled {POOLS_SELECTOR} in the "
                        f"operator's namespace, key {POOLS_KEY} (Helm: the gpuPools value)")
+# The other thing a namespaced install cannot see: the KEDA HTTP add-on's interceptor pods
+# (EndpointSlices in the add-on's namespace), whose count wakes a builtin model at zero.
+BUILTIN_WAKE_NAMESPACED = (
+    "autoscaling.scaleToZero with mode builtin: a namespaced install cannot read the KEDA HTTP "
+    "add-on's interceptors (in the add-on's namespace), so nothing would wake the model at zero; "
+    "set autoscaling.mode: keda (KEDA's scaler wakes it) or install the operator cluster-wide")
 
 
 def pools_from_config_maps(config_maps: Iterable[Mapping[str, Any]]) -> tuple[list[GPUPool], list[str]]:

@@ -36,6 +36,7 @@ class Snapshot:
     kinds: ChildKinds  # optional APIs the cluster serves
     capacity: ClusterCapacity | None = None  # None: unknown (namespaced install)
     scrapes: tuple[Scrape, ...] = ()  # the builtin autoscaler's reading of its Ready pods
+    interceptor_in_flight: int | None = None  # KEDA HTTP add-on's count (builtin scaleToZero)
     history: ScalingHistory = field(default_factory=ScalingHistory)  # the autoscaler's memory
     upgrade_slot: bool = True  # an operator-caused rollout may start (`UpgradeSlots`)
     namespaced: bool = False  # a namespaced install: pools come from the pools ConfigMap

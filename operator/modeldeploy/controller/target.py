@@ -24,7 +24,7 @@ from ..planner import Plan, plan_deployment, unplanned
 from ..render import RenderOptions, RolloutInputs, render_objects
 from .children import ChildKinds
 from .memo import Memo
-from .poolconfig import NO_POOLS_CLUSTER
+from .poolconfig import BUILTIN_WAKE_NAMESPACED, NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .status import Failure, Reason
 
 Obj = dict[str, Any]
@@ -61,7 +61,7 @@ def _suggest(plan: Plan) -> str:
         else plan.reason
 
 
-def _missing_api(md: ModelDeployment, kinds: ChildKinds) -> Failure | None:
+def _missing_api(md: ModelDeployment, kinds: ChildKinds, namespaced: bool) -> Failure | None:
     scaling = md.spec.autoscaling
     if scaling is not None and scaling.mode == AutoscalingMode.KEDA and not kinds.scaled_object:
         return Failure(Reason.KEDA_UNAVAILABLE, (
@@ -73,16 +73,19 @@ def _missing_api(md: ModelDeployment, kinds: ChildKinds) -> Failure | None:
             "autoscaling.scaleToZero wakes the model through the KEDA HTTP add-on, but its API "
             "(http.keda.sh/v1alpha1 httpscaledobjects) is not installed; install KEDA and the "
             "HTTP add-on (docs/install.md) or turn scaleToZero off"))
+    if scaling is not None and scaling.scale_to_zero and scaling.mode == AutoscalingMode.BUILTIN \
+            and namespaced:
+        return Failure(Reason.KEDA_UNAVAILABLE, BUILTIN_WAKE_NAMESPACED)
     return None
 
 
 def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
-                    kinds: ChildKinds, no_pools_message: str = NO_POOLS_CLUSTER,
-                    ) -> tuple[Plan, GPUPool | Failure]:
+                    kinds: ChildKinds, namespaced: bool = False) -> tuple[Plan, GPUPool | Failure]:
     """The plan and its pool, or why it cannot run here (no pools visible, no layout, no pool
-    of that name, an API missing). Layouts across nodes only where LeaderWorkerSet is served:
-    the planner then prefers a single node, and says MultiNodeUnavailable only when nothing
-    else fits."""
+    of that name, an API missing, a builtin wake from zero a namespaced install cannot read).
+    Layouts across nodes only where LeaderWorkerSet is served: the planner then prefers a
+    single node, and says MultiNodeUnavailable only when nothing else fits."""
+    no_pools_message = NO_POOLS_NAMESPACED if namespaced else NO_POOLS_CLUSTER
     if not pools:
         return unplanned(md.metadata.name, md.metadata.namespace, md.spec.model.name,
                          Reason.NO_POOLS_VISIBLE.value, no_pools_message), \
@@ -95,7 +98,7 @@ def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     if not plan.feasible:
         return plan, Failure(_PLAN_FAILURES.get(plan.failure or "", Reason.NO_FEASIBLE_LAYOUT),
                              _suggest(plan))
-    missing = _missing_api(md, kinds)
+    missing = _missing_api(md, kinds, namespaced)
     if missing is not None:
         return plan, missing
     return plan, next(p for p in pools if p.name == plan.pool)

@@ -102,6 +102,10 @@ def values_schema() -> Schema:
                 "externalScaler": {"description": "host:port of the add-on's external scaler.",
                                    "type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"},
                 "responseHeaderTimeoutSeconds": {"type": "integer", "minimum": 1, "maximum": 86400},
+                "adminService": {"description": "namespace/name of the interceptors' admin Service "
+                                                "(mode builtin reads /queue on its endpoints).",
+                                 "type": "string", "maxLength": 317,
+                                 "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
             }),
             "clusterDomain": {"type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN},
             "models": _closed({

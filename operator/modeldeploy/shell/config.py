@@ -174,6 +174,13 @@ class OperatorConfig(BaseSettings):
     start_log_max_bytes: int = Field(
         default=256 * 1024, ge=4096, le=16 * 1024 * 1024,
         description="Startup watchdog: most bytes read of one log (limitBytes).")
+    keda_http_admin_service: str = Field(
+        default="keda/keda-add-ons-http-interceptor-admin", max_length=317,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        json_schema_extra={"flag": "--keda-http-admin"},
+        description="autoscaling.mode builtin with scaleToZero: namespace/name of the KEDA HTTP "
+                    "add-on's interceptor admin Service; the operator reads `/queue` on each of "
+                    "its endpoints (requests held for a model at zero wake it).")
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535,
         description="Serve the operator's own Prometheus metrics on this port (0: any free "

@@ -52,6 +52,7 @@ from ..facts import ModelFacts
 from ..render import REPLICAS_FIELD_MANAGER, RenderOptions
 from ..render.cache import is_shared
 from .autoscaler import Autoscaler
+from .interceptor import InterceptorReader
 from .kube import Kube, KubeError
 from .sources import FactsSource
 from .starts import StartWatch
@@ -75,6 +76,7 @@ class ReconcileContext:
     render: RenderOptions
     emit_events: bool = True
     autoscaler: Autoscaler | None = None
+    interceptor: InterceptorReader | None = None  # None: not read (namespaced install, tests)
     telemetry: Telemetry | None = None
     wall: Callable[[], float] = time.time
     upgrades: UpgradeSlots | None = None  # None: rendering changes roll at once
@@ -151,6 +153,16 @@ async def _scrapes(ctx: ReconcileContext, md: ModelDeployment | None,
     return await ctx.autoscaler.scrape(pods, kinds[0]) if kinds else ()
 
 
+async def _interceptor(ctx: ReconcileContext, md: ModelDeployment | None) -> int | None:
+    """Requests the KEDA HTTP add-on holds for a builtin model that may sleep at zero."""
+    scaling = md.spec.autoscaling if md is not None else None
+    if ctx.interceptor is None or md is None or scaling is None or not scaling.scale_to_zero \
+            or scaling.mode != AutoscalingMode.BUILTIN:
+        return None
+    return await ctx.interceptor.in_flight(str(md.metadata.namespace),
+                                           names_of(md.metadata.name).http_scaled_object)
+
+
 async def observe(ctx: ReconcileContext, body: Mapping[str, Any], now: float
                   ) -> tuple[Snapshot, ModelFacts | Failure | None]:
     """The snapshot one decision reads, and the model's facts (or why they are missing)."""
@@ -171,6 +183,7 @@ async def observe(ctx: ReconcileContext, body: Mapping[str, Any], now: float
         body=body, children=children, pods=pods, pools=ctx.view.pools(),
         kinds=ctx.view.kinds, capacity=ctx.view.capacity(),
         scrapes=await _scrapes(ctx, md, children, pods),
+        interceptor_in_flight=await _interceptor(ctx, md),
         history=ctx.autoscaler.history(uid) if ctx.autoscaler is not None else ScalingHistory(),
         upgrade_slot=ctx.upgrades is None,
         namespaced=not ctx.view.clusterwide, starts=starts, downloads=downloads,

@@ -18,6 +18,7 @@ from .autoscaler import Autoscaler
 from .config import OperatorConfig
 from .controller import Controller, PoolStatusWriter
 from .hub import HubClient
+from .interceptor import InterceptorReader
 from .kube import Kube
 from .leader import LeaderElector
 from .preflight import load_client_configuration as load_client_configuration  # re-exported
@@ -112,6 +113,9 @@ class OperatorRuntime:
             kube=self.kube, view=self.view, facts=facts,
             render=cfg.render, emit_events=cfg.emit_events,
             autoscaler=Autoscaler(self.scraper, self.telemetry), telemetry=self.telemetry,
+            # A namespaced install cannot list the add-on's endpoints (decide stalls instead).
+            interceptor=InterceptorReader(self.kube, self.scraper, cfg.keda_http_admin_service)
+            if cfg.clusterwide else None,
             rediscover_after=cfg.resync_interval, wall=self.wall,
             starts=StartWatch(self.kube, LogLimits(cfg.start_log_interval,
                                                    cfg.start_log_tail_lines,

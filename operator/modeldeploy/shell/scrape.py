@@ -60,6 +60,21 @@ class Scraper:
 
         return tuple(await asyncio.gather(*(one(pod, ip) for pod, ip in targets)))
 
+    async def fetch(self, url: str) -> bytes | str:
+        """One bounded GET (same timeout, size cap and session as a scrape): the body, or why
+        there is none (for a log line)."""
+        try:
+            async with asyncio.timeout(self.timeout), \
+                    self._client().get(url, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    return f"HTTP {resp.status} from {url}"
+                body = await self._read(resp)
+        except TimeoutError:
+            return f"no answer from {url} within {self.timeout:g}s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return f"{type(exc).__name__} from {url}"
+        return body if len(body) <= self.max_bytes else f"{url} is over {self.max_bytes} bytes"
+
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         """The body, or its first max_bytes + 1 bytes (enough to know it is too large)."""
         chunks: list[bytes] = []

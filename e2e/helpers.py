@@ -30,6 +30,9 @@ FAILED = pytest.StashKey[bool]()  # set by e2e/conftest.py: the test's call phas
 ENV_SIM_IMAGE = "MODELDEPLOY_E2E_SIM_IMAGE"
 ENV_SIM_IMAGE_V2 = "MODELDEPLOY_E2E_SIM_IMAGE_V2"
 ENV_OPERATOR_NAMESPACE = "MODELDEPLOY_E2E_OPERATOR_NAMESPACE"
+# "1" when run.sh installed KEDA and its HTTP add-on (E2E_KEDA, default on).
+ENV_KEDA_HTTP = "MODELDEPLOY_E2E_KEDA_HTTP"
+KEDA_HTTP_SKIP_REASON = "run.sh installed no KEDA HTTP add-on (E2E_KEDA=0): scale from zero not tested"
 
 GROUP, VERSION, PLURAL = "modeldeploy.dev", "v1alpha1", "modeldeployments"
 GPU = "nvidia.com/gpu"
@@ -223,6 +226,25 @@ LOAD_SCRIPT = textwrap.dedent("""\
 """)
 
 
+# One completion, waited for as long as the model takes to wake (the interceptor holds it).
+COMPLETION_SCRIPT = textwrap.dedent("""\
+    import json, sys, time, urllib.error, urllib.request
+    url, model, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    body = json.dumps({"model": model, "prompt": "hello from zero", "max_tokens": 4}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=seconds) as r:
+            out = {"code": r.status, "body": json.loads(r.read())}
+    except urllib.error.HTTPError as e:
+        out = {"code": e.code, "error": e.read().decode()[:500]}
+    except Exception as e:
+        out = {"code": None, "error": repr(e)[:500]}
+    out["seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(out), flush=True)
+""")
+
+
 def parse_probe_log(log: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
@@ -336,6 +358,15 @@ class Cluster:
     def nodes_by_label(self, key: str, value: str) -> set[str]:
         listing = self.plain(self.core.list_node(label_selector=f"{key}={value}"))
         return {n["metadata"]["name"] for n in listing["items"]}
+
+    def wake_url(self, ns: str, uid: str, path: str) -> str:
+        """The model's wake Service (ExternalName to the KEDA HTTP interceptor): what clients
+        call so that a request to a model at zero is held while it wakes."""
+        wake = [s for s in self.owned_of_kind(ns, uid, "Service")
+                if s["spec"].get("type") == "ExternalName"]
+        assert len(wake) == 1, f"expected one ExternalName wake Service in {ns}, found {len(wake)}"
+        port = wake[0]["spec"]["ports"][0]["port"]
+        return f"http://{wake[0]['metadata']['name']}.{ns}:{port}{path}"
 
     def service_url(self, ns: str, uid: str, path: str) -> str:
         services = [s for s in self.owned_of_kind(ns, uid, "Service")

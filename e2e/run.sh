@@ -15,6 +15,9 @@
 #   PYTHON            interpreter with the project and its [test] extras (default python3)
 #   PYTEST_ARGS       extra pytest arguments
 #   E2E_POD_CPU_PER_GPU, E2E_POD_MEMORY_BASE_GIB  serving pods' requests (kind-sized defaults)
+#   E2E_KEDA=0        skip installing KEDA and its HTTP add-on (the scale-from-zero test skips)
+#   E2E_KEDA_VERSION, E2E_KEDA_HTTP_VERSION  their Helm chart versions (defaults: the versions
+#                     whose CRDs tests/schemas vendors, KEDA 2.16.1 and the HTTP add-on 0.11.0)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +39,10 @@ CREATED=0
 # GPU); a kind worker on a 4-CPU runner holds up to 8 fake GPUs, so the suite asks for little.
 POD_CPU_PER_GPU="${E2E_POD_CPU_PER_GPU:-0.1}"
 POD_MEMORY_BASE_GIB="${E2E_POD_MEMORY_BASE_GIB:-1}"
+KEDA="${E2E_KEDA:-1}"
+KEDA_VERSION="${E2E_KEDA_VERSION:-2.16.1}"
+KEDA_HTTP_VERSION="${E2E_KEDA_HTTP_VERSION:-0.11.0}"
+KEDA_CHARTS="https://kedacore.github.io/charts"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'e2e: %s\n' "$*" >&2; exit 1; }
@@ -56,6 +63,8 @@ diagnostics() {
     kube get modeldeployments,gpupools -A -o yaml || true
     kube get events -A --sort-by=.lastTimestamp || true
     kube logs -n "$OPERATOR_NAMESPACE" -l app.kubernetes.io/name=modeldeploy --tail=500 || true
+    kube get httpscaledobjects -A -o yaml 2>/dev/null || true
+    kube logs -n keda -l app.kubernetes.io/component=interceptor --tail=200 2>/dev/null || true
   } >"${WORKDIR}/diagnostics.txt" 2>&1
   tail -n 100 "${WORKDIR}/diagnostics.txt" >&2 || true
 }
@@ -124,6 +133,20 @@ if [[ -n ${LWS_MANIFEST:-} ]]; then
   kube wait --for=condition=Established --timeout=120s crd/leaderworkersets.leaderworkerset.x-k8s.io
 fi
 
+if [[ $KEDA == "1" ]]; then
+  # Before the operator: it discovers the add-on's API at start. The chart defaults (release
+  # namespace keda, Service names keda-add-ons-http-*) are what the operator's defaults expect.
+  log "installing KEDA ${KEDA_VERSION} and its HTTP add-on ${KEDA_HTTP_VERSION} (scale from zero)"
+  guard
+  helm upgrade --install keda keda --repo "$KEDA_CHARTS" --version "$KEDA_VERSION" \
+    --kubeconfig "$KUBECONFIG_FILE" --kube-context "$CONTEXT" \
+    --namespace keda --create-namespace --wait --timeout 5m
+  guard
+  helm upgrade --install http-add-on keda-add-ons-http --repo "$KEDA_CHARTS" \
+    --version "$KEDA_HTTP_VERSION" --kubeconfig "$KUBECONFIG_FILE" --kube-context "$CONTEXT" \
+    --namespace keda --wait --timeout 5m
+fi
+
 log "installing the chart"
 "$PYTHON" e2e/fake_gpu.py values >"${WORKDIR}/values.yaml"
 guard
@@ -147,6 +170,7 @@ export MODELDEPLOY_E2E_SIM_IMAGE='${SIM_IMAGE}'
 export MODELDEPLOY_E2E_SIM_IMAGE_V2='${SIM_IMAGE_V2}'
 export MODELDEPLOY_E2E_OPERATOR_NAMESPACE='${OPERATOR_NAMESPACE}'
 export MODELDEPLOY_E2E_WORKDIR='${WORKDIR}'
+export MODELDEPLOY_E2E_KEDA_HTTP='${KEDA}'
 # The cluster is up: from here a missing prerequisite fails the tests instead of skipping them.
 export MODELDEPLOY_E2E_REQUIRED=1
 ENV

@@ -8,6 +8,7 @@ sets the environment). Anywhere else every test here is collected and skipped wi
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,6 +183,41 @@ def test_load_scales_up_and_idle_scales_down(cluster: Cluster, ns: str) -> None:
     md = cluster.wait_ready(ns, "scale")
     _ready_pods(cluster, ns, md, count=1)
     _status_settles(cluster, ns, "scale", replicas=1)
+
+
+def _deployment_replicas(cluster: Cluster, ns: str, uid: str) -> int:
+    (deployment,) = cluster.owned_of_kind(ns, uid, "Deployment")
+    return int(deployment["spec"].get("replicas", 1))
+
+
+@pytest.mark.timeout(1500)  # idleSeconds, the scale-down, then a cold start behind the interceptor
+def test_a_model_at_zero_answers_a_request_through_the_interceptor(cluster: Cluster, ns: str) -> None:
+    """builtin + scaleToZero: idle for idleSeconds, the model goes to zero; a request sent to
+    the wake Service is held by the KEDA HTTP interceptor, the operator reads the interceptor's
+    count, wakes the model (its vLLM takes SIM_LOAD_SECONDS to load) and the request is answered."""
+    if os.environ.get(helpers.ENV_KEDA_HTTP) != "1":
+        pytest.skip(helpers.KEDA_HTTP_SKIP_REASON)
+    autoscaling = {"minReplicas": 0, "maxReplicas": 1, "scaleToZero": True, "idleSeconds": 60,
+                   "scaleDownStabilizationSeconds": 0}
+    spec = helpers.tiny_model_spec(cluster.sim_image, pools=[L4.pool], autoscaling=autoscaling)
+    spec["serving"]["env"] = [{"name": "SIM_LOAD_SECONDS", "value": "15"}]
+    cluster.create_md(ns, "sleepy", spec)
+    md = cluster.wait_ready(ns, "sleepy", timeout=300)
+    uid = md["metadata"]["uid"]
+    wake = cluster.wake_url(ns, uid, "/v1/completions")
+
+    wait_for("the idle model to scale to zero", lambda: _deployment_replicas(cluster, ns, uid) == 0, 420)
+    wait_for("its last serving pod to go", lambda: not _serving_pods(cluster, ns, cluster.get_md(ns, "sleepy")),
+             180)
+    log = cluster.run_python_once(ns, "from-zero", helpers.COMPLETION_SCRIPT,
+                                  [wake, spec["model"]["name"], "400"], timeout=480)
+    (answer,) = helpers.parse_probe_log(log)
+    assert answer["code"] == 200, f"request to the model at zero: {answer}"
+    assert answer["body"]["choices"][0]["text"], answer
+    assert answer["seconds"] >= 15, f"answered in {answer['seconds']}s: it cannot have waited for a load"
+    assert _deployment_replicas(cluster, ns, uid) == 1
+    decision = (cluster.get_md(ns, "sleepy")["status"].get("autoscaling") or {}).get("lastDecision") or {}
+    assert (decision.get("from"), decision.get("to"), decision.get("reason")) == (0, 1, "ScaledFromZero"), decision
 
 
 def test_delete_removes_every_child(cluster: Cluster, ns: str) -> None:

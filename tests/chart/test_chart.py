@@ -231,6 +231,7 @@ def test_operator_container_runs_modeldeploy_with_kopf_liveness() -> None:
         "--memory-request-per-gpu-gib=4", f"--download-image={container['image']}",
         "--keda-http-interceptor=keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local",
         "--keda-http-interceptor-port=8080", "--keda-http-scaler=keda-add-ons-http-external-scaler.keda:9090",
+        "--keda-http-admin=keda/keda-add-ons-http-interceptor-admin",
         "--keda-http-response-timeout=600", "--cluster-domain=cluster.local"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "metrics": 9090}

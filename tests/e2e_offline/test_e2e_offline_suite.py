@@ -20,7 +20,7 @@ from modeldeploy.planner import plan_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 REASON = "e2e needs Docker and kind"
-E2E_TESTS = 7
+E2E_TESTS = 8
 
 
 def run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

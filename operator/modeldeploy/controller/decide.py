@@ -49,7 +49,6 @@ from .events import events_for
 from .layout import layout_change
 from .memo import Memo
 from .pods import group_size, recount
-from .poolconfig import NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .rollouts import RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
 from .snapshot import MISSING_API as MISSING_API
 from .snapshot import Actions as Actions

@@ -7,7 +7,6 @@ startup failures are put into a pod status and classified, as the operator will 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
@@ -16,32 +15,19 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from tests.sim.inprocess import SIM_PATH, load_sim, serve
 
 from modeldeploy.api.deployment import Autoscaling
 from modeldeploy.decisions.autoscale import ScalingHistory, ScalingObservation, ScalingReason, decide
 from modeldeploy.decisions.metrics import PodSample, parse_vllm_metrics
 from modeldeploy.decisions.rollout import StuckKind, classify_stuck
 
-SIM_PATH = Path(__file__).resolve().parents[2] / "e2e" / "vllm-sim" / "sim.py"
-
-
-def _load_sim() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("vllm_sim", SIM_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["vllm_sim"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sim = _load_sim()
+sim = load_sim()
 Sim = Callable[..., Awaitable[str]]
 
 
@@ -51,14 +37,8 @@ async def start_sim() -> AsyncIterator[Sim]:
     runners: list[web.AppRunner] = []
 
     async def start(**cfg: Any) -> str:
-        app = sim.create_app(sim.SimConfig(**cfg))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        _, url = await serve(runners, **cfg)
+        return url
 
     yield start
     for r in runners:

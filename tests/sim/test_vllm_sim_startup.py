@@ -7,7 +7,6 @@ judged by its watchdog (`judge_start`), as the operator will see a pod's log.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import socket
@@ -16,30 +15,16 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from aiohttp import web
+from tests.sim.inprocess import SIM_PATH, load_sim, serve
 
 from modeldeploy.decisions.rollout import StuckKind
 from modeldeploy.decisions.startup import StartPhase, judge_start, last_step
 
-SIM_PATH = Path(__file__).resolve().parents[2] / "e2e" / "vllm-sim" / "sim.py"
-
-
-def _sim() -> ModuleType:
-    """The simulator module, loaded by path once (test_vllm_sim.py may have loaded it already)."""
-    if "vllm_sim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("vllm_sim", SIM_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["vllm_sim"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["vllm_sim"]
-
-
-sim = _sim()
+sim = load_sim()
 STARTING_POD = {"metadata": {"name": "m-0"},
                 "status": {"containerStatuses": [{"name": "vllm", "ready": False, "restartCount": 0,
                                                   "state": {"running": {}}}]}}
@@ -51,11 +36,7 @@ async def engine() -> AsyncIterator[Any]:
     runners: list[web.AppRunner] = []
 
     async def start(**cfg: Any) -> Any:
-        app = sim.create_app(sim.SimConfig(**cfg))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
+        app, _ = await serve(runners, **cfg)
         return app[sim.ENGINE]
 
     yield start

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from tests.conftest import make_pool
 from tests.unit.real_configs import QWEN25_VL_72B_AWQ, case_config
+from tests.unit.test_quantization import FP8_DYNAMIC, W4A16, W8A8_INT8, ct
 
 from modeldeploy.api import GPUPool, ModelSource, Serving
 from modeldeploy.facts import ModelFacts
@@ -121,3 +122,36 @@ def _catalog_config(repo: str) -> dict[str, Any]:
     text = (MODELS / f"{repo.replace('/', '--')}.yaml").read_text(encoding="utf-8")
     config: dict[str, Any] = yaml.safe_load(text)["config"]
     return config
+
+
+def _with_scheme(repo: str, scheme: dict[str, Any]) -> dict[str, Any]:
+    """A catalog model's config.json with a compressed-tensors preset as its quantization_config
+    (how llm-compressor writes RedHatAI's checkpoints of that model)."""
+    config = _catalog_config(repo)
+    config["quantization_config"] = ct(scheme)
+    return config
+
+
+def test_compressed_tensors_schemes_need_their_kernels_generation() -> None:
+    # vLLM compressed_tensors.py _check_scheme_supported → the scheme's get_min_capability().
+    v100, t4, a100 = pool(*V100, **V100_OVERRIDES), pool("Tesla-T4", 14.75), pool("NVIDIA-A100-SXM4-80GB", 79.15)
+    # RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8 (INT8 W8A8): CompressedTensorsW8A8Int8, 75.
+    w8a8 = facts_from_hf("RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8",
+                         _with_scheme("meta-llama/Llama-3.1-8B-Instruct", W8A8_INT8))
+    reason = pool_rule(w8a8, precision(w8a8), v100)
+    assert reason is not None and "CompressedTensorsW8A8Int8" in reason and "≥ 7.5" in reason
+    assert pool_rule(w8a8, precision(w8a8), t4) is None
+    # RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16 (INT4 weights): CompressedTensorsWNA16, 75.
+    w4a16 = facts_from_hf("RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16",
+                          _with_scheme("meta-llama/Llama-3.1-8B-Instruct", W4A16))
+    reason = pool_rule(w4a16, precision(w4a16), v100)
+    assert reason is not None and "CompressedTensorsWNA16" in reason
+    assert pool_rule(w4a16, precision(w4a16), t4) is None
+    # RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic (FP8 weights and activations, the calibration
+    # logs' checkpoint): FP8 needs 8.0 (W8A16 Marlin on Ampere), W8A8 from 8.9.
+    fp8 = facts_from_hf("RedHatAI/Llama-3.3-70B-Instruct-FP8-dynamic",
+                        _with_scheme("meta-llama/Llama-3.3-70B-Instruct", FP8_DYNAMIC))
+    reason = pool_rule(fp8, precision(fp8), t4)
+    assert reason is not None and "≥ 8.0" in reason and "7.5" in reason
+    assert pool_rule(fp8, precision(fp8), a100) is None
+    assert "W8A16" in (weight_only_note(precision(fp8), pool_capability(a100)) or "")

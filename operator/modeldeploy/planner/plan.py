@@ -42,7 +42,7 @@ class MemoryPerGPU(_Out):
     kv_cache_gib: float = Field(alias="kvCacheGiB", description="KV cache the layout leaves (budget - weights - overhead)")
     kv_required_gib: float = Field(alias="kvRequiredGiB", description="KV cache maxModelLen x maxNumSeqs needs")
     overhead_gib: float = Field(alias="overheadGiB", description="activations + non-torch (+ CUDA graphs where vLLM counts them in the budget)")
-    activation_gib: float = Field(default=0.0, alias="activationGiB", description="peak of vLLM's profiling step (forward pass or sampler)")
+    activation_gib: float = Field(default=0.0, alias="activationGiB", description="peak of vLLM's profiling step (forward pass or sampler, plus the multimodal encoder cache; or the vision tower's pass)")
     non_torch_gib: float = Field(default=0.0, alias="nonTorchGiB", description="non-torch memory vLLM's profiler counts (NCCL, cuBLAS)")
     cuda_graph_gib: float = Field(default=0.0, alias="cudaGraphGiB", description="CUDA graphs inside the budget (vLLM >= 0.21), else 0")
     outside_budget_gib: float = Field(default=0.0, alias="outsideBudgetGiB", description="what must fit in GPU memory x (1 - utilization): CUDA context, NCCL, older CUDA graphs")

@@ -139,3 +139,17 @@ def test_images_disabled_or_profiling_skipped_remove_the_encoder_term() -> None:
     assert activation([]) > text_only.memory_per_gpu.activation_gib
     for extra in (["--limit-mm-per-prompt", '{"image": 0, "video": 0}'], ["--skip-mm-profiling"]):
         assert activation(extra) == text_only.memory_per_gpu.activation_gib
+
+
+def test_the_plan_says_what_the_encoder_profiling_holds() -> None:
+    qwen = catalog(QWEN_VL)
+    md = make_md(QWEN_VL, serving={"maxModelLen": 16000, "image": "vllm/vllm-openai:v0.30.0"})
+    note = next(n for n in plan_deployment(md, qwen, [H100]).notes if "vision encoder" in n)
+    assert "1 image of 16384 tokens (65536 patches each)" in note and "0.16 GiB of encoder cache" in note
+    assert "--limit-mm-per-prompt" in note
+    off = make_md(QWEN_VL, serving={"maxModelLen": 16000, "extraArgs": ["--skip-mm-profiling"]})
+    assert not any("vision encoder" in n for n in plan_deployment(off, qwen, [H100]).notes)
+    v0 = make_md(QWEN_VL, serving={"maxModelLen": 8192, "image": "vllm/vllm-openai:v0.6.5"})
+    assert not any("vision encoder" in n for n in plan_deployment(v0, qwen, [H100]).notes)
+    text = make_md("Qwen/Qwen3-32B", serving={"maxModelLen": 16000})
+    assert not any("vision encoder" in n for n in plan_deployment(text, catalog("Qwen/Qwen3-32B"), [H100]).notes)

@@ -263,6 +263,25 @@ def encoder_profile(
     )
 
 
+def encoder_note(
+    profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int,
+    mm: MultimodalArgs = VLLM_DEFAULTS,
+) -> str | None:
+    """The plan's sentence on the encoder profiling it sized (None for text models, V0 releases,
+    or when extraArgs turn the profiling off), with the extraArgs that lower it."""
+    enc = facts.encoder
+    found = encoder_profile(facts, tp, tokens, rows, max_model_len, mm) if profile.v1_engine else None
+    if enc is None or found is None:
+        return None
+    return (
+        f"vLLM {profile.version} profiles the vision encoder on {found.items} {enc.modality}"
+        f"{'s' if found.items > 1 else ''} of {enc.tokens_per_item} tokens ({enc.patches_per_item} patches "
+        f"each): the activation peak holds {found.cache / GIB:.2f} GiB of encoder cache, the tower's own pass "
+        f"{found.tower_pass / GIB:.2f} GiB; for text-only serving set the model's image (and video) "
+        "limits to 0 with extraArgs --limit-mm-per-prompt"
+    )
+
+
 def activation_bytes(
     profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int = 0,
     mm: MultimodalArgs = VLLM_DEFAULTS,

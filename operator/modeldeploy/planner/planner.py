@@ -22,7 +22,7 @@ from .memory import (
     weights_for,
 )
 from .mm_args import multimodal_args
-from .overhead import profile_for_image
+from .overhead import batch_defaults, encoder_note, profile_for_image
 from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules
@@ -297,6 +297,13 @@ def _with_fixes(reason: str, suggestions: list[str]) -> str:
     return f"{reason}; it would fit with: {'; or '.join(suggestions[:REASON_SUGGESTIONS])}{tail}"
 
 
+def _encoder_note(search: _Search, best: Candidate) -> str | None:
+    """What the multimodal encoder profiling adds to the chosen layout's activation peak."""
+    req, gpu = search.request, best.pool.spec.gpu
+    rows = max(req.max_num_seqs or 0, batch_defaults(req.vllm, gpu.product, gpu.memory_gi_b, req.max_model_len).sequences)
+    return encoder_note(req.vllm, search.facts, best.tp, best.batched_tokens, rows, req.max_model_len, req.mm)
+
+
 def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
                     multi_node_served: bool = True) -> Plan:
     """Choose the layout for `md` among `pools`, or say why none fits and what would.
@@ -343,6 +350,8 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
     if note := weight_only_note(prec, pool_capability(best.pool)):
+        base["notes"] = [*base["notes"], note]
+    if note := _encoder_note(search, best):
         base["notes"] = [*base["notes"], note]
     return Plan(
         **base,

@@ -12,7 +12,7 @@ from modeldeploy.facts.catalog import load_catalog
 from modeldeploy.facts.hf_config import facts_from_hf
 from modeldeploy.planner import plan_deployment
 from modeldeploy.planner.mm_args import multimodal_args
-from modeldeploy.planner.overhead import GIB, activation_bytes, encoder_profile, profile_for_release
+from modeldeploy.planner.overhead import GIB, ProfilingStep, activation_bytes, encoder_profile, profile_for_release
 
 H100 = make_pool("h100", "NVIDIA-H100-80GB-HBM3", 79.18, 8, nvlink=True, max_nodes=1)
 QWEN_VL = "Qwen/Qwen2.5-VL-32B-Instruct-AWQ"
@@ -51,21 +51,21 @@ def test_a_multimodal_family_without_an_item_size_says_so() -> None:
 def test_items_follow_the_encoder_budget() -> None:
     # compute_mm_encoder_budget: budget = max(max_num_batched_tokens, tokens per item).
     qwen, scout = catalog(QWEN_VL), catalog(SCOUT)
-    one = encoder_profile(qwen, tp=1, tokens=8192, rows=1024, max_model_len=16000)
+    one = encoder_profile(qwen, ProfilingStep(tp=1, tokens=8192, rows=1024, max_model_len=16000))
     assert one is not None and one.items == 1  # 16384 > 8192: one item fills the budget
     assert one.cache == 16384 * qwen.hidden_size * 2  # embeddings for the language model, bf16
-    three = encoder_profile(scout, tp=1, tokens=8192, rows=1024, max_model_len=16000)
+    three = encoder_profile(scout, ProfilingStep(tp=1, tokens=8192, rows=1024, max_model_len=16000))
     assert three is not None and three.items == 8192 // 2448
     # The decoder side bounds the items: max_num_seqs × items per prompt (max_model_len // tokens).
-    single = encoder_profile(scout, tp=1, tokens=8192, rows=1, max_model_len=2000)
+    single = encoder_profile(scout, ProfilingStep(tp=1, tokens=8192, rows=1, max_model_len=2000))
     assert single is not None and single.items == 1
-    two = encoder_profile(scout, tp=1, tokens=8192, rows=1, max_model_len=16000, mm=multimodal_args(
-        ["--limit-mm-per-prompt", '{"image": 2}']))
+    two = encoder_profile(scout, ProfilingStep(tp=1, tokens=8192, rows=1, max_model_len=16000, mm=multimodal_args(
+        ["--limit-mm-per-prompt", '{"image": 2}'])))
     assert two is not None and two.items == 2  # --limit-mm-per-prompt caps the items per prompt
     # The tower is tensor-parallel: its pass shrinks with TP, the cached outputs do not.
-    split = encoder_profile(qwen, tp=4, tokens=8192, rows=1024, max_model_len=16000)
+    split = encoder_profile(qwen, ProfilingStep(tp=4, tokens=8192, rows=1024, max_model_len=16000))
     assert split is not None and split.tower_pass < one.tower_pass and split.cache == one.cache
-    assert encoder_profile(catalog("Qwen/Qwen3-32B"), tp=1, tokens=8192, rows=1024, max_model_len=16000) is None
+    assert encoder_profile(catalog("Qwen/Qwen3-32B"), ProfilingStep(1, 8192, 1024, 16000)) is None
 
 
 @pytest.mark.parametrize(("release", "dominant"), [((0, 11, 0), "sampler"), ((0, 30, 0), "tower")])
@@ -74,7 +74,7 @@ def test_activation_holds_the_encoder_cache_or_the_tower_pass(release: tuple[int
     profile = profile_for_release(release)
     text_only = activation_bytes(profile, qwen.model_copy(update={"encoder": None}), 1, 8192, 1024, 16000)
     with_encoder = activation_bytes(profile, qwen, 1, 8192, 1024, 16000)
-    enc = encoder_profile(qwen, 1, 8192, 1024, 16000)
+    enc = encoder_profile(qwen, ProfilingStep(1, 8192, 1024, 16000))
     assert enc is not None
     if dominant == "sampler":  # v0.11: 38.9 B per logit × 1024 × 152064 ≫ the tower's pass
         assert with_encoder == pytest.approx(text_only + enc.cache)
@@ -98,7 +98,7 @@ def test_the_plan_of_a_vision_model_reserves_the_encoder_memory() -> None:
     assert with_encoder.feasible and text_only.feasible
     m, t = with_encoder.memory_per_gpu, text_only.memory_per_gpu
     assert m is not None and t is not None
-    enc = encoder_profile(qwen, 1, 8192, 1024, 16000)
+    enc = encoder_profile(qwen, ProfilingStep(1, 8192, 1024, 16000))
     assert enc is not None
     assert m.activation_gib == pytest.approx(enc.tower_pass / GIB, abs=0.01)
     assert with_encoder.kv_cache_tokens is not None and text_only.kv_cache_tokens is not None

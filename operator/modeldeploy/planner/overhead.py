@@ -235,9 +235,19 @@ class EncoderProfile:
 _ACT_BYTES = 2  # the encoder runs in the model's 16-bit dtype
 
 
-def encoder_profile(
-    facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int, mm: MultimodalArgs = VLLM_DEFAULTS
-) -> EncoderProfile | None:
+@dataclass(frozen=True)
+class ProfilingStep:
+    """The profiling step vLLM runs for one layout: TP, --max-num-batched-tokens, sampler rows,
+    --max-model-len and the multimodal extraArgs."""
+
+    tp: int
+    tokens: int
+    rows: int
+    max_model_len: int
+    mm: MultimodalArgs = VLLM_DEFAULTS
+
+
+def encoder_profile(facts: ModelFacts, step: ProfilingStep) -> EncoderProfile | None:
     """The encoder profiling of a multimodal model (facts.encoder), or None for text models and
     when extraArgs turn it off (images disabled, --skip-mm-profiling).
 
@@ -248,13 +258,13 @@ def encoder_profile(
     block's shapes: no log of vLLM ≥ 0.11 separates the encoder pass from the sampler peak.
     """
     enc = facts.encoder
-    if enc is None or not mm.encoder_profiled:
+    if enc is None or not step.mm.encoder_profiled:
         return None
     per_item = enc.tokens_per_item
-    budget = max(tokens, per_item)
-    per_prompt = max(1, min(mm.image_limit, max_model_len // per_item))
-    items = max(1, min(budget // per_item, rows * per_prompt))
-    h, i = enc.hidden_size, enc.intermediate_size
+    budget = max(step.tokens, per_item)
+    per_prompt = max(1, min(step.mm.image_limit, (step.max_model_len or facts.max_context) // per_item))
+    items = max(1, min(budget // per_item, step.rows * per_prompt))
+    h, i, tp = enc.hidden_size, enc.intermediate_size, step.tp
     per_patch = max(3 * h + 3 * h / tp, 2 * h + (3 if enc.gated_mlp else 2) * i / tp)
     return EncoderProfile(
         items=items,
@@ -263,14 +273,11 @@ def encoder_profile(
     )
 
 
-def encoder_note(
-    profile: VllmProfile, facts: ModelFacts, tp: int, tokens: int, rows: int, max_model_len: int,
-    mm: MultimodalArgs = VLLM_DEFAULTS,
-) -> str | None:
+def encoder_note(profile: VllmProfile, facts: ModelFacts, step: ProfilingStep) -> str | None:
     """The plan's sentence on the encoder profiling it sized (None for text models, V0 releases,
     or when extraArgs turn the profiling off), with the extraArgs that lower it."""
     enc = facts.encoder
-    found = encoder_profile(facts, tp, tokens, rows, max_model_len, mm) if profile.v1_engine else None
+    found = encoder_profile(facts, step) if profile.v1_engine else None
     if enc is None or found is None:
         return None
     return (
@@ -298,7 +305,7 @@ def activation_bytes(
         return tokens * (facts.hidden_size + _mlp_width(facts)) * profile.forward_bytes_per_unit + sampler
     forward = tokens * (facts.hidden_size + _mlp_width(facts) / tp) * profile.forward_bytes_per_unit
     text = max(forward, sampler)
-    encoder = encoder_profile(facts, tp, tokens, rows, max_model_len or facts.max_context, mm)
+    encoder = encoder_profile(facts, ProfilingStep(tp, tokens, rows, max_model_len, mm))
     if encoder is None:
         return text
     return max(text + encoder.cache, encoder.tower_pass)

@@ -22,7 +22,7 @@ from .memory import (
     weights_for,
 )
 from .mm_args import multimodal_args
-from .overhead import batch_defaults, encoder_note, profile_for_image
+from .overhead import ProfilingStep, batch_defaults, encoder_note, profile_for_image
 from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules
@@ -301,7 +301,7 @@ def _encoder_note(search: _Search, best: Candidate) -> str | None:
     """What the multimodal encoder profiling adds to the chosen layout's activation peak."""
     req, gpu = search.request, best.pool.spec.gpu
     rows = max(req.max_num_seqs or 0, batch_defaults(req.vllm, gpu.product, gpu.memory_gi_b, req.max_model_len).sequences)
-    return encoder_note(req.vllm, search.facts, best.tp, best.batched_tokens, rows, req.max_model_len, req.mm)
+    return encoder_note(req.vllm, search.facts, ProfilingStep(best.tp, best.batched_tokens, rows, req.max_model_len, req.mm))
 
 
 def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],

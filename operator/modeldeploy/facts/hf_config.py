@@ -300,8 +300,8 @@ def facts_from_hf(
     param_source = ParameterSource.SAFETENSORS if exact else ParameterSource.ESTIMATE
     architectures = [str(a) for a in (config.get("architectures") or loaded.top.get("architectures") or [])]
     active = parameters - parts.inactive if shapes.experts else None
-    facts = _build(repo_id, source, shapes, loaded, dtype, quant, parts, parameters, active, counts,
-                   param_source, architectures, max_context)
+    facts = _build(repo_id, source, _Parsed(shapes, loaded, dtype, quant, parts, parameters, active, counts,
+                                            param_source, architectures, max_context))
     split_estimated = exact and counts is not None and not counts.parameters
     return facts.model_copy(update={"unloaded_bytes": unloaded if counts else 0, "dtype_split_estimated": split_estimated})
 
@@ -319,9 +319,27 @@ def _stored_mtp(s: Shapes, quant: Any, dtype: str, surplus: int | None) -> tuple
     return layers * (linear + other), int(layers * (linear * linear_width + other * width))
 
 
-def _build(repo_id: str, source: FactsSource, s: Shapes, loaded: _Loaded, dtype: str, quant: Any,
-           parts: Breakdown, parameters: int, active: int | None, counts: Checkpoint | None,
-           param_source: ParameterSource, architectures: list[str], max_context: int) -> ModelFacts:
+@dataclass(frozen=True)
+class _Parsed:
+    """What facts_from_hf read from one config (and its checkpoint), ready to become ModelFacts."""
+
+    shapes: Shapes
+    loaded: _Loaded
+    dtype: str
+    quant: Any
+    parts: Breakdown
+    parameters: int
+    active: int | None
+    counts: Checkpoint | None
+    param_source: ParameterSource
+    architectures: list[str]
+    max_context: int
+
+
+def _build(repo_id: str, source: FactsSource, p: _Parsed) -> ModelFacts:
+    s, loaded, dtype, quant, parts, counts = p.shapes, p.loaded, p.dtype, p.quant, p.parts, p.counts
+    parameters, active, param_source, architectures, max_context = (
+        p.parameters, p.active, p.param_source, p.architectures, p.max_context)
     linear = s.kinds.count("linear")
     sliding = s.kinds.count("sliding")
     encoder = encoder_facts(str(loaded.top.get("model_type") or ""), loaded.top, loaded.vision) if parts.tower else None

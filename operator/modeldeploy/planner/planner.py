@@ -22,18 +22,11 @@ from .memory import (
     weights_for,
 )
 from .mm_args import multimodal_args
-from .overhead import ProfilingStep, batch_defaults, encoder_note, profile_for_image
+from .overhead import encoder_note, profile_for_image
 from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules
-from .search import (
-    Candidate,
-    Request,
-    all_candidates,
-    multi_node_refusal,
-    policy_key,
-    tp_options,
-)
+from .search import Candidate, Request, all_candidates, multi_node_refusal, policy_key, profiling_step, tp_options
 from .workload import LoadRequest, WorkloadSizer, choose, performance, replicas_sentence, request_for_workload
 
 ANY_POOL = "*"  # rejections that hold for every pool (a rule of the model itself)
@@ -297,13 +290,6 @@ def _with_fixes(reason: str, suggestions: list[str]) -> str:
     return f"{reason}; it would fit with: {'; or '.join(suggestions[:REASON_SUGGESTIONS])}{tail}"
 
 
-def _encoder_note(search: _Search, best: Candidate) -> str | None:
-    """What the multimodal encoder profiling adds to the chosen layout's activation peak."""
-    req, gpu = search.request, best.pool.spec.gpu
-    rows = max(req.max_num_seqs or 0, batch_defaults(req.vllm, gpu.product, gpu.memory_gi_b, req.max_model_len).sequences)
-    return encoder_note(req.vllm, search.facts, ProfilingStep(best.tp, best.batched_tokens, rows, req.max_model_len, req.mm))
-
-
 def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUPool],
                     multi_node_served: bool = True) -> Plan:
     """Choose the layout for `md` among `pools`, or say why none fits and what would.
@@ -349,10 +335,10 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     reason = _choice_reason(best, str(req.policy), feasible_count, req, prec) + reason_note
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
-    if note := weight_only_note(prec, pool_capability(best.pool)):
-        base["notes"] = [*base["notes"], note]
-    if note := _encoder_note(search, best):
-        base["notes"] = [*base["notes"], note]
+    # The weight-only kernel on an older GPU; what the multimodal encoder profiling holds.
+    layout_notes = (weight_only_note(prec, pool_capability(best.pool)),
+                    encoder_note(req.vllm, facts, profiling_step(req, best.pool, best.tp)))
+    base["notes"] = [*base["notes"], *(note for note in layout_notes if note)]
     return Plan(
         **base,
         feasible=True,

@@ -10,7 +10,7 @@ from ..facts import ModelFacts
 from .gpu_rules import pool_rule
 from .memory import GIB, GpuMemory, Precision, Weights, gpu_memory
 from .mm_args import VLLM_DEFAULTS, MultimodalArgs
-from .overhead import VllmProfile, batch_defaults, overhead_for, utilization_rejection
+from .overhead import ProfilingStep, VllmProfile, batch_defaults, overhead_for, utilization_rejection
 from .rules import model_rules
 
 MAX_NODES_SEARCHED = 16  # no single vLLM replica spans more nodes than this in practice
@@ -99,16 +99,25 @@ def _memory_rejection(m: GpuMemory, pool: GPUPool, tp: int, pp: int, req: Reques
     )
 
 
+def profiling_step(req: Request, pool: GPUPool, tp: int) -> ProfilingStep:
+    """The profiling step vLLM runs for `req` at TP `tp` on `pool`'s GPU: --max-num-batched-tokens
+    (the spec's, else vLLM's default for the GPU) and sampler rows (--max-num-seqs, at least the
+    default: overhead_for says why)."""
+    gpu = pool.spec.gpu
+    defaults = batch_defaults(req.vllm, gpu.product, gpu.memory_gi_b, req.max_model_len)
+    rows = max(req.max_num_seqs or 0, defaults.sequences)
+    return ProfilingStep(tp, req.batched_tokens or defaults.tokens, rows, req.max_model_len, req.mm)
+
+
 def evaluate(
     facts: ModelFacts, precision: Precision, weights: Weights, req: Request,
     pool: GPUPool, tp: int, pp: int, nodes: int, explain: bool = True,
 ) -> Candidate:
     spec = pool.spec
-    defaults = batch_defaults(req.vllm, spec.gpu.product, spec.gpu.memory_gi_b, req.max_model_len)
-    batched = req.batched_tokens or defaults.tokens
+    step = profiling_step(req, pool, tp)
+    batched = step.tokens
     overhead = overhead_for(
-        req.vllm, facts, tp=tp, pp=pp, tokens=batched,
-        rows=max(req.max_num_seqs or 0, defaults.sequences), nvlink=spec.gpu.nvlink,
+        req.vllm, facts, tp=tp, pp=pp, tokens=batched, rows=step.rows, nvlink=spec.gpu.nvlink,
         max_model_len=req.max_model_len, mm=req.mm,
     )
     memory = gpu_memory(

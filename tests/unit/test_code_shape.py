@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,3 +151,18 @@ def test_the_readme_package_map_names_every_package_and_module() -> None:
     controller = {p.stem for p in (PACKAGE / "controller").glob("*.py")}
     missing = sorted((top | controller) - {"__init__"} - words)
     assert not missing, f"README package map does not name: {missing}"
+
+
+def _layered_modules() -> set[str]:
+    pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = pyproject["tool"]["importlinter"]["contracts"]
+    layers = next(c["layers"] for c in contracts if c["type"] == "layers")
+    return {name.strip() for layer in layers for name in re.split(r"[|:]", layer)}
+
+
+def test_the_layers_contract_covers_every_top_level_package_and_module() -> None:
+    """Issue 12 item 6: a module left out of the layers contract may import anything."""
+    top = {f"modeldeploy.{p.stem}" for p in PACKAGE.iterdir()
+           if (p.is_dir() and (p / "__init__.py").exists())
+           or (p.suffix == ".py" and p.stem != "__init__")}
+    assert sorted(top - _layered_modules()) == []

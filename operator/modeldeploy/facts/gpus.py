@@ -117,10 +117,6 @@ class GPUSpec(BaseModel):
             return self.pcie_gbps
         return self.interconnect_gbps
 
-    @property
-    def compute_capability_text(self) -> str:
-        major, minor = self.compute_capability
-        return f"{major}.{minor}"
 
 
 def _key(name: str) -> str:

@@ -328,7 +328,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         fixes = _suggestions(search, candidates)
         return Plan(**base, feasible=False, failure=failure, reason=_with_fixes(reason, fixes),
                     rejected=rejected, suggestions=fixes)
-    workload_fields, best, reason_note = _workload(search, candidates, best)
+    workload_fields, best, reason_note = _sized_for_load(search, candidates, best)
     m = best.memory
     assert m is not None
     feasible_count = sum(1 for c in candidates if c.feasible)
@@ -369,7 +369,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     )
 
 
-def _workload(search: _Search, candidates: list[Candidate], best: Candidate) -> tuple[dict[str, Any], Candidate, str]:
+def _sized_for_load(search: _Search, candidates: list[Candidate], best: Candidate) -> tuple[dict[str, Any], Candidate, str]:
     """With spec.serving.workload: the layout × replica count for the load, its prediction."""
     load = LoadRequest.from_spec(search.md)
     if load is None:

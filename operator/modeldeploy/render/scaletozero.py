@@ -44,13 +44,6 @@ def wake_hosts(ctx: Context) -> list[str]:
     return [name, f"{name}.{namespace}", fqdn, f"{fqdn}.{ctx.options.cluster_domain}"]
 
 
-def wake_endpoint(ctx: Context) -> str:
-    """The URL clients use so that a request to a model at zero wakes it and is answered."""
-    namespace = ctx.md.metadata.namespace
-    host = ctx.names.wake_service if namespace is None else f"{ctx.names.wake_service}.{namespace}"
-    return f"http://{host}:{ctx.options.keda_http_interceptor_port}"
-
-
 def start_budget_seconds(ctx: Context) -> int:
     """How long the first replica may take to become Ready: the interceptor holds requests and
     KEDA leaves a new replica alone this long."""

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..decisions.interceptor import interceptor_in_flight
+from ..decisions.interceptor import interceptor_in_flight, queue_key
 from .kube import Kube, KubeError
 from .scrape import Scraper
 
@@ -69,7 +69,7 @@ class InterceptorReader:
         bodies = await self._read()
         if bodies is None:
             return None
-        return interceptor_in_flight(bodies, f"{namespace}/{http_scaled_object}")
+        return interceptor_in_flight(bodies, queue_key(namespace, http_scaled_object))
 
     async def _read(self) -> tuple[bytes, ...] | None:
         async with self._lock:

@@ -65,10 +65,6 @@ class KubeError(Exception):
         return self.status == 404
 
     @property
-    def forbidden(self) -> bool:
-        return self.status == 403
-
-    @property
     def gone(self) -> bool:
         return self.status == 410
 

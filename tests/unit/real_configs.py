@@ -30,7 +30,7 @@ def hub_config(repo: str) -> dict[str, Any]:
 
 
 QWEN25_VL_72B_AWQ = "awq-vision-model-unpinned"  # Qwen/Qwen2.5-VL-72B-Instruct-AWQ
-QWEN2_72B_GPTQ_INT8 = "gptq-int8-sized-as-8-bit"  # Qwen/Qwen2-72B-Instruct-GPTQ-Int8 (29696)
+QWEN2_72B_GPTQ_INT8 = "gptq-int8-padded-tp4-clean"  # Qwen/Qwen2-72B-Instruct-GPTQ-Int8 (published: 29696)
 QWEN3_30B_A3B_FP8 = "fp8-block-rule-from-checkpoint"  # Qwen/Qwen3-30B-A3B-FP8
 LLAMA_32_90B_VISION = "vision-model-without-pipeline-parallel"  # meta-llama/Llama-3.2-90B-Vision-Instruct
 DEEPSEEK_CODER_67B = "rope-scaled-context"  # deepseek-ai/deepseek-coder-6.7b-instruct

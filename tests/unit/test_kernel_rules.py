@@ -22,7 +22,8 @@ from modeldeploy.facts.hf_config import facts_from_hf
 from modeldeploy.planner import plan_deployment
 from modeldeploy.planner.gpu_rules import capability_rule, pool_capability, pool_rule, weight_only_note
 from modeldeploy.planner.memory import Precision, precision_for
-from modeldeploy.planner.rules import fp8_block_rule, model_rules, pipeline_rule, weight_partition_rule
+from modeldeploy.planner.rules import fp8_block_rule, model_rules, pipeline_rule, slice_note, weight_partition_rule
+from modeldeploy.planner.wna16 import SliceKernel, mlp_slice_kernel
 
 
 def facts(repo: str, config: dict[str, Any]) -> ModelFacts:
@@ -55,10 +56,52 @@ def test_quantization_groups_must_split_evenly_gptq() -> None:
     unpadded_config = case_config(QWEN2_72B_GPTQ_INT8) | {"intermediate_size": 29568}
     unpadded = facts("acme/Qwen2-72B-GPTQ-Int8-unpadded", unpadded_config)
     assert all(weight_partition_rule(padded, precision(padded), tp) is None for tp in (1, 2, 4, 8))
+    assert all(slice_note(padded, precision(padded), tp) is None for tp in (1, 2, 4, 8))
     assert weight_partition_rule(unpadded, precision(unpadded), 4) is not None
     # A 16-bit checkpoint with the same shapes has no such rule.
     plain = facts("acme/plain", {k: v for k, v in unpadded_config.items() if k != "quantization_config"})
     assert weight_partition_rule(plain, precision(plain), 4) is None
+
+
+def test_split_groups_vllm_starts_only_when_pinned_and_float16() -> None:
+    # vllm-project/vllm#5993 ran Qwen2-72B-Instruct-GPTQ-Int8 at TP 4 (logged 17.98 GiB per GPU). With
+    # the unpadded 29568, Marlin refuses the 7392-row slice and the Exllama kernel (float16 only,
+    # exllama.py can_implement checks the full 29568) starts it: a pin keeps it, with the warning.
+    unpadded = facts("acme/Qwen2-72B-GPTQ-Int8-unpadded", case_config(QWEN2_72B_GPTQ_INT8) | {"intermediate_size": 29568})
+    p = precision(unpadded)
+    assert p.dtype == "float16"
+    verdict = mlp_slice_kernel(unpadded, p.quantization, p.dtype, 4)
+    assert verdict.kernel is SliceKernel.SPLIT_GROUPS and "7392" in verdict.reason and "Exllama" in verdict.reason
+    assert weight_partition_rule(unpadded, p, 4, pinned=True) is None
+    assert "kept because spec.placement.tensorParallelSize" in (slice_note(unpadded, p, 4) or "")
+    # bfloat16 activations: Exllama refuses, so does vLLM, pinned or not.
+    bf16 = facts("acme/bf16", case_config(QWEN2_72B_GPTQ_INT8) | {"intermediate_size": 29568, "torch_dtype": "bfloat16"})
+    assert mlp_slice_kernel(bf16, precision(bf16).quantization, "bfloat16", 4).kernel is SliceKernel.REFUSED
+    assert weight_partition_rule(bf16, precision(bf16), 4, pinned=True) is not None
+    # Asymmetric or act-order GPTQ have no Exllama path on a split input either.
+    for change in ({"sym": False}, {"desc_act": True}):
+        config = case_config(QWEN2_72B_GPTQ_INT8) | {"intermediate_size": 29568}
+        config["quantization_config"] = config["quantization_config"] | change
+        f = facts("acme/variant", config)
+        assert mlp_slice_kernel(f, f.quantization, "float16", 4).kernel is SliceKernel.REFUSED, change
+    # AWQ's fallback (awq.py) needs whole groups: the split is refused even when pinned.
+    awq = facts("Qwen/Qwen2.5-VL-72B-Instruct-AWQ", case_config(QWEN25_VL_72B_AWQ))
+    assert weight_partition_rule(awq, precision(awq), 2, pinned=True) is not None
+
+
+def test_group_aligned_slices_marlin_cannot_tile_run_on_a_slower_kernel() -> None:
+    # 29568 with 32-wide groups (924 groups): TP 4 gives 7392 rows = 231 groups, not a multiple of
+    # Marlin's 128 rows; the layer falls back (AWQ: awq_marlin.py per-layer fallback, vLLM PR
+    # #13119; GPTQ float16: Exllama), so vLLM starts at normal numerics and the plan says it is slower.
+    for method in ("awq", "gptq"):
+        config = case_config(QWEN2_72B_GPTQ_INT8) | {"intermediate_size": 29568}
+        config["quantization_config"] = {"quant_method": method, "bits": 4, "group_size": 32, "sym": True,
+                                         "desc_act": False, "zero_point": True, "version": "gemm"}
+        f = facts(f"acme/g32-{method}", config)
+        p = precision(f)
+        assert mlp_slice_kernel(f, p.quantization, p.dtype, 4).kernel is SliceKernel.SLOWER_KERNEL, method
+        assert weight_partition_rule(f, p, 4) is None
+        assert "slower decode" in (slice_note(f, p, 4) or "")
 
 
 def test_fp8_block_rule_fires_from_the_checkpoint() -> None:

@@ -43,6 +43,10 @@ def test_plan_agrees_with_the_report(case: dict[str, Any], tmp_path: Path) -> No
     code, said, out = _plan(case, tmp_path)
     expect = case["expect"]
     assert "Traceback" not in said
+    if "mentions" in expect:
+        assert expect["mentions"].lower() in said.lower(), said
+    if "not_mentions" in expect:
+        assert expect["not_mentions"].lower() not in said.lower(), said
     if "refused" in expect:
         named = expect["refused"] in said
         assert (code == 2 and named) or (out is not None and out["feasible"] is False and named), said

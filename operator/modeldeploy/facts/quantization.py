@@ -77,6 +77,9 @@ class WeightQuantization(BaseModel):
     group_size: int | None = None  # None: per channel or per tensor
     desc_act: bool = False
     zero_point: bool = False
+    # Integer formats: no runtime zero point in vLLM's kernel type (GPTQ `sym: true`, compressed-tensors
+    # `symmetric`); only these have the Exllama fallback (planner/wna16.py).
+    symmetric: bool = False
     weight_block_size: tuple[int, int] | None = None
     float_weights: bool = False  # fp8/fp4 floats rather than integers
     activation_bits: int = 16
@@ -168,7 +171,7 @@ def _awq_gptq(repo_id: str, method: str, qc: Mapping[str, Any], ignore: tuple[st
     # GPTQ checkpoints store packed qzeros even when symmetric (AutoGPTQ format).
     zero = bool(qc.get("zero_point", True)) if method == AWQ else True
     return WeightQuantization(method=method, bits=bits, group_size=group, desc_act=bool(qc.get("desc_act", False)),
-                              zero_point=zero, bytes_per_weight=_group_bytes(bits, group, zero_point=zero),
+                              zero_point=zero, symmetric=method == GPTQ and qc.get("sym") is True, bytes_per_weight=_group_bytes(bits, group, zero_point=zero),
                               unquantized=ignore)
 
 
@@ -199,7 +202,7 @@ def _compressed_tensors(repo_id: str, qc: Mapping[str, Any], ignore: tuple[str, 
                                   bytes_per_weight=bits / 8 + per_group, unquantized=ignore)
     zero = weights.get("symmetric") is False
     return WeightQuantization(method=COMPRESSED_TENSORS, bits=bits, group_size=group, zero_point=zero,
-                              desc_act=weights.get("actorder") not in (None, False, "static"),
+                              symmetric=not zero, desc_act=weights.get("actorder") not in (None, False, "static"),
                               activation_bits=act_bits or 16,
                               bytes_per_weight=_group_bytes(bits, group, zero_point=zero), unquantized=ignore)
 

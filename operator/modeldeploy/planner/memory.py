@@ -37,6 +37,7 @@ class Precision:
     effective_quantization: str  # none | fp8 | awq | gptq | compressed-tensors | bitsandbytes | mxfp4 | nvfp4
     native: bool  # the checkpoint is served as stored (its file size is the weight size)
     quantization: WeightQuantization | None = None  # what the linear layers run as
+    dtype: str = "bfloat16"  # vLLM's --dtype as resolved: the activations' dtype
 
 
 def _refuse_quantization(facts: ModelFacts, asked: str, native_q: str) -> InvalidSpec:
@@ -76,6 +77,7 @@ def precision_for(facts: ModelFacts, model: ModelSource, serving: Serving) -> Pr
         effective_quantization=effective,
         native=flag is None and model.dtype in (Dtype.AUTO, facts.native_dtype),
         quantization=quant,
+        dtype=dtype,
     )
 
 

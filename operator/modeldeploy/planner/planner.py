@@ -25,7 +25,7 @@ from .mm_args import multimodal_args
 from .overhead import encoder_note, profile_for_image
 from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
-from .rules import model_rules
+from .rules import model_rules, slice_note
 from .search import Candidate, Request, all_candidates, multi_node_refusal, policy_key, profiling_step, tp_options
 from .workload import LoadRequest, WorkloadSizer, choose, performance, replicas_sentence, request_for_workload
 
@@ -62,7 +62,7 @@ def build_request(md: ModelDeployment, facts: ModelFacts, multi_node_served: boo
 
 def _check_pins(facts: ModelFacts, precision: Precision, req: Request) -> None:
     """A pin that breaks a vLLM rule is a spec error, whatever the pools."""
-    if req.tp_pin is not None and (reason := model_rules(facts, precision, req.tp_pin, 1)):
+    if req.tp_pin is not None and (reason := model_rules(facts, precision, req.tp_pin, 1, tp_pinned=True)):
         raise InvalidSpec(f"spec.placement.tensorParallelSize: vLLM refuses TP {req.tp_pin} "
                           f"for {facts.id}: {reason}")
     if req.pp_pin is not None and (reason := model_rules(facts, precision, 1, req.pp_pin)):
@@ -78,11 +78,12 @@ def _select_pools(md: ModelDeployment, pools: Sequence[GPUPool]) -> tuple[list[G
     return [known[n] for n in sorted(set(wanted)) if n in known], sorted(set(wanted) - known.keys())
 
 
-def _model_rule_rejections(facts: ModelFacts, precision: Precision, pools: Sequence[GPUPool]) -> list[Rejection]:
+def _model_rule_rejections(facts: ModelFacts, precision: Precision, pools: Sequence[GPUPool],
+                           tp_pin: int | None) -> list[Rejection]:
     widest = max((p.spec.gpus_per_node for p in pools), default=1)
     out = []
     for tp in tp_options(facts, widest):
-        if reason := model_rules(facts, precision, tp, 1):
+        if reason := model_rules(facts, precision, tp, 1, tp_pinned=tp == tp_pin):
             out.append(Rejection(pool=ANY_POOL, tensor_parallel_size=tp, pipeline_parallel_size=1, reason=reason))
     return out
 
@@ -319,7 +320,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         return Plan(**base, feasible=False, failure="PoolNotFound",
                     reason=f"no GPUPool named {', '.join(missing)} (known: {known})")
     best, candidates = search.best()
-    rejected = _model_rule_rejections(facts, prec, selected) + [
+    rejected = _model_rule_rejections(facts, prec, selected, req.tp_pin) + [
         Rejection(pool=c.pool.name, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp, reason=c.rejection)
         for c in candidates if c.rejection
     ]
@@ -335,8 +336,9 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     reason = _choice_reason(best, str(req.policy), feasible_count, req, prec) + reason_note
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
-    # The weight-only kernel on an older GPU; what the multimodal encoder profiling holds.
-    layout_notes = (weight_only_note(prec, pool_capability(best.pool)),
+    # The weight-only kernel on an older GPU; the quantized MLP's kernel at this TP; what the
+    # multimodal encoder profiling holds.
+    layout_notes = (weight_only_note(prec, pool_capability(best.pool)), slice_note(facts, prec, best.tp),
                     encoder_note(req.vllm, facts, profiling_step(req, best.pool, best.tp)))
     base["notes"] = [*base["notes"], *(note for note in layout_notes if note)]
     return Plan(

@@ -6,14 +6,9 @@ vLLM rule. Rules that depend on the GPU generation live in planner/gpu_rules.py.
 
 from __future__ import annotations
 
-import math
-
 from ..facts import ModelFacts
 from .memory import Precision
-
-# vllm/model_executor/layers/quantization/utils/marlin_utils.py
-MARLIN_MIN_THREAD_N = 64  # GPTQ_MARLIN_MIN_THREAD_N: output columns per rank
-MARLIN_MIN_THREAD_K = 128  # GPTQ_MARLIN_MIN_THREAD_K: input rows per rank
+from .wna16 import SliceKernel, mlp_slice_kernel, mlp_width
 
 
 def head_rule(facts: ModelFacts, tp: int) -> str | None:
@@ -33,14 +28,6 @@ def kv_head_rule(facts: ModelFacts, tp: int) -> str | None:
     return None
 
 
-def _mlp_width(facts: ModelFacts) -> tuple[str, int] | None:
-    if facts.is_moe and facts.moe_intermediate_size:
-        return "moe_intermediate_size", facts.moe_intermediate_size
-    if facts.intermediate_size:
-        return "intermediate_size", facts.intermediate_size
-    return None
-
-
 def fp8_block_rule(facts: ModelFacts, precision: Precision, tp: int) -> str | None:
     """Block-quantized FP8 checkpoints need each rank's MLP slice to be whole blocks.
 
@@ -52,7 +39,7 @@ def fp8_block_rule(facts: ModelFacts, precision: Precision, tp: int) -> str | No
     if quant is None or quant.weight_block_size is None or not quant.float_weights:
         return None
     block_n = quant.weight_block_size[0]
-    found = _mlp_width(facts)
+    found = mlp_width(facts)
     if found is None:
         return None
     what, width = found
@@ -64,32 +51,26 @@ def fp8_block_rule(facts: ModelFacts, precision: Precision, tp: int) -> str | No
     return None
 
 
-def weight_partition_rule(facts: ModelFacts, precision: Precision, tp: int) -> str | None:
-    """AWQ/GPTQ/compressed-tensors integer kernels need whole quantization groups per rank.
+def weight_partition_rule(facts: ModelFacts, precision: Precision, tp: int, *, pinned: bool = False) -> str | None:
+    """AWQ/GPTQ/compressed-tensors integer kernels and the MLP's per-rank slice (planner/wna16.py).
 
-    The MLP's down projection is split by its input (intermediate_size / TP) and gate/up by their
-    output. vLLM's Marlin kernels (marlin_utils.verify_marlin_supports_shape) need the rank's
-    input slice to be a multiple of 128 and of the group size and its output slice a multiple
-    of 64; the kernels it falls back to (awq.py, gptq.py create_weights: "The input size is not
-    aligned with the quantized weight shape") need whole groups too. Qwen2.5-VL-72B-AWQ at TP 2:
-    29568 / 2 = 14784 is not a multiple of 128 → refused at load (vllm-project/vllm#13640).
+    Refused: what vLLM refuses at load (Qwen2.5-VL-72B-AWQ at TP 2: 29568 / 2 = 14784 splits a
+    128-wide group, vllm-project/vllm#13640). A layout vLLM starts only by splitting quantization
+    groups (Exllama fallback) is refused too unless the user pinned that TP (`pinned`): the plan
+    then carries the warning (slice_note).
     """
-    quant = precision.quantization
-    if quant is None or not quant.marlin_family:
-        return None
-    found = _mlp_width(facts)
-    if found is None:
-        return None
-    what, width = found
-    need = math.lcm(quant.group_size or MARLIN_MIN_THREAD_K, MARLIN_MIN_THREAD_K)
-    if width % tp or (width // tp) % need:
-        return (
-            f"{quant.method} kernels (Marlin, vLLM marlin_utils.verify_marlin_supports_shape): {what} {width} / "
-            f"TP {tp} = {width / tp:g} per rank is not a multiple of {need} (group size {quant.group_size or 'per channel'})"
-        )
-    # The output-slice condition (a multiple of MARLIN_MIN_THREAD_N = 64) holds whenever the input
-    # slice above is a multiple of 128: gate/up give 2 × (a multiple of 128) columns per rank.
+    verdict = mlp_slice_kernel(facts, precision.quantization, precision.dtype, tp)
+    if verdict.kernel is SliceKernel.REFUSED or (verdict.kernel is SliceKernel.SPLIT_GROUPS and not pinned):
+        return verdict.reason
     return None
+
+
+def slice_note(facts: ModelFacts, precision: Precision, tp: int) -> str | None:
+    """What the plan should say about the chosen TP's quantized MLP kernel, or None (Marlin)."""
+    verdict = mlp_slice_kernel(facts, precision.quantization, precision.dtype, tp)
+    if verdict.kernel is SliceKernel.SPLIT_GROUPS:
+        return f"warning: {verdict.reason}; kept because spec.placement.tensorParallelSize asks for TP {tp}"
+    return verdict.reason if verdict.kernel is SliceKernel.SLOWER_KERNEL else None
 
 
 def pipeline_rule(facts: ModelFacts, pp: int) -> str | None:
@@ -102,13 +83,14 @@ def pipeline_rule(facts: ModelFacts, pp: int) -> str | None:
     return None
 
 
-def model_rules(facts: ModelFacts, precision: Precision, tp: int, pp: int) -> str | None:
-    """The first model-level rule (independent of the pool) a layout breaks."""
+def model_rules(facts: ModelFacts, precision: Precision, tp: int, pp: int, *, tp_pinned: bool = False) -> str | None:
+    """The first model-level rule (independent of the pool) a layout breaks. `tp_pinned`: the
+    spec pins this TP (weight_partition_rule then lets a layout vLLM starts through)."""
     for reason in (
         head_rule(facts, tp),
         kv_head_rule(facts, tp),
         fp8_block_rule(facts, precision, tp),
-        weight_partition_rule(facts, precision, tp),
+        weight_partition_rule(facts, precision, tp, pinned=tp_pinned),
         pipeline_rule(facts, pp),
     ):
         if reason:

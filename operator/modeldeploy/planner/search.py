@@ -148,12 +148,13 @@ def single_node_candidates(
         return [Candidate(pool, req.tp_pin or 1, req.pp_pin or 1, 1, None, 0, reason)]
     out: list[Candidate] = []
     for tp in tp_options(facts, gpn):
-        if model_rules(facts, precision, tp, 1):
+        if model_rules(facts, precision, tp, 1, tp_pinned=req.tp_pin == tp):
             continue  # model-level rule: reported once, not per pool
         # PP inside one node only pays off without NVLink (SIZING-FACTS rule 12), unless pinned.
         pps = range(1, gpn // tp + 1) if not pool.spec.gpu.nvlink else sorted({1, req.pp_pin or 1})
         for pp in pps:
-            if tp * pp <= gpn and _pinned(req, tp, pp) and not model_rules(facts, precision, tp, pp):
+            if tp * pp <= gpn and _pinned(req, tp, pp) and not model_rules(facts, precision, tp, pp,
+                                                                            tp_pinned=req.tp_pin == tp):
                 out.append(evaluate(facts, precision, weights, req, pool, tp, pp, 1))
     return out
 
@@ -169,12 +170,13 @@ def multi_node_candidates(
     gpn = pool.spec.gpus_per_node
     if pool_rule(facts, precision, pool):
         return []  # the GPU generation rules the pool out (reported by single_node_candidates)
-    allowed = [t for t in tp_options(facts, gpn) if not model_rules(facts, precision, t, 1)]
+    allowed = [t for t in tp_options(facts, gpn) if not model_rules(facts, precision, t, 1, tp_pinned=req.tp_pin == t)]
     tp = max(allowed, default=0)
     if not tp or req.tp_pin not in (None, tp):
         return []
     limit = min(MAX_NODES_SEARCHED, pool.spec.max_nodes or MAX_NODES_SEARCHED, facts.layers)
-    counts = [n for n in range(2, limit + 1) if _pinned(req, tp, n) and not model_rules(facts, precision, tp, n)]
+    counts = [n for n in range(2, limit + 1)
+              if _pinned(req, tp, n) and not model_rules(facts, precision, tp, n, tp_pinned=req.tp_pin == tp)]
     out: list[Candidate] = []
     previous: Candidate | None = None
     for nodes in counts:

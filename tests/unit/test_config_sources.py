@@ -133,5 +133,5 @@ def test_hand_written_architecture_gains_quantization_and_pipeline_support() -> 
     facts = resolve_facts(md.spec.model, load_catalog(), None)
     assert facts.quantization is not None and facts.quantization.label == "awq 4-bit g128"
     assert not facts.supports_pipeline_parallel and facts.parameter_source == "spec"
-    with pytest.raises(InvalidSpec, match=r"spec\.placement\.tensorParallelSize: .*awq kernels .* 14784"):
+    with pytest.raises(InvalidSpec, match=r"spec\.placement\.tensorParallelSize: .*awq 4-bit g128: .* 14784"):
         plan_deployment(md, facts, default_pools())

@@ -23,6 +23,21 @@ class ModelUnresolved(ModeldeployError):
     reason = "ModelUnresolved"
 
 
+class ConfigFieldError(ModelUnresolved):
+    """A config.json field the parser cannot use.
+
+    `field` is the dotted path inside config.json as written (`text_config.hidden_size`,
+    `quantization_config.bits`); `problem` says what is wrong. The message names the model and
+    the file; spec.model.hfConfig re-roots the path under the spec
+    (`spec.model.hfConfig.text_config.hidden_size: ...`, facts/resolve.py).
+    """
+
+    def __init__(self, repo_id: str, field: str, problem: str) -> None:
+        super().__init__(f"model {repo_id}: config.json {field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
 class ModelFactsUnavailable(ModelUnresolved):
     """The hub could not be asked (down, gated, missing): the CLI tells CI network from input."""
 

@@ -102,10 +102,10 @@ def _cli(tmp_path: Path, model: dict[str, Any]) -> tuple[int, str]:
     ("change", "message"),
     [
         ({"quantization_config": {"quant_method": "int3"}},
-         "spec.model.hfConfig: model acme/x: config.json quantization_config.quant_method: 'int3'"),
+         "spec.model.hfConfig.quantization_config.quant_method: 'int3'"),
         ({"quantization_config": {"quant_method": "gptq", "bits": 6}}, "quantization_config.bits: 6"),
         ({"num_attention_heads": "many"}, "spec.model.hfConfig: model acme/x: config.json"),
-        ({"model_type": None}, "config.json model_type: missing"),
+        ({"model_type": None}, "spec.model.hfConfig.model_type: missing"),
         ({"blob": "x" * 70000}, "spec.model.hfConfig: 70"),
     ],
 )

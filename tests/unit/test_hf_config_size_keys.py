@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from tests.unit.real_configs import GEMMA3_27B, case_config
 from typer.testing import CliRunner
 
 from modeldeploy.cli.main import app
@@ -19,6 +21,13 @@ from modeldeploy.facts.model import FactsSource
 ROOT = Path(__file__).resolve().parents[2]
 LLAMA_8B = json.loads((ROOT / "tests/fixtures/hub/meta-llama/Llama-3.1-8B-Instruct/config.json").read_text())
 LLAMA_8B_BYTES = 16060522496  # the published index's metadata.total_size (hub fixture)
+
+
+def catalog_config(repo: str) -> dict[str, Any]:
+    """The config.json a catalog data file holds verbatim (its configSource names where from)."""
+    path = ROOT / "operator/modeldeploy/data/models" / (repo.replace("/", "--") + ".yaml")
+    config: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
+    return config
 
 
 @pytest.mark.parametrize(("key", "default"), [("hidden_size", 4096), ("num_hidden_layers", 32),
@@ -53,8 +62,8 @@ def test_the_cli_exits_2_naming_file_object_and_field(tmp_path: Path) -> None:
                                 "spec": {"model": {"name": "acme/x", "hfConfig": {"model_type": "llama"}}}}))
     result = CliRunner().invoke(app, ["plan", str(path), "--offline"])
     assert result.exit_code == 2
-    assert (f"{path}: ModelDeployment bare: spec.model.hfConfig: model acme/x: config.json hidden_size: "
-            "required to size the model (transformers would default it to 4096)") in " ".join(result.stderr.split())
+    assert result.stderr.strip() == (f"error: {path}: ModelDeployment bare: spec.model.hfConfig.hidden_size: "
+                                     "required to size the model (transformers would default it to 4096)")
 
 
 def test_a_byte_total_makes_the_weights_exact_and_the_dtype_split_estimated() -> None:
@@ -72,3 +81,33 @@ def test_a_byte_total_makes_the_weights_exact_and_the_dtype_split_estimated() ->
         "16-bit modules, from config.json shapes (no counts by dtype)")
     counted = load_catalog().get("meta-llama/Llama-3.1-8B-Instruct")  # counts by dtype: nothing estimated
     assert counted is not None and "estimated" not in counted.parameter_provenance
+
+
+def _plan_cli(tmp_path: Path, model: dict[str, Any]) -> tuple[int, str, Path]:
+    path = tmp_path / "md.yaml"
+    path.write_text(json.dumps({"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
+                                "metadata": {"name": "vision"}, "spec": {"model": model}}))
+    result = CliRunner().invoke(app, ["plan", str(path), "--offline"])
+    return result.exit_code, result.stderr, path
+
+
+@pytest.mark.parametrize("key", ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"])
+def test_a_missing_text_size_key_is_named_by_the_path_the_user_wrote(tmp_path: Path, key: str) -> None:
+    # google/gemma-3-27b-it's published config.json (the sizing-report case's copy): its text
+    # sizes live in text_config, so the user fixes spec.model.hfConfig.text_config.<key>.
+    config = case_config(GEMMA3_27B)
+    del config["text_config"][key]
+    code, err, path = _plan_cli(tmp_path, {"name": "google/gemma-3-27b-it", "hfConfig": config})
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.strip().startswith(f"error: {path}: ModelDeployment vision: "
+                                  f"spec.model.hfConfig.text_config.{key}: required to size the model"), err
+
+
+def test_a_missing_moe_size_key_is_named_by_its_path(tmp_path: Path) -> None:
+    # Qwen/Qwen3-30B-A3B's config.json (catalog copy): without moe_intermediate_size nor
+    # intermediate_size the expert width is unknown.
+    config = {k: v for k, v in catalog_config("Qwen/Qwen3-30B-A3B").items()
+              if k not in ("moe_intermediate_size", "intermediate_size")}
+    code, err, path = _plan_cli(tmp_path, {"name": "acme/moe", "hfConfig": config})
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"error: {path}: ModelDeployment vision: spec.model.hfConfig.intermediate_size: required" in err

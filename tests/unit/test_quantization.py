@@ -98,7 +98,7 @@ def test_modules_that_stay_16_bit() -> None:
 def test_unreadable_quantization_is_refused_never_sized_as_16_bit(qc: dict[str, Any], message: str) -> None:
     with pytest.raises(ModelUnresolved, match=re.escape(message)):
         parse(qc)
-    with pytest.raises(ModelUnresolved, match=r"config\.json quantization_config is not an object"):
+    with pytest.raises(ModelUnresolved, match=r"config\.json quantization_config: not an object"):
         parse_quantization("acme/q", {"quantization_config": "awq"})
 
 

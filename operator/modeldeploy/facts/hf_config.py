@@ -25,7 +25,7 @@ from functools import cache
 from importlib import metadata
 from typing import Any
 
-from ..errors import ModelUnresolved
+from ..errors import ConfigFieldError, ModelUnresolved
 from .checkpoint import Checkpoint as Checkpoint  # re-exported: callers import it from here
 from .encoder import encoder_facts
 from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes, mtp_layer_parameters, mtp_layers
@@ -88,7 +88,7 @@ def _load(repo_id: str, config: Mapping[str, Any]) -> _Loaded:
     """The config through its transformers class; raw keys when the model_type is unknown."""
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or not model_type:
-        raise ModelUnresolved(f"model {repo_id}: config.json model_type: missing (transformers needs it)")
+        raise ConfigFieldError(repo_id, "model_type", "missing (transformers needs it)")
     kwargs = {k: v for k, v in config.items() if k != "model_type"}
     try:
         obj = _auto_config().for_model(model_type, **kwargs)
@@ -129,15 +129,17 @@ def _rejected(repo_id: str, model_type: str, exc: BaseException) -> ModelUnresol
                            f"config class: {detail}")
 
 
-def _where(config: Mapping[str, Any], key: str) -> str:
-    return f"config.json text_config.{key}" if isinstance(config.get("text_config"), Mapping) else f"config.json {key}"
+def _path(config: Mapping[str, Any], key: str) -> str:
+    """Where a text size key belongs in the config as the user wrote it: under text_config when
+    the config has one (multimodal models), else at the top level."""
+    return f"text_config.{key}" if isinstance(config.get("text_config"), Mapping) else key
 
 
 def _required(repo_id: str, config: Mapping[str, Any], text: Mapping[str, Any], key: str, *aliases: str) -> int:
     value = config_int(text, key, *aliases)
     if not value or value < 1:
-        raise ModelUnresolved(f"model {repo_id}: {_where(config, key)}: missing or not a positive integer "
-                              "(and the config class has no default)")
+        raise ConfigFieldError(repo_id, _path(config, key),
+                               "missing or not a positive integer (and the config class has no default)")
     return value
 
 
@@ -149,7 +151,7 @@ def _require_size_keys(repo_id: str, config: Mapping[str, Any], loaded: _Loaded)
         if not any(place.get(name) is not None for place in places for name in (key, *aliases)):
             default = loaded.text.get(key)
             would = f" (transformers would default it to {default})" if default is not None else ""
-            raise ModelUnresolved(f"model {repo_id}: {_where(config, key)}: required to size the model{would}")
+            raise ConfigFieldError(repo_id, _path(config, key), f"required to size the model{would}")
 
 
 def _dtype(repo_id: str, loaded: _Loaded) -> str:
@@ -157,7 +159,7 @@ def _dtype(repo_id: str, loaded: _Loaded) -> str:
     name = str(raw).removeprefix("torch.")
     name = _DTYPE_ALIASES.get(name, name)
     if name not in DTYPE_BYTES:
-        raise ModelUnresolved(f"model {repo_id}: config.json torch_dtype: unsupported value {raw!r}")
+        raise ConfigFieldError(repo_id, "torch_dtype", f"unsupported value {raw!r}")
     return name
 
 
@@ -223,8 +225,8 @@ def _max_context(repo_id: str, config: Mapping[str, Any], loaded: _Loaded) -> in
     text = loaded.text
     found = [v for k in _SEQUENCE_KEYS if (v := config_int(text, k))]
     if not found:
-        raise ModelUnresolved(f"model {repo_id}: {_where(config, 'max_position_embeddings')}: missing "
-                              "(and the config class has no default)")
+        raise ConfigFieldError(repo_id, _path(config, "max_position_embeddings"),
+                               "missing (and the config class has no default)")
     model_type = str(loaded.top.get("model_type") or "")
     return derived_max_context(min(found), text.get("rope_parameters") or text.get("rope_scaling"), model_type)
 

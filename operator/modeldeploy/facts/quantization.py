@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..api.deployment import QuantizationMethod as _Method
-from ..errors import ModelUnresolved
+from ..errors import ConfigFieldError, ModelUnresolved
 
 # Our method names: the values spec.model.architecture.quantization.method accepts.
 FP8, AWQ, GPTQ = _Method.FP8.value, _Method.AWQ.value, _Method.GPTQ.value
@@ -132,7 +132,7 @@ def _unquantized(names: Sequence[Any]) -> tuple[str, ...]:
 
 
 def _fail(repo_id: str, field: str, problem: str) -> ModelUnresolved:
-    return ModelUnresolved(f"model {repo_id}: config.json quantization_config.{field}: {problem}")
+    return ConfigFieldError(repo_id, f"quantization_config.{field}", problem)
 
 
 def _bits(repo_id: str, qc: Mapping[str, Any], allowed: tuple[int, ...], key: str = "bits") -> int:
@@ -237,7 +237,7 @@ def parse_quantization(repo_id: str, config: Mapping[str, Any]) -> WeightQuantiz
     if qc is None:
         return None
     if not isinstance(qc, Mapping):
-        raise ModelUnresolved(f"model {repo_id}: config.json quantization_config is not an object")
+        raise ConfigFieldError(repo_id, "quantization_config", "not an object")
     raw = str(qc.get("quant_method") or "").lower()
     ignore = _unquantized([*(qc.get("modules_to_not_convert") or []), *(qc.get("ignore") or []),
                            *(qc.get("ignored_layers") or []), *(qc.get("exclude_modules") or []),

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..api.deployment import Architecture, ModelSource
-from ..errors import InvalidSpec, ModelFactsUnavailable, ModelUnresolved
+from ..errors import ConfigFieldError, InvalidSpec, ModelFactsUnavailable, ModelUnresolved
 from .catalog import Catalog
 from .hf_config import Checkpoint, facts_from_hf
 from .model import FactsSource, ModelFacts, ParameterSource
@@ -59,13 +59,16 @@ def facts_from_architecture(name: str, arch: Architecture) -> ModelFacts:
 def facts_from_hf_config(source: ModelSource) -> ModelFacts:
     """spec.model.hfConfig (+ checkpointBytes) through the same parser as the hub's config.json.
 
-    A config the parser cannot read is the spec's fault: InvalidSpec naming the field
-    ("spec.model.hfConfig: model X: config.json quantization_config.bits: …").
+    A config the parser cannot read is the spec's fault: InvalidSpec naming the field by the path
+    the user wrote ("spec.model.hfConfig.text_config.hidden_size: required to size the model …",
+    "spec.model.hfConfig.quantization_config.bits: …").
     """
     assert source.hf_config is not None
     checkpoint = Checkpoint(total_bytes=source.checkpoint_bytes) if source.checkpoint_bytes else None
     try:
         return facts_from_hf(source.name, source.hf_config, checkpoint, source=FactsSource.HF_CONFIG)
+    except ConfigFieldError as exc:  # the field as the user wrote it, under the spec
+        raise InvalidSpec(f"spec.model.hfConfig.{exc.field}: {exc.problem}") from exc
     except ModelUnresolved as exc:
         raise InvalidSpec(f"spec.model.hfConfig: {exc}") from exc
 

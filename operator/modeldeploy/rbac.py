@@ -11,7 +11,7 @@ Two install modes:
   this mode, so nothing cluster-scoped is granted and no ClusterRole exists.
 
 Namespaced mode adds one Role in the operator's own namespace: read ConfigMaps there, for the
-GPU pools ConfigMap (`POOLS_CONFIG_MAP`, controller/poolconfig.py). With peering (several
+GPU pools ConfigMap (`POOLS_CONFIG_MAP`, controller/pools/config.py). With peering (several
 replicas), one more Role there: the leader-election Lease (`LEADER_LEASE`, shell/leader.py).
 
 Deliberately absent: Secrets, and ConfigMaps elsewhere (the HF token reaches vLLM as a

@@ -18,7 +18,7 @@ from tests.crdcheck import CRDValidator
 
 import modeldeploy
 from modeldeploy import crd, rbac
-from modeldeploy.controller.poolconfig import POOLS_LABEL, pools_from_config_maps
+from modeldeploy.controller.pools.config import POOLS_LABEL, pools_from_config_maps
 from modeldeploy.install.helm import NAMESPACE, chart_crds, load_all, render_objects
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 from kubernetes.client import CustomObjectsApi
 
 from modeldeploy.controller.decide import names_of
-from modeldeploy.controller.rollouts import revision_of
+from modeldeploy.controller.rollout.revisions import revision_of
 
 from .emulator import LWS_KIND, EmulatorServer
 from .fleet import (

@@ -18,9 +18,9 @@ from modeldeploy.cli.main import app
 from modeldeploy.cli.planning import offline_kinds, plan_all
 from modeldeploy.controller.children import APPLIED_HASH, candidate_children
 from modeldeploy.controller.decide import Snapshot, decide, names_of
-from modeldeploy.controller.memory import ROLLOUT_INPUTS, ROLLOUT_STARTED
-from modeldeploy.controller.rollouts import FAILED_REVISION, READY_REVISIONS
-from modeldeploy.controller.upgrades import RENDERED_GENERATION, ROLLOUT_CAUSE
+from modeldeploy.controller.rollout.memory import ROLLOUT_INPUTS, ROLLOUT_STARTED
+from modeldeploy.controller.rollout.revisions import FAILED_REVISION, READY_REVISIONS
+from modeldeploy.controller.rollout.upgrades import RENDERED_GENERATION, ROLLOUT_CAUSE
 from modeldeploy.render import RenderOptions
 
 ROOT = Path(__file__).resolve().parents[2]

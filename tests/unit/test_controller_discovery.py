@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from modeldeploy.api import GPUPool
-from modeldeploy.controller.discovery import discover_pools, node_matches, node_shape
-from modeldeploy.controller.poolstatus import pod_gpus, pool_status, requested_by_node
+from modeldeploy.controller.pools.discovery import discover_pools, node_matches, node_shape
+from modeldeploy.controller.pools.status import pod_gpus, pool_status, requested_by_node
 
 
 def node(name: str, labels: dict[str, str], gpus: int | None = None) -> dict[str, Any]:

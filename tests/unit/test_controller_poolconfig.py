@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modeldeploy.controller.poolconfig import POOLS_KEY, pools_from_config_maps
+from modeldeploy.controller.pools.config import POOLS_KEY, pools_from_config_maps
 
 POOL = """apiVersion: modeldeploy.dev/v1alpha1
 kind: GPUPool

@@ -9,7 +9,7 @@ import pytest
 
 from modeldeploy.api.base import rfc3339
 from modeldeploy.controller import pods as podlib
-from modeldeploy.controller.rollouts import (
+from modeldeploy.controller.rollout.revisions import (
     FAILED_REVISION,
     READY_REVISIONS,
     ROLLOUT_INPUTS,

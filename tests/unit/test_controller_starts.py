@@ -15,8 +15,8 @@ from tests.unit.test_controller_rollouts import history, live, pod, view
 from modeldeploy.api.base import rfc3339
 from modeldeploy.controller.children import ChildRef
 from modeldeploy.controller.decide import Snapshot, decide
-from modeldeploy.controller.memory import ROLLOUT_STARTED
-from modeldeploy.controller.rollouts import READY_REVISIONS, failure_of, step
+from modeldeploy.controller.rollout.memory import ROLLOUT_STARTED
+from modeldeploy.controller.rollout.revisions import READY_REVISIONS, failure_of, step
 from modeldeploy.controller.starts import StartsSeen, judge_starts, restarts, watched
 from modeldeploy.controller.status import Failure, Reason
 from modeldeploy.decisions.progress import ProgressMark

@@ -6,8 +6,8 @@ import dataclasses
 
 from tests.unit.test_controller_rollouts import NOW, live, view
 
-from modeldeploy.controller.rollouts import revision_of, step, workload_to_apply
-from modeldeploy.controller.upgrades import (
+from modeldeploy.controller.rollout.revisions import revision_of, step, workload_to_apply
+from modeldeploy.controller.rollout.upgrades import (
     CAUSE_OPERATOR,
     CAUSE_SPEC,
     RENDERED_GENERATION,

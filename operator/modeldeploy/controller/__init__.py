@@ -7,16 +7,19 @@ does the I/O.
 Where each concept lives:
 
 - the decision: `decide` (validate -> plan -> render -> rollout step -> writes -> autoscale ->
-  status -> events); `target` plans and renders, the path the CLI's `plan` and `render` share;
-- rollout: `workload` (render, step, stamp the workload), `rollouts` (revisions, stuck,
-  rollback, rollout status), `upgrades` (operator-caused rollouts a few at a time), `layout`
-  (Deployment <-> LeaderWorkerSet), `memory` (the rollout annotations on the workload); the
-  strategy and stuck-pod tables the renderer also reads: `decisions.rollout`;
-- autoscaling: `decisions.autoscale` (the builtin autoscaler), called from `decide`; HPA and
-  KEDA objects: `render.autoscaling`;
-- status: `status` (kstatus conditions), `events` (from the status diff), `cache_status`;
-- pools: `discovery` (from node labels), `poolconfig` (a namespaced install's ConfigMap),
-  `poolstatus` (GPUPool status); capacity: `pods`;
+  status -> events) over a `snapshot` (its input and output types); `target` plans and
+  renders, the path the CLI's `plan` and `render` share; `starts` runs the startup watchdog
+  (`decisions.startup`) over the pods of a pass;
+- rollout: the `rollout` package (workload, revisions, upgrades, layout, memory; its
+  docstring walks one pass), over the strategy and stuck-pod tables in `decisions.rollout`
+  (below the renderer, which writes the strategy into the workload);
+- autoscaling: the decision is `decisions.autoscale` (the builtin autoscaler), called from
+  `decide`; HPA and KEDA objects: `render.autoscaling`; reading vLLM's /metrics and the
+  decision's memory: `shell.autoscaler`;
+- status: `status` (kstatus conditions, `Observation`, `Reason`), `events` (from the status
+  diff), `cache_status` (status.cache);
+- pools: the `pools` package (discovery from node labels, a namespaced install's ConfigMap,
+  GPUPool status); free GPUs per node: `pods.ClusterCapacity`;
 - children: `children` (what to apply or delete, ownership, drift by containment);
 - leader election: `leader` (the Lease decisions); memoising pure results: `memo`.
 """

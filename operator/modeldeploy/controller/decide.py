@@ -46,10 +46,11 @@ from .children import (
     ref_of,
 )
 from .events import events_for
-from .layout import layout_change
 from .memo import Memo
 from .pods import group_size, recount
-from .rollouts import RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
+from .rollout.layout import layout_change
+from .rollout.revisions import RolloutStep, complete, downtime_of, failure_of, revision_of, status_of
+from .rollout.workload import WORKLOAD_KINDS, LiveWorkload, Prepared, prepare, replicas_capacity
 from .snapshot import MISSING_API as MISSING_API
 from .snapshot import Actions as Actions
 from .snapshot import Scale as Scale
@@ -68,7 +69,6 @@ from .status import (
     workload_of,
 )
 from .target import Target, plan_on_cluster
-from .workload import WORKLOAD_KINDS, LiveWorkload, Prepared, prepare, replicas_capacity
 
 Obj = dict[str, Any]
 COMPONENT_LABEL = "app.kubernetes.io/component"

@@ -17,8 +17,8 @@ from typing import Any
 
 from ..render.context import HASH_ANNOTATION, LWS_WORKER_INDEX_LABEL
 from .children import NAME_LABEL
-from .discovery import allocatable_gpus, node_matches
-from .poolstatus import FINISHED, requested_by_node
+from .pools.discovery import allocatable_gpus, node_matches
+from .pools.status import FINISHED, requested_by_node
 from .status import Workload
 
 

@@ -15,7 +15,7 @@ from .cache_status import CacheSeen
 from .children import ChildKinds, ChildRef
 from .events import EventSpec
 from .pods import ClusterCapacity
-from .rollouts import FailedRevision
+from .rollout.revisions import FailedRevision
 from .starts import Starts, StartsSeen
 from .status import TRANSIENT, Failure, Reason
 

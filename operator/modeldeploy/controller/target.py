@@ -24,7 +24,7 @@ from ..planner import Plan, plan_deployment, unplanned
 from ..render import RenderOptions, RolloutInputs, render_objects
 from .children import ChildKinds
 from .memo import Memo
-from .poolconfig import BUILTIN_WAKE_NAMESPACED, NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
+from .pools.config import BUILTIN_WAKE_NAMESPACED, NO_POOLS_CLUSTER, NO_POOLS_NAMESPACED
 from .status import Failure, Reason
 
 Obj = dict[str, Any]

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..api import GPUPool, GPUPoolStatus
-from ..controller.poolstatus import pool_status, requested_by_node
+from ..controller.pools.status import pool_status, requested_by_node
 from ..controller.status import condition
 from .config import OperatorConfig
 from .informer import key_of

@@ -42,10 +42,10 @@ from ..controller.decide import (
     names_of,
     parse_model_deployment,
 )
+from ..controller.rollout.upgrades import UpgradeSlots
+from ..controller.rollout.workload import WORKLOAD_KINDS
 from ..controller.starts import StartsSeen
 from ..controller.status import Failure, Reason
-from ..controller.upgrades import UpgradeSlots
-from ..controller.workload import WORKLOAD_KINDS
 from ..decisions.autoscale import ScalingHistory
 from ..errors import ModeldeployError
 from ..facts import ModelFacts

@@ -13,7 +13,7 @@ import kopf
 from kubernetes_asyncio import client as k8s
 
 from ..api import GROUP
-from ..controller.upgrades import UpgradeSlots
+from ..controller.rollout.upgrades import UpgradeSlots
 from .autoscaler import Autoscaler
 from .config import OperatorConfig
 from .controller import Controller, PoolStatusWriter

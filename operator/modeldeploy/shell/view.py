@@ -12,7 +12,7 @@
   ReadWriteMany (`decisions.cache.storage_problem`);
 - nodes and GPUPools: cluster-wide installs only (cluster-scoped reads need cluster rights);
   a namespaced install reads its pools from the ConfigMap labelled `modeldeploy.dev/gpu-pools`
-  in the operator's own namespace (controller.poolconfig), never the packaged catalog.
+  in the operator's own namespace (controller.pools.config), never the packaged catalog.
 
 Reconcile passes read these stores only: after the initial lists, a converged operator sends
 no read but its watches.
@@ -30,9 +30,9 @@ from typing import Any, TypeVar, cast
 
 from ..api import API_VERSION, GPUPool
 from ..controller.children import NAME_LABEL, ChildKinds, ChildRef
-from ..controller.discovery import discover_pools
 from ..controller.pods import ClusterCapacity
-from ..controller.poolconfig import POOLS_SELECTOR, pools_from_config_maps
+from ..controller.pools.config import POOLS_SELECTOR, pools_from_config_maps
+from ..controller.pools.discovery import discover_pools
 from ..errors import InvalidSpec
 from ..render.cache import is_shared
 from ..validation import validate_gpu_pool

@@ -1,5 +1,5 @@
 """The rollout memory kept in workload annotations: when the live revision started and the
-capacity observed then (see `rollouts`). Pure."""
+capacity observed then (see `revisions`). Pure."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from ..render import RolloutInputs
-from ..render.output import canonical_json
+from ...render import RolloutInputs
+from ...render.output import canonical_json
 
 ROLLOUT_STARTED = "modeldeploy.dev/rollout-started"
 ROLLOUT_INPUTS = "modeldeploy.dev/rollout-inputs"

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..api import GPUPool
-from ..errors import InvalidSpec
-from ..kubeyaml import YamlError, load_documents
-from ..validation import validate_gpu_pool
+from ...api import GPUPool
+from ...errors import InvalidSpec
+from ...kubeyaml import YamlError, load_documents
+from ...validation import validate_gpu_pool
 
 POOLS_LABEL = "modeldeploy.dev/gpu-pools"  # value "true"
 POOLS_SELECTOR = f"{POOLS_LABEL}=true"

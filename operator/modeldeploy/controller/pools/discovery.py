@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..api import GPU, GPUPool, GPUPoolSpec, ObjectMeta, Toleration
+from ...api import GPU, GPUPool, GPUPoolSpec, ObjectMeta, Toleration
 
 GFD_PRODUCT = "nvidia.com/gpu.product"
 GFD_MEMORY = "nvidia.com/gpu.memory"

@@ -3,7 +3,7 @@ Pure: capacity comes in as a snapshot (`pods.ClusterCapacity`), the clock as a n
 
 1. Render with the rollout inputs recorded on the live workload (between rollouts the strategy
    stays what it was, so free GPUs changing never rewrites the workload).
-2. `controller.rollouts.step`: record a revision that became Ready, classify a stuck rollout,
+2. `revisions.step`: record a revision that became Ready, classify a stuck rollout,
    decide a rollback (or keep holding one).
 3. When a revision is about to go live (a new template, a rollback, a first create), render
    again with the target pool's free GPUs: that is the strategy of this rollout, kept until it
@@ -17,19 +17,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import GPUPool, ModelDeployment
-from ..decisions.capacity import capacity_replicas, replicas_that_fit
-from ..decisions.rollout import RolloutStrategy
-from ..decisions.startup import StartVerdict
-from ..planner import Plan
-from ..render import (
+from ...api import GPUPool, ModelDeployment
+from ...decisions.capacity import capacity_replicas, replicas_that_fit
+from ...decisions.rollout import RolloutStrategy
+from ...decisions.startup import StartVerdict
+from ...planner import Plan
+from ...render import (
     RenderOptions,
     RolloutInputs,
     progress_deadline,
     rollout_strategy,
 )
-from .pods import ClusterCapacity, bound_replicas
-from .rollouts import (
+from ..pods import ClusterCapacity, bound_replicas
+from ..status import workload_of
+from ..target import Target, render_target
+from .revisions import (
     RolloutStep,
     RolloutView,
     parse_inputs,
@@ -37,8 +39,6 @@ from .rollouts import (
     step,
     workload_to_apply,
 )
-from .status import workload_of
-from .target import Target, render_target
 
 WORKLOAD_KINDS = ("Deployment", "LeaderWorkerSet")
 

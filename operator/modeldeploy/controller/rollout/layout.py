@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..decisions.capacity import replicas_that_fit
-from .children import ChildRef
-from .pods import ClusterCapacity, bound_replicas, pod_hash
-from .rollouts import complete, revision_of
-from .status import Failure, Reason, workload_of
-from .target import Target
+from ...decisions.capacity import replicas_that_fit
+from ..children import ChildRef
+from ..pods import ClusterCapacity, bound_replicas, pod_hash
+from ..status import Failure, Reason, workload_of
+from ..target import Target
+from .revisions import complete, revision_of
 from .workload import WORKLOAD_KINDS, pods_per_replica
 
 Obj = dict[str, Any]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..api import Condition, GPUPool, GPUPoolStatus
+from ...api import Condition, GPUPool, GPUPoolStatus
 from .discovery import GPU_RESOURCE, allocatable_gpus, node_matches
 
 FINISHED = frozenset({"Succeeded", "Failed"})

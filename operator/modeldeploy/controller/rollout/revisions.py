@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.base import rfc3339
-from ..api.status import RolloutStatus
-from ..decisions.rollout import (
+from ...api.base import rfc3339
+from ...api.status import RolloutStatus
+from ...decisions.rollout import (
     RevisionRecord,
     RolloutStrategy,
     StuckKind,
@@ -37,11 +37,12 @@ from ..decisions.rollout import (
     rollback_target,
     rollout_status,
 )
-from ..decisions.startup import StartVerdict, overall
-from ..render import POOL_ANNOTATION, RolloutInputs
-from ..render.context import HASH_ANNOTATION
-from ..render.output import canonical_json
-from . import pods as podlib
+from ...decisions.startup import StartVerdict, overall
+from ...render import POOL_ANNOTATION, RolloutInputs
+from ...render.context import HASH_ANNOTATION
+from ...render.output import canonical_json
+from .. import pods as podlib
+from ..status import Failure, Reason, Workload, settled, workload_of
 from .memory import (
     ROLLOUT_INPUTS as ROLLOUT_INPUTS,
 )
@@ -55,7 +56,6 @@ from .memory import (
 from .memory import (
     parse_inputs as parse_inputs,
 )
-from .status import Failure, Reason, Workload, settled, workload_of
 from .upgrades import (
     CAUSE_OPERATOR,
     CAUSE_SPEC,

@@ -22,7 +22,7 @@ from aiohttp import web
 from tests.sim.inprocess import SIM_PATH, load_sim, serve
 
 from modeldeploy.decisions.rollout import StuckKind
-from modeldeploy.decisions.startup import StartPhase, judge_start, last_step
+from modeldeploy.decisions.startup import Allowance, StartPhase, judge_start, last_step
 
 sim = load_sim()
 STARTING_POD = {"metadata": {"name": "m-0"},
@@ -101,9 +101,9 @@ async def test_a_stalled_phase_stops_moving_and_the_watchdog_says_so(
     assert step.line is not None and step.line.startswith(last_line), step.line
     await asyncio.sleep(0.3)
     assert eng.startup_log.text == frozen  # alive, silent
-    first = judge_start(STARTING_POD, frozen, None, now=100.0, stall_seconds=30, checkpoint_bytes=0)
+    first = judge_start(STARTING_POD, frozen, None, now=100.0, allowance=Allowance(stall_seconds=30, checkpoint_bytes=0))
     assert first.stuck is None
-    later = judge_start(STARTING_POD, frozen, first.mark, now=131.0, stall_seconds=30, checkpoint_bytes=0)
+    later = judge_start(STARTING_POD, frozen, first.mark, now=131.0, allowance=Allowance(stall_seconds=30, checkpoint_bytes=0))
     assert later.stuck is not None and later.stuck.kind == kind
 
 

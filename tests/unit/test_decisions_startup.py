@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from modeldeploy.decisions.rollout import StuckKind, StuckReason
 from modeldeploy.decisions.startup import (
     MIN_LOAD_BYTES_PER_S,
+    Allowance,
     StartPhase,
     judge_start,
     last_step,
@@ -65,7 +66,7 @@ def test_a_start_that_keeps_moving_is_never_stalled_however_long() -> None:
     t = 0.0
     for i in range(len(STEPS)):
         t += STALL - 1  # each step takes just under stallSeconds; the whole start far more
-        verdict = judge_start(pod(), "\n".join(STEPS[: i + 1]), mark, t, STALL, CKPT)
+        verdict = judge_start(pod(), "\n".join(STEPS[: i + 1]), mark, t, Allowance(STALL, CKPT))
         assert verdict.stuck is None, verdict.stuck
         mark = verdict.mark
     assert t > 3 * STALL
@@ -73,10 +74,10 @@ def test_a_start_that_keeps_moving_is_never_stalled_however_long() -> None:
 
 def test_no_new_line_for_stall_seconds_is_load_stalled() -> None:
     log = "\n".join(STEPS[:5])
-    first = judge_start(pod(), log, None, 0.0, STALL, CKPT)
-    held = judge_start(pod(), log, first.mark, STALL, STALL, CKPT)
+    first = judge_start(pod(), log, None, 0.0, Allowance(STALL, CKPT))
+    held = judge_start(pod(), log, first.mark, STALL, Allowance(STALL, CKPT))
     assert held.stuck is None
-    late = judge_start(pod(), log, held.mark, STALL + 1, STALL, CKPT)
+    late = judge_start(pod(), log, held.mark, STALL + 1, Allowance(STALL, CKPT))
     assert late.stuck is not None and late.stuck.kind == StuckKind.LOAD_STALLED and late.stuck.terminal
     assert "GPU KV cache size" in late.stuck.message
 
@@ -86,22 +87,22 @@ def test_weight_loading_gets_the_time_to_read_the_checkpoint() -> None:
     big = 405 * 10**9  # a 405B FP8 checkpoint
     log = STEPS[0]
     allowance = big / MIN_LOAD_BYTES_PER_S
-    first = judge_start(pod(), log, None, 0.0, STALL, big)
-    assert judge_start(pod(), log, first.mark, allowance - 1, STALL, big).stuck is None
-    late = judge_start(pod(), log, first.mark, allowance + 1, STALL, big)
+    first = judge_start(pod(), log, None, 0.0, Allowance(STALL, big))
+    assert judge_start(pod(), log, first.mark, allowance - 1, Allowance(STALL, big)).stuck is None
+    late = judge_start(pod(), log, first.mark, allowance + 1, Allowance(STALL, big))
     assert late.stuck is not None and late.stuck.kind == StuckKind.LOAD_STALLED
 
 
 def test_download_inside_the_pod_stalls_as_download_stalled() -> None:
     log = "Fetching 4 files:   0%|          | 0/4 [00:00<?, ?it/s]"
-    first = judge_start(pod(), log, None, 0.0, STALL, CKPT)
-    late = judge_start(pod(), log, first.mark, STALL + 1, STALL, CKPT)
+    first = judge_start(pod(), log, None, 0.0, Allowance(STALL, CKPT))
+    late = judge_start(pod(), log, first.mark, STALL + 1, Allowance(STALL, CKPT))
     assert late.stuck is not None and late.stuck.kind == StuckKind.DOWNLOAD_STALLED
 
 
 def test_a_restart_starts_a_fresh_allowance() -> None:
-    first = judge_start(pod(), STEPS[0], None, 0.0, STALL, CKPT)
-    again = judge_start(pod(restarts=1), STEPS[0], first.mark, STALL + 1, STALL, CKPT)
+    first = judge_start(pod(), STEPS[0], None, 0.0, Allowance(STALL, CKPT))
+    again = judge_start(pod(restarts=1), STEPS[0], first.mark, STALL + 1, Allowance(STALL, CKPT))
     assert again.stuck is None
 
 
@@ -110,11 +111,11 @@ def test_vllm_errors_fail_at_once() -> None:
                      "(131072), (16.00 GiB KV cache is needed, which is larger than the available KV cache "
                      "memory (4.12 GiB). Based on the available memory, the estimated maximum model length "
                      "is 33712."])
-    verdict = judge_start(pod(), log, None, 0.0, STALL, CKPT)
+    verdict = judge_start(pod(), log, None, 0.0, Allowance(STALL, CKPT))
     assert verdict.stuck is not None and verdict.stuck.kind == StuckKind.KV_CACHE_TOO_SMALL
     assert verdict.stuck.suggested_max_model_len == 33712
     oom = judge_start(pod(), "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", None, 0.0,
-                      STALL, CKPT)
+                      Allowance(STALL, CKPT))
     assert oom.stuck is not None and oom.stuck.kind == StuckKind.OOM_AT_LOAD
 
 
@@ -125,7 +126,7 @@ def test_only_running_unready_vllm_containers_are_judged() -> None:
 
 
 def test_a_progressing_start_overrides_the_fixed_deadline() -> None:
-    moving = judge_start(pod(), STEPS[0], None, 0.0, STALL, CKPT)
+    moving = judge_start(pod(), STEPS[0], None, 0.0, Allowance(STALL, CKPT))
     deadline = StuckReason(StuckKind.PROGRESS_DEADLINE_EXCEEDED, None, "no progress after 3000s", True)
     assert overall([moving], deadline) is None
     assert overall([], deadline) is deadline  # nothing starting (e.g. Pending): the deadline holds

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..decisions.progress import ProgressMark
 from ..decisions.rollout import StuckKind
-from ..decisions.startup import StartVerdict, judge_start, starting
+from ..decisions.startup import Allowance, StartVerdict, judge_start, starting
 from .children import ChildRef
 
 RESTARTED_ON = frozenset({StuckKind.LOAD_STALLED, StuckKind.DOWNLOAD_STALLED})
@@ -71,6 +71,7 @@ def judge_starts(pods: Sequence[Mapping[str, Any]], seen: StartsSeen, now: float
     now: epoch s (the clock of the marks); stall_seconds: `spec.rollout.stallSeconds`;
     checkpoint_bytes: the checkpoint's size (facts), for the weight-loading allowance.
     """
+    allowance = Allowance(stall_seconds, checkpoint_bytes)
     verdicts: list[StartVerdict] = []
     marks: dict[str, ProgressMark] = {}
     for pod in pods:
@@ -78,8 +79,7 @@ def judge_starts(pods: Sequence[Mapping[str, Any]], seen: StartsSeen, now: float
         log = seen.logs.get(uid)
         if not uid or log is None or not watched(pod):
             continue
-        verdict = judge_start(pod, log, seen.marks.get(uid), now, stall_seconds,
-                              checkpoint_bytes)
+        verdict = judge_start(pod, log, seen.marks.get(uid), now, allowance)
         verdicts.append(verdict)
         marks[uid] = verdict.mark
     return Starts(tuple(verdicts), marks)

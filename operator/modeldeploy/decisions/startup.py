@@ -131,9 +131,29 @@ def starting(pod: Mapping[str, Any], container: str = "vllm") -> bool:
     return bool((cs.get("state") or {}).get("running")) and not cs.get("ready")
 
 
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """How long a start may go without progress before it counts as stalled.
+
+    stall_seconds: `spec.rollout.stallSeconds`; checkpoint_bytes: the checkpoint's size
+    (model facts), which sets the floor while vLLM loads weights (see the module docstring).
+    """
+
+    stall_seconds: float
+    checkpoint_bytes: int
+
+    def seconds(self, phase: StartPhase) -> float:
+        """The allowance in `phase`, s: stallSeconds, and while loading weights at least the
+        checkpoint read at `MIN_LOAD_BYTES_PER_S`."""
+        allowance = float(self.stall_seconds)
+        if phase == StartPhase.LOAD:
+            allowance = max(allowance, math.ceil(max(0, self.checkpoint_bytes) / MIN_LOAD_BYTES_PER_S))
+        return allowance
+
+
 def judge_start(
     pod: Mapping[str, Any], log: str, previous: ProgressMark | None, now: float,
-    stall_seconds: float, checkpoint_bytes: int, container: str = "vllm",
+    allowance: Allowance, container: str = "vllm",
 ) -> StartVerdict:
     """One starting pod: has it moved within its allowance, and has vLLM reported an error?
 
@@ -150,15 +170,13 @@ def judge_start(
     if error is not None:
         kind, message, suggested = error
         return StartVerdict(name, progress, mark, StuckReason(kind, name, message, True, suggested))
-    allowance = float(stall_seconds)
-    if progress.phase == StartPhase.LOAD:
-        allowance = max(allowance, math.ceil(max(0, checkpoint_bytes) / MIN_LOAD_BYTES_PER_S))
-    if not mark.stalled(now, allowance):
+    allowed = allowance.seconds(progress.phase)
+    if not mark.stalled(now, allowed):
         return StartVerdict(name, progress, mark, None)
     kind = StuckKind.DOWNLOAD_STALLED if progress.phase == StartPhase.DOWNLOAD else StuckKind.LOAD_STALLED
     last = f"last: {progress.line!r}" if progress.line else "no vLLM startup line yet"
     message = (f"{name}: no startup progress for {round(mark.idle_seconds(now))}s "
-               f"(allowance {allowance:.0f}s, phase {progress.phase}); {last}")
+               f"(allowance {allowed:.0f}s, phase {progress.phase}); {last}")
     return StartVerdict(name, progress, mark, StuckReason(kind, name, message, True))
 
 

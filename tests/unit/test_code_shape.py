@@ -42,12 +42,8 @@ FUNCTIONS_ALLOWED: dict[str, str] = {
         "planner under change by issues 10/13 today: a parameter object after they land",
     "planner/planner.py::plan_deployment":
         "planner under change by issues 10/13 today: split after they land",
-    "perf/model.py::_engine": "perf model under change by issue 13 today",
-    "perf/model.py::_at_concurrency": "perf model under change by issue 13 today",
     "decisions/rollout.py::choose_strategy":
         "the rollout strategy's six capacity inputs and one keyword; property-tested by name",
-    "decisions/startup.py::judge_start":
-        "one starting pod: the pod, its log, the previous mark, clock and two allowances",
     "shell/kube.py::Kube._call":
         "one request: method, resource, scope, subresource, body; all but three keyword-only",
 }

@@ -184,17 +184,6 @@ class _Engine:
         return low
 
 
-def _engine(load: LayoutLoad, hw: Hardware, k: PerfConstants, workload: Workload, running: float,
-            chunk: int, closed_loop: bool) -> _Engine:
-    context = workload.input_tokens + workload.output_tokens / 2
-    return _Engine(
-        step=decode_step_ms(load, hw, k, running, context),
-        prefill=prefill_ms(load, hw, k, workload.input_tokens, chunk),
-        dispatch=k.prefill_layer_us * load.layers * load.pp / 1e3,
-        output_tokens=workload.output_tokens, running=running, closed_loop=closed_loop, k=k,
-    )
-
-
 @dataclass(frozen=True)
 class Limits:
     """What caps a replica's batch: KV cache tokens, vLLM's --max-num-seqs, the chunk size."""
@@ -204,36 +193,56 @@ class Limits:
     chunk: int  # --max-num-batched-tokens
 
 
-def _at_concurrency(load: LayoutLoad, hw: Hardware, k: PerfConstants, workload: Workload,
-                    concurrency: float, limits: Limits, closed_loop: bool) -> Prediction:
+@dataclass(frozen=True)
+class _Replica:
+    """One replica at a workload: the inputs every step of a prediction reads."""
+
+    load: LayoutLoad
+    hw: Hardware
+    k: PerfConstants
+    workload: Workload
+    limits: Limits
+
+
+def _engine(r: _Replica, running: float, closed_loop: bool) -> _Engine:
+    context = r.workload.input_tokens + r.workload.output_tokens / 2
+    return _Engine(
+        step=decode_step_ms(r.load, r.hw, r.k, running, context),
+        prefill=prefill_ms(r.load, r.hw, r.k, r.workload.input_tokens, r.limits.chunk),
+        dispatch=r.k.prefill_layer_us * r.load.layers * r.load.pp / 1e3,
+        output_tokens=r.workload.output_tokens, running=running, closed_loop=closed_loop, k=r.k,
+    )
+
+
+def _at_concurrency(r: _Replica, concurrency: float, closed_loop: bool) -> Prediction:
     """`concurrency` requests in flight; beyond what the KV cache (and --max-num-seqs) lets
     run at once they wait for a slot."""
-    room = max_concurrency(limits.kv_tokens, workload)
-    cap = float(min(room, limits.max_num_seqs))
+    room = max_concurrency(r.limits.kv_tokens, r.workload)
+    cap = float(min(room, r.limits.max_num_seqs))
     # A fraction of a request in flight (a light open-loop load) is a part-time batch of one.
     running = max(min(concurrency, cap), min(concurrency, 1.0), 1e-9)
-    engine = _engine(load, hw, k, workload, running, limits.chunk, closed_loop)
+    engine = _engine(r, running, closed_loop)
     rate = engine.closed_loop_rate()
     ttft, tpot = engine.latency(rate)
     wait = max(concurrency / rate - engine.request_ms(rate), 0.0) if concurrency > running else 0.0
     total_ttft = ttft + wait
-    request = total_ttft + (workload.output_tokens - 1) * tpot
+    request = total_ttft + (r.workload.output_tokens - 1) * tpot
     rps = concurrency / request * 1e3  # Little's law: N = λ · latency
     return Prediction(
         ttft_ms=total_ttft, tpot_ms=tpot, concurrency=concurrency, running=running,
-        requests_per_second=rps, output_tokens_per_second=rps * workload.output_tokens,
+        requests_per_second=rps, output_tokens_per_second=rps * r.workload.output_tokens,
         max_concurrency=room, saturated=False,
     )
 
 
-def _open_loop(load: LayoutLoad, hw: Hardware, k: PerfConstants, workload: Workload, limits: Limits) -> Prediction:
+def _open_loop(r: _Replica) -> Prediction:
     """`requests_per_second` arriving: the concurrency that serves it, by bisection
     (throughput grows with concurrency); saturated when a full replica cannot keep up."""
-    rate = float(workload.requests_per_second or 0.0)
-    cap = float(max(min(max_concurrency(limits.kv_tokens, workload), limits.max_num_seqs), 1))
+    rate = float(r.workload.requests_per_second or 0.0)
+    cap = float(max(min(max_concurrency(r.limits.kv_tokens, r.workload), r.limits.max_num_seqs), 1))
 
     def at(concurrency: float) -> Prediction:
-        return _at_concurrency(load, hw, k, workload, concurrency, limits, closed_loop=False)
+        return _at_concurrency(r, concurrency, closed_loop=False)
 
     full = at(cap)
     if full.requests_per_second < rate:
@@ -250,7 +259,8 @@ def _open_loop(load: LayoutLoad, hw: Hardware, k: PerfConstants, workload: Workl
 
 def predict(load: LayoutLoad, hw: Hardware, k: PerfConstants, workload: Workload, limits: Limits) -> Prediction:
     """Latency and throughput of one replica at `workload` (its share of the load)."""
+    replica = _Replica(load, hw, k, workload, limits)
     if workload.requests_per_second is not None:
-        return _open_loop(load, hw, k, workload, limits)
+        return _open_loop(replica)
     concurrency = float(workload.concurrency or 1.0)
-    return _at_concurrency(load, hw, k, workload, concurrency, limits, closed_loop=True)
+    return _at_concurrency(replica, concurrency, closed_loop=True)

@@ -1,5 +1,6 @@
-"""Multi-node models on the emulator: a LeaderWorkerSet rolls back and scales like a
-Deployment, and a layout change between the two surges when the GPUs allow it.
+"""Multi-node models on the emulator: a LeaderWorkerSet rolls back and scales up and down like
+a Deployment, and a layout change between the two, either way, surges when the GPUs allow it
+and otherwise steps down with a status reason.
 
 The test plays the LeaderWorkerSet controller, the scheduler and the kubelet: a group is a
 leader pod (worker index 0, the one serving HTTP and /metrics) and its workers, each bound to
@@ -51,6 +52,7 @@ BIG = "meta-llama/Llama-3.1-405B-Instruct"  # two 8 x H100 nodes per replica
 MOVING = "meta-llama/Llama-3.3-70B-Instruct"  # one H100 node, or two 4 x L4 nodes
 WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 SCRAPE = 0.5
+WINDOW = 2  # scaleDownStabilizationSeconds of the autoscaled model
 
 
 def h100_pool() -> dict[str, Any]:
@@ -179,14 +181,15 @@ def test_a_failed_leaderworkerset_rollout_rolls_back(
     assert current(cluster, "big") == first
 
 
-def test_the_builtin_autoscaler_scales_a_leaderworkerset_by_its_leaders(
+def test_the_builtin_autoscaler_scales_a_leaderworkerset_up_and_down_by_its_leaders(
         operator: OperatorThread, cluster: Cluster, fleet: SimFleet,
         emulator_server: EmulatorServer) -> None:
     for i in range(4):
         gpu_node(cluster.core, f"h{i}", gpus=8, labels=H100)
     cluster.create(model_deployment("big", model=BIG, placement={"pools": ["h100"]},
                                     autoscaling={"minReplicas": 1, "maxReplicas": 2,
-                                                 "metric": "requestsWaiting", "target": 2}))
+                                                 "metric": "requestsWaiting", "target": 2,
+                                                 "scaleDownStabilizationSeconds": WINDOW}))
     fleet.start_sim("127.0.0.2")
     first = serving_lws(cluster, "big", ("h0", "h1"), "127.0.0.2")
     mark = emulator_server.emulator.log_mark()
@@ -202,7 +205,25 @@ def test_the_builtin_autoscaler_scales_a_leaderworkerset_by_its_leaders(
                         what="autoscaling status")
     assert (status["lastDecision"]["from"], status["lastDecision"]["to"]) == (1, 2)
     assert current(cluster, "big") == first  # scaling is not a rollout
+
+    # The LeaderWorkerSet controller brings the second group up on the spare nodes; its leader
+    # serves metrics too. The load ends: after the window, back to one group through /scale.
+    fleet.start_sim("127.0.0.3")
+    group(cluster, "big", 1, first, ("h2", "h3"), "127.0.0.3")
+    lws_status(cluster, "big", replicas=2, ready=2)
+    mark = emulator_server.emulator.log_mark()
     fleet.stop_load()
+    eventually(lambda: (lws(cluster, "big") or {}).get("spec", {}).get("replicas") == 1,
+               timeout=WINDOW + 15, what="scaled down to one group")
+    writes = [r for r in operator_writes(emulator_server.emulator.requests_since(mark))
+              if r.resource == "leaderworkersets"]
+    assert [(r.subresource, r.content_type) for r in writes] == [
+        ("scale", "application/merge-patch+json")]
+    down = eventually(lambda: (d := ((cluster.md("big").get("status") or {}).get("autoscaling")
+                                     or {}).get("lastDecision") or {}).get("to") == 1 and d,
+                      what="status of the scale-down")
+    assert (down["from"], down["to"], down["reason"]) == (2, 1, "ScaledDown")
+    assert current(cluster, "big") == first
 
 
 def test_a_layout_change_to_leaderworkerset_surges_then_removes_the_deployment(
@@ -240,3 +261,25 @@ def test_a_layout_change_without_spare_gpus_steps_down_with_a_reason(
     *_, message = cluster.wait_condition("m", "Reconciling", "True",
                                          reason="LayoutChangeWithoutSpareCapacity")
     assert "Deployment to LeaderWorkerSet" in message
+
+
+def test_a_layout_change_to_deployment_surges_then_removes_the_leaderworkerset(
+        operator: OperatorThread, cluster: Cluster) -> None:
+    gpu_node(cluster.core, "h0", gpus=8, labels=H100)
+    for i in range(2):
+        gpu_node(cluster.core, f"l{i}", gpus=4, labels=L4)
+    cluster.create(model_deployment("m", model=MOVING, placement={"pools": ["l4"]}))
+    old = str(eventually(lambda: current(cluster, "m"), what="LeaderWorkerSet"))
+    assert cluster.deployment("m") is None
+    group(cluster, "m", 0, old, ("l0", "l1"), "127.0.0.4", gpus=4)
+    lws_status(cluster, "m", replicas=1, ready=1)
+    cluster.wait_condition("m", "Ready", "True")
+    # The H100 node is free: the Deployment's replica fits beside the serving group.
+    cluster.patch_md("m", {"spec": {"placement": {"pools": ["h100"]}}})
+    eventually(lambda: cluster.deployment("m"), what="deployment")
+    time.sleep(1.0)  # a few passes (resync 2 s, child events at once)
+    assert lws(cluster, "m") is not None, "the group serves until the Deployment is Ready"
+    assert cluster.conditions("m")["Ready"][0] == "False"
+    deployment_status(cluster.api, cluster.ns, "m", replicas=1, ready=1)
+    eventually(lambda: lws(cluster, "m") is None, what="old LeaderWorkerSet removed")
+    cluster.wait_condition("m", "Ready", "True")

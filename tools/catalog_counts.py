@@ -154,6 +154,13 @@ EVIDENCE: dict[str, dict[str, Any]] = {
                                          " hosting provider (Fireworks usage export)"},
     "microsoft/phi-4": _index("microsoft/phi-4", 29319014400),
     "mistralai/Mistral-Nemo-Instruct-2407": _index("mistralai/Mistral-Nemo-Instruct-2407", 24495564800),
+    "mistralai/Mistral-Small-3.1-24B-Instruct-2503": {
+        "params": 24011361280,
+        "where": "https://github.com/keras-team/keras-hub/blob/c274763df6f684e63310583e4c457344ad2dd5a5/keras_hub/src/"
+                 "models/mistral3/mistral3_presets.py: params 24011361280 for the Mistral-Small-3.1-24B base and"
+                 " instruct (2503) and 3.2 (2506) presets; the same total is quoted as the hub's"
+                 " published_total_parameters of mistralai/Mistral-Small-3.2-24B-Instruct-2506 at revision"
+                 " 95a6d26c4bfb886c58daf9d3f7332c857cb27b43 (same shapes)"},
     "mistralai/Mistral-Large-Instruct-2407": {},
     "mistralai/Mixtral-8x7B-Instruct-v0.1": {
         "bytes": 93405585408, "where": "Mixtral-8x7B model.safetensors.index.json metadata.total_size ="

@@ -148,6 +148,12 @@ EVIDENCE: dict[str, dict[str, Any]] = {
                                         "Meta-Llama-3.1-405B, a copy of the same checkpoint)"},
     "meta-llama/Meta-Llama-3.1-405B": {"same_as": "meta-llama/Llama-3.1-405B-Instruct"},
     "meta-llama/Llama-3.2-3B-Instruct": _api("meta-llama/Llama-3.2-3B-Instruct", 3212749824),
+    "Qwen/Qwen2.5-VL-7B-Instruct": {
+        "params": 8292166656,
+        "where": "https://github.com/mm-evaluation/simple-mmeval/blob/7f0faed3d7154decaa18560c435e681533b60d7d/mmeval/"
+                 "model_metadata.json: parameter_count 8292166656 for hf_path Qwen/Qwen2.5-VL-7B-Instruct (the hub's"
+                 " count, refreshed by its scripts/update_model_metadata.py); the hub's model listing gives the same"
+                 " numParameters"},
     "meta-llama/Llama-4-Scout-17B-16E-Instruct": _api("meta-llama/Llama-4-Scout-17B-16E-Instruct", 108641793536),
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct": {
         "params": 401583781376, "where": "Llama 4 Maverick's parameter count 401583781376 as billed by a"

@@ -257,3 +257,18 @@ def test_hpa_and_keda_modes_own_the_replicas_and_a_mode_switch_prunes_their_obje
     status = eventually(lambda: (s := autoscaling_status(cluster, "m")).get("reason")
                         == "MetricsUnavailable" and s, what="builtin status")
     assert status["currentReplicas"] == 3
+
+
+def test_an_api_removed_since_discovery_is_found_missing_at_the_next_write(
+        resyncing_operator: OperatorThread, cluster: Cluster,
+        emulator_server: EmulatorServer) -> None:
+    """Discovery is re-read on a slow timer (60 s here) and soon after a write finds a kind
+    gone (404): KEDA removed under a keda-mode model stalls it with the reason well before."""
+    emu = emulator_server.emulator
+    emu.register(KEDA_KIND)
+    cluster.create(autoscaled("m", mode="keda"))
+    eventually(lambda: emu.peek(KEDA_KIND, cluster.ns, "m"), what="ScaledObject")
+    emu.unregister(KEDA_KIND)  # its CRD deleted
+    cluster.patch_md("m", {"spec": {"autoscaling": {"maxReplicas": 4}}})  # the apply meets a 404
+    _, _, message = cluster.wait_condition("m", "Stalled", "True", reason="KEDAUnavailable")
+    assert "keda.sh/v1alpha1" in message

@@ -226,12 +226,18 @@ def test_the_builtin_autoscaler_scales_a_leaderworkerset_up_and_down_by_its_lead
     assert current(cluster, "big") == first
 
 
-def test_a_layout_change_to_leaderworkerset_surges_then_removes_the_deployment(
-        operator: OperatorThread, cluster: Cluster) -> None:
+def moving_model(cluster: Cluster, pool: str) -> None:
+    """Model "m" in `pool`, with room for both layouts: one free 8 x H100 node (a Deployment)
+    and two free 4 x L4 nodes (a LeaderWorkerSet group)."""
     gpu_node(cluster.core, "h0", gpus=8, labels=H100)
     for i in range(2):
         gpu_node(cluster.core, f"l{i}", gpus=4, labels=L4)
-    cluster.create(model_deployment("m", model=MOVING, placement={"pools": ["h100"]}))
+    cluster.create(model_deployment("m", model=MOVING, placement={"pools": [pool]}))
+
+
+def test_a_layout_change_to_leaderworkerset_surges_then_removes_the_deployment(
+        operator: OperatorThread, cluster: Cluster) -> None:
+    moving_model(cluster, "h100")
     eventually(lambda: cluster.deployment("m"), what="deployment")
     deployment_status(cluster.api, cluster.ns, "m", replicas=1, ready=1)
     cluster.wait_condition("m", "Ready", "True")
@@ -265,10 +271,7 @@ def test_a_layout_change_without_spare_gpus_steps_down_with_a_reason(
 
 def test_a_layout_change_to_deployment_surges_then_removes_the_leaderworkerset(
         operator: OperatorThread, cluster: Cluster) -> None:
-    gpu_node(cluster.core, "h0", gpus=8, labels=H100)
-    for i in range(2):
-        gpu_node(cluster.core, f"l{i}", gpus=4, labels=L4)
-    cluster.create(model_deployment("m", model=MOVING, placement={"pools": ["l4"]}))
+    moving_model(cluster, "l4")
     old = str(eventually(lambda: current(cluster, "m"), what="LeaderWorkerSet"))
     assert cluster.deployment("m") is None
     group(cluster, "m", 0, old, ("l0", "l1"), "127.0.0.4", gpus=4)

@@ -152,13 +152,13 @@ def test_the_readme_package_map_has_one_line_per_package_and_module() -> None:
     assert len(listed) == len(set(listed))
 
 
-def test_the_controller_docstring_maps_every_module_of_the_reconcile_core() -> None:
+def test_package_docstrings_map_every_module_of_the_core_and_the_shell() -> None:
     """Where a newcomer looks for a concept of the reconcile core: `controller/__init__.py`
     names every module and subpackage of it, each subpackage's docstring its modules, and
-    `decisions/__init__.py` every decision table."""
+    `decisions/__init__.py` and `shell/__init__.py` every module of theirs."""
     controller = PACKAGE / "controller"
     subpackages = [d for d in controller.iterdir() if (d / "__init__.py").exists()]
-    for package in (controller, *subpackages, PACKAGE / "decisions"):
+    for package in (controller, *subpackages, PACKAGE / "decisions", PACKAGE / "shell"):
         doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
         words = set(re.findall(r"[a-z_]+", doc or ""))
         parts = {p.stem for p in package.glob("*.py")} - {"__init__"}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from modeldeploy import crd, rbac
 from modeldeploy.cli.main import app
+from modeldeploy.install import helm
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -48,3 +51,10 @@ def test_rbac_command_namespaced_mode_prints_roles_only() -> None:
     # The leader-election Lease: a Role of its own in the operator's namespace.
     assert docs[2]["metadata"]["name"] == "modeldeploy-leader-election"
     assert docs[2]["rules"] == [rbac.LEADER_LEASE.rule()]
+
+
+def test_rendering_the_chart_without_the_test_extras_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "helm_python", None)  # as if not installed
+    with pytest.raises(RuntimeError, match=r"helm-python-sdk: pip install 'modeldeploy\[test\]'"):
+        helm.render(tmp_path)

@@ -177,3 +177,22 @@ def test_the_layers_contract_covers_every_top_level_package_and_module() -> None
     """Issue 12 item 6: a module left out of the layers contract may import anything."""
     top = {f"modeldeploy.{name}" for name in _top_level()}
     assert sorted(top - _layered_modules()) == []
+
+
+# Issue 12 found each of these defined two or three times with different meanings.
+ONE_DEFINITION = ("Observation", "Reason", "quantity", "to_json", "rfc3339", "_workload")
+
+
+def test_names_that_had_several_meanings_are_defined_once() -> None:
+    found: dict[str, list[str]] = {name: [] for name in ONE_DEFINITION}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            named = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            if named and node.name in found:
+                found[node.name].append(path.relative_to(PACKAGE).as_posix())
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id in found:
+                        found[target.id].append(path.relative_to(PACKAGE).as_posix())
+    assert {name: where for name, where in found.items() if len(where) != 1} == {}

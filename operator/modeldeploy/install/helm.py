@@ -36,6 +36,17 @@ def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool =
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
+def _helm() -> Any:
+    """Helm's engine (helm-python-sdk, in the `[test]` extras); imported only when a chart is
+    rendered, so the rest of the package works without the extras."""
+    try:
+        import helm_python
+    except ImportError as exc:
+        raise RuntimeError("rendering the chart needs helm-python-sdk: "
+                           "pip install 'modeldeploy[test]'") from exc
+    return helm_python
+
+
 def load_all(text: str) -> list[dict[str, Any]]:
     """YAML documents as objects; empty documents dropped, duplicate keys rejected."""
     docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d is not None]
@@ -55,9 +66,7 @@ def sort_key(obj: dict[str, Any]) -> tuple[int, str, str, str]:
 def render(chart_dir: Path, values: dict[str, Any] | None = None, *, release: str = RELEASE,
            namespace: str = NAMESPACE) -> dict[str, list[dict[str, Any]]]:
     """Template file name → the objects it renders (NOTES.txt excluded)."""
-    import helm_python as helm
-
-    with helm.Chart.load(str(chart_dir)) as chart:
+    with _helm().Chart.load(str(chart_dir)) as chart:
         manifests: dict[str, str] = chart.render(
             values or {}, name=release, namespace=namespace, is_install=True)
     return {
@@ -75,8 +84,6 @@ def render_objects(chart_dir: Path, values: dict[str, Any] | None = None, **kw: 
 
 def chart_crds(chart_dir: Path) -> list[dict[str, Any]]:
     """The CRDs Helm installs from the chart's crds/ directory."""
-    import helm_python as helm
-
-    with helm.Chart.load(str(chart_dir)) as chart:
+    with _helm().Chart.load(str(chart_dir)) as chart:
         crds: list[dict[str, str]] = chart.crds
     return [o for c in sorted(crds, key=lambda c: c["filename"]) for o in load_all(c["data"])]

@@ -10,6 +10,8 @@ EVIDENCE maps a repo id to what was published about its checkpoint and where:
 - by_dtype: the hub's per-dtype counts, when quoted;
 - bytes: model.safetensors.index.json `metadata.total_size`;
 - same_as: another entry whose checkpoint has the same tensor inventory (same config shapes);
+  params may also be a published tensor inventory summed (tt-metal's tensor_states.json shapes), with
+  the hub conversion's re-layout spelled out in `where`;
 - none of them: derived only (the source says so).
 Published numbers were found with the code-search tool (exact string search over public
 repositories quoting the hub's answers); each `where` names what was quoted.
@@ -28,6 +30,7 @@ MODELS = Path(__file__).resolve().parents[1] / "operator" / "modeldeploy" / "dat
 HUB = "https://huggingface.co/"
 INDEX = "/blob/main/model.safetensors.index.json"
 API = "https://huggingface.co/api/models/{}?expand[]=safetensors"
+TT_METAL = "https://github.com/tenstorrent/tt-metal/blob"
 
 
 def _index(repo: str, size: int) -> dict[str, Any]:
@@ -154,6 +157,14 @@ EVIDENCE: dict[str, dict[str, Any]] = {
                  "model_metadata.json: parameter_count 8292166656 for hf_path Qwen/Qwen2.5-VL-7B-Instruct (the hub's"
                  " count, refreshed by its scripts/update_model_metadata.py); the hub's model listing gives the same"
                  " numParameters"},
+    "meta-llama/Llama-3.2-90B-Vision-Instruct": {
+        "params": 88593355323,
+        "where": f"{TT_METAL}/ba937cad47799007148f5af38b18a0975f7a7d2b/models/tt_transformers/model_params/"
+                 "Llama3.2-90B-Vision-Instruct/tensor_states.json: the full_shape of each of the 1495 tensors of"
+                 " Meta's original checkpoint, summed: 88552318523; transformers' convert_mllama_weights_to_hf.py"
+                 " (pre_compute_positional_embedding) stores the three tile-indexed tables by aspect-ratio id"
+                 " (9 ids x 4 tiles = 36 rows where Meta has a 4 x 4 grid of 16): + 20 x (1601 x 1280 + 2 x"
+                 " 1280) = 88593355323 in the hub checkpoint"},
     "meta-llama/Llama-4-Scout-17B-16E-Instruct": _api("meta-llama/Llama-4-Scout-17B-16E-Instruct", 108641793536),
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct": {
         "params": 401583781376, "where": "Llama 4 Maverick's parameter count 401583781376 as billed by a"

@@ -17,7 +17,6 @@ from modeldeploy.planner import default_pools, plan_deployment
 # Entries whose checkpoint inventory is not yet reproduced against a published number (their
 # quantized layouts or verbatim configs are still being sourced); this set only shrinks.
 PENDING = {"meta-llama/Llama-3.1-405B-Instruct-FP8", "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
-           "meta-llama/Llama-3.2-90B-Vision-Instruct",
            "Qwen/Qwen2.5-VL-32B-Instruct-AWQ", "Qwen/Qwen3-Next-80B-A3B-Instruct-FP8",
            "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic"}
 

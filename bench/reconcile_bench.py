@@ -25,6 +25,7 @@ import collections
 import concurrent.futures
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -76,6 +77,12 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process used so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def operator_requests(log: list[LoggedRequest]) -> list[LoggedRequest]:
     return [r for r in log if not r.user_agent.startswith(TESTS_AGENT)]
 
@@ -98,8 +105,14 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
     custom.create_cluster_custom_object("modeldeploy.dev", "v1alpha1", "gpupools", gpu_pool())
     log_file = (workdir / "operator.log").open("w")
     metrics_port = closed_port()
+    # RECONCILE_BENCH_PROFILE=FILE: the operator runs under cProfile, its stats written to FILE
+    # when the bench stops it (SIGTERM ends kopf cleanly). Profiling slows it: no timing then.
+    profile = os.environ.get("RECONCILE_BENCH_PROFILE")
+    entry = (f"import cProfile; from modeldeploy.cli.main import app; "
+             f"cProfile.run('app()', {profile!r})" if profile else
+             "from modeldeploy.cli.main import app; app()")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from modeldeploy.cli.main import app; app()", "run",
+        [sys.executable, "-c", entry, "run",
          "--kubeconfig", str(kubeconfig), "--metrics-port", str(metrics_port),
          "--metrics-address", "127.0.0.1",
          "--resync-interval", str(resync), "--hub-endpoint",
@@ -114,6 +127,14 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
             time.sleep(0.05)
         baseline_rss = rss_kib(proc.pid)[0]
         mark = server.emulator.log_mark()
+        cpu_start, bench_cpu_start = cpu_s(proc.pid), cpu_s(os.getpid())
+        # RECONCILE_BENCH_PYSPY=OUT: sample the operator with py-spy (on PATH) from the first
+        # create until converged; collapsed stacks ("raw" format) go to OUT.
+        sampled = os.environ.get("RECONCILE_BENCH_PYSPY")
+        sampler = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(proc.pid), "--rate", "250", "--format", "raw",
+             "--output", sampled], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL) if sampled else None
         start = time.monotonic()
         created: dict[str, float] = {}
 
@@ -154,6 +175,12 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
             done = converged()
         wall = max(done.values()) - start
         latencies = [done[name] - created[name] for name in done if name]
+        converge_passes = passes(metrics_port)
+        if sampler is not None:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(30)
+        # CPU until converged: the operator's, and this process's (the emulator, mostly).
+        cpu = cpu_s(proc.pid) - cpu_start, cpu_s(os.getpid()) - bench_cpu_start
         time.sleep(0.5)
         converging = operator_requests(server.emulator.requests_since(mark))
         rss_converged = rss_kib(proc.pid)
@@ -175,7 +202,8 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
             "reads_per_object": (len(converging) - len(writes)) / n,
             "noop_window_writes": sum(r.is_write for r in window),
             "noop_window_reads": sum(r.method == "GET" and r.verb != "watch" for r in window),
-            "noop_window_passes": window_passes,
+            "noop_window_passes": window_passes, "converge_passes": converge_passes,
+            "operator_cpu_s": round(cpu[0], 2), "emulator_cpu_s": round(cpu[1], 2),
             "rss_baseline_mib": baseline_rss / 1024, "rss_converged_mib": rss_converged[0] / 1024,
             "rss_end_mib": rss_end / 1024, "rss_peak_mib": rss_peak / 1024,
         }
@@ -230,10 +258,10 @@ def floor_client(kubeconfig: Path) -> None:
             "message": "planned", "involvedObject": {"kind": "ModelDeployment", "name": name,
                                                      "namespace": NS}})
 
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     with concurrent.futures.ThreadPoolExecutor(FLOOR_WORKERS) as executor:
         list(executor.map(converge, work))
-    print(time.monotonic() - start)
+    print(time.monotonic() - start, time.process_time() - cpu_start)
 
 
 def floor_bench(n: int) -> dict[str, Any]:
@@ -247,13 +275,17 @@ def floor_bench(n: int) -> dict[str, Any]:
             custom.create_namespaced_custom_object("modeldeploy.dev", "v1alpha1", NS,
                                                    "modeldeployments", model_deployment(f"m{i}"))
         mark = server.emulator.log_mark()
+        bench_cpu_start = cpu_s(os.getpid())
         out = subprocess.run([sys.executable, __file__, "--floor-client", str(kubeconfig)],
                              check=False, capture_output=True, text=True, timeout=1200)
         if out.returncode != 0:
             raise RuntimeError(f"floor client failed: {out.stderr[-2000:]}")
         requests = [r for r in server.emulator.requests_since(mark) if r.is_write]
-        return {"n": n, "wall_s": float(out.stdout.strip().splitlines()[-1]),
-                "requests_per_object": len(requests) / n}
+        # The emulator's CPU includes serving the client's initial list (a few ms).
+        emulator_cpu = cpu_s(os.getpid()) - bench_cpu_start
+        wall, client_cpu = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
+        return {"n": n, "wall_s": wall, "requests_per_object": len(requests) / n,
+                "client_cpu_s": round(client_cpu, 2), "emulator_cpu_s": round(emulator_cpu, 2)}
     finally:
         api.close()
         server.stop()

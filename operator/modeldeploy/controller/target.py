@@ -7,8 +7,9 @@ share (after the one validation path, `modeldeploy.validation`). Pure.
 
 Both are remembered by their inputs (bounded LRU memos): a pass of an unchanged
 ModelDeployment neither searches layouts nor renders again. The key reads of the object only
-what planning and rendering read (name, namespace, labels, annotations, spec), so a status
-write (a new resourceVersion) keeps the entries.
+what planning and rendering read (plans: the spec; renderings: name, namespace, labels,
+annotations, spec), so a status write (a new resourceVersion) keeps the entries, and
+ModelDeployments with the same spec share one layout search.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ _plans: Memo[tuple[ModelFacts, Plan]] = Memo(1024)
 _rendered: Memo[list[Obj]] = Memo(1024)
 
 _READ_OF_OBJECT: Any = {"metadata": {"name", "namespace", "labels", "annotations"}, "spec": True}
+# The planner reads only the spec; the name and namespace are copied into the Plan
+# (planner.plan_deployment), so ModelDeployments with one spec share one layout search.
+_READ_BY_PLANNER: Any = {"spec": True}
 _PLAN_FAILURES = {"PoolNotFound": Reason.POOL_NOT_FOUND,
                   "MultiNodeUnavailable": Reason.MULTI_NODE_UNAVAILABLE}
 
@@ -49,11 +53,12 @@ class Target:
     pool: GPUPool
 
 
-def model_key(md: ModelDeployment) -> str:
-    """What planning and rendering read of the object, as a memo key (JSON). Only the fields
-    given: whether a field was given matters as well as its value (a `cache.mode` left out
-    may become a claim for a large model, `replicas` left out is the workload's count)."""
-    return md.model_dump_json(include=_READ_OF_OBJECT, exclude_unset=True)
+def model_key(md: ModelDeployment, read: Any = _READ_OF_OBJECT) -> str:
+    """What planning and rendering read of the object (`read`: a pydantic include), as a memo
+    key (JSON). Only the fields given: whether a field was given matters as well as its value
+    (a `cache.mode` left out may become a claim for a large model, `replicas` left out is the
+    workload's count)."""
+    return md.model_dump_json(include=read, exclude_unset=True)
 
 
 def _suggest(plan: Plan) -> str:
@@ -91,10 +96,12 @@ def plan_on_cluster(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
                          Reason.NO_POOLS_VISIBLE.value, no_pools_message), \
             Failure(Reason.NO_POOLS_VISIBLE, no_pools_message)
     # Facts by identity: the entry holds them, so the identity stays theirs.
-    key = "\0".join((model_key(md), str(id(facts)), str(kinds.leader_worker_set),
-                      *(p.model_dump_json() for p in pools)))
-    _, plan = _plans.get(key, lambda: (facts, plan_deployment(
+    key = "\0".join((model_key(md, _READ_BY_PLANNER), str(id(facts)),
+                      str(kinds.leader_worker_set), *(p.model_dump_json() for p in pools)))
+    _, shared = _plans.get(key, lambda: (facts, plan_deployment(
         md, facts, list(pools), multi_node_served=kinds.leader_worker_set)))
+    plan = shared.model_copy(update={"name": md.metadata.name,
+                                     "namespace": md.metadata.namespace})
     if not plan.feasible:
         return plan, Failure(_PLAN_FAILURES.get(plan.failure or "", Reason.NO_FEASIBLE_LAYOUT),
                              _suggest(plan))

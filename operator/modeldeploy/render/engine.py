@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 import yaml
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 ALLOWED_KINDS: frozenset[tuple[str, str]] = frozenset({
     ("apps/v1", "Deployment"),
@@ -87,12 +87,73 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Packaged templates do not change while the process runs: no stat of the template
+        # file on every render (docs/PERFORMANCE.md "Reconcile").
+        auto_reload=False,
     )
+
+
+_STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{t}" for t in ("str", "seq", "map"))
+_SPECIAL_KEYS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+
+
+class _Cyclic(Exception):
+    """An alias inside its own anchor: left to PyYAML's constructor, which builds cycles."""
+
+
+def _construct(loader: StrictLoader, node: Node, path: set[int]) -> Any:
+    """The Python value of a composed node, as StrictLoader would construct it.
+
+    Strings, plain mappings and sequences (nearly every node of a rendered object) are built
+    here directly; every other node (ints, booleans, nulls, explicit tags, merge keys, complex
+    keys) goes through the loader's own constructor. PyYAML's generic construction was most of
+    the parse time of a render (docs/PERFORMANCE.md "Reconcile")."""
+    tag = node.tag
+    if tag == _STR and isinstance(node, ScalarNode):
+        return node.value
+    if tag == _MAP and isinstance(node, MappingNode) and all(
+            isinstance(k, ScalarNode) and k.tag not in _SPECIAL_KEYS for k, _ in node.value):
+        if id(node) in path:
+            raise _Cyclic
+        path.add(id(node))
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if key_node.tag == _STR else loader.construct_object(key_node)
+            if key in out:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            out[key] = _construct(loader, value_node, path)
+        path.discard(id(node))
+        return out
+    if tag == _SEQ and isinstance(node, SequenceNode):
+        if id(node) in path:
+            raise _Cyclic
+        path.add(id(node))
+        items = [_construct(loader, item, path) for item in node.value]
+        path.discard(id(node))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def _load_all(text: str) -> list[Any]:
+    """yaml.load_all(text, StrictLoader), with the common nodes constructed directly."""
+    loader = StrictLoader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            try:
+                docs.append(_construct(loader, node, set()))
+            except _Cyclic:
+                docs.append(loader.construct_document(node))
+        return docs
+    finally:
+        loader.dispose()
 
 
 def parse(text: str, template: str) -> list[dict[str, Any]]:
     try:
-        docs = [d for d in yaml.load_all(text, Loader=StrictLoader) if d is not None]
+        docs = [d for d in _load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise RenderingError(f"{template} rendered invalid YAML: {exc}") from exc
     for doc in docs:

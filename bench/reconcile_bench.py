@@ -132,7 +132,7 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
         # create until converged; collapsed stacks ("raw" format) go to OUT.
         sampled = os.environ.get("RECONCILE_BENCH_PYSPY")
         sampler = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(proc.pid), "--rate", "250", "--format", "raw",
+            ["py-spy", "record", "--gil", "--pid", str(proc.pid), "--rate", "250", "--format", "raw",
              "--output", sampled], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL) if sampled else None
         start = time.monotonic()

@@ -70,7 +70,7 @@ def test_templates_only_output_literals_or_finalized_expressions(path: Path) -> 
 
 def test_environment_is_strict_and_json_finalizing() -> None:
     env = engine.environment()
-    assert env.finalize is engine.json_node
+    assert env.finalize is engine.finalize_value  # json_node outside a recording render
     assert env.undefined is jinja2.StrictUndefined
     assert env.autoescape is False
     with pytest.raises(jinja2.UndefinedError):

@@ -86,12 +86,25 @@ def as_failure(exc: ModeldeployError) -> Failure:
 def parse_model_deployment(body: Mapping[str, Any]) -> ModelDeployment:
     """The typed object, or InvalidSpec naming the offending field: the one validation path
     `plan` and `render` share (modeldeploy.validation). Valid bodies are remembered by their
-    content (the schema check is ~1 ms; observe and decide both parse)."""
+    content (the schema check is ~1 ms; observe and decide both parse). Validation reads
+    apiVersion, kind, metadata and spec: the key leaves out the status and the
+    resourceVersion (set on the result), so our own status write does not validate again."""
+    meta = body.get("metadata")
+    version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+    if not isinstance(version, str):
+        version = None  # absent or not a string: kept in the key, validation says why
+    read = {k: v for k, v in body.items() if k != "status"}
+    if version is not None:
+        read["metadata"] = {k: v for k, v in read["metadata"].items() if k != "resourceVersion"}
     try:
-        key = canonical_json(body)
+        key = canonical_json(read)
     except (TypeError, ValueError):  # not JSON (a hand-built body): validation says why
         return validate_model_deployment(body)
-    return _parsed.get(key, lambda: validate_model_deployment(body))
+    md = _parsed.get(key, lambda: validate_model_deployment(body))
+    if version is None or md.metadata.resource_version == version:
+        return md
+    return md.model_copy(update={"metadata": md.metadata.model_copy(
+        update={"resource_version": version})})
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
@@ -82,7 +84,7 @@ def environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         undefined=jinja2.StrictUndefined,
-        finalize=json_node,
+        finalize=finalize_value,
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -162,9 +164,121 @@ def parse(text: str, template: str) -> list[dict[str, Any]]:
     return docs
 
 
+# --- rendering by shape -------------------------------------------------------------------
+# Objects of one template differ mostly in their values (names, labels, sizes), not in their
+# structure. While a render records, `finalize_value` puts a numbered placeholder in place of
+# each value; the text with placeholders (the shape) is parsed once and remembered, and each
+# render fills the parsed shape with its values as YAML reads their JSON. Anything the shape
+# cannot stand for exactly (a placeholder not a whole node, used twice, a duplicate key after
+# filling, a value of another type) renders the text with the values and parses it, as before.
+# Parsing was about three quarters of a render's CPU (docs/PERFORMANCE.md "Reconcile").
+_VALUE_TOKEN = secrets.token_hex(16)
+_PLACEHOLDER = re.compile(f"modeldeploy-value:([0-9]+):{_VALUE_TOKEN}")
+_recording: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "modeldeploy_render_values", default=None)
+_shapes: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+_SHAPES = 256  # distinct (template, control flow) texts remembered; ~1-4 KB each
+
+
+def finalize_value(value: Any) -> str:
+    """The environment's `finalize`: `json_node(value)`, or while a render records, a
+    placeholder for the value (the JSON is still made: a value JSON refuses fails alike)."""
+    values = _recording.get()
+    if values is None:
+        return json_node(value)
+    if type(value) is not str:  # JSON encodes every str; other values may be refused
+        json_node(value)
+    values.append(value)
+    return f'"modeldeploy-value:{len(values) - 1}:{_VALUE_TOKEN}"'
+
+
+class _NotExact(Exception):
+    """The shape cannot stand for this render: render and parse the text instead."""
+
+
+@lru_cache(maxsize=1024)
+def _float_as_read(text: str) -> Any:
+    return _load_all(text)[0]  # YAML 1.1 reads 1e-05 (no dot) as a string
+
+
+def _as_read(value: Any) -> Any:
+    """What the strict YAML loader reads from `json_node(value)`, for JSON's own types."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float_as_read(json.dumps(value))
+    if isinstance(value, list | tuple):
+        return [_as_read(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {str.__str__(k): _as_read(v) for k, v in value.items()}
+    raise _NotExact  # other keys or types: JSON converts them its own way
+
+
+def _fill(node: Any, values: list[Any], used: list[int]) -> Any:
+    if isinstance(node, str):
+        if _VALUE_TOKEN not in node:
+            return node
+        found = _PLACEHOLDER.fullmatch(node)
+        if found is None:
+            raise _NotExact  # a placeholder inside a longer string
+        index = int(found.group(1))
+        used[index] += 1
+        return _as_read(values[index])
+    if isinstance(node, dict):
+        out: dict[Any, Any] = {}
+        for key, value in node.items():
+            filled = _fill(key, values, used)
+            if filled in out:
+                raise _NotExact  # a duplicate key: the text path names it
+            out[filled] = _fill(value, values, used)
+        return out
+    if isinstance(node, list):
+        return [_fill(v, values, used) for v in node]
+    return node
+
+
+def _shape(text: str, name: str) -> list[dict[str, Any]]:
+    held = _shapes.get(text)
+    if held is not None:
+        _shapes.move_to_end(text)
+        return held
+    try:
+        docs = parse(text, name)
+    except RenderingError as exc:
+        raise _NotExact from exc
+    _shapes[text] = docs
+    if len(_shapes) > _SHAPES:
+        _shapes.popitem(last=False)
+    return docs
+
+
+def _render_docs(name: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    template = environment().get_template(name)
+    values: list[Any] = []
+    token = _recording.set(values)
+    try:
+        text = template.render(**context)
+    finally:
+        _recording.reset(token)
+    if values:  # none: nothing to fill (or another finalize): parse the text itself
+        try:
+            used = [0] * len(values)
+            docs: list[dict[str, Any]] = _fill(_shape(text, name), values, used)
+            if all(count == 1 for count in used):
+                return docs
+        except (_NotExact, TypeError):  # TypeError: a filled key that cannot be a key
+            pass
+        text = template.render(**context)
+    return parse(text, name)
+
+
 def render_fragment(name: str, /, **context: Any) -> dict[str, Any]:
     """Render a template that produces one mapping that is not an object (the pod template)."""
-    docs = parse(environment().get_template(name).render(**context), name)
+    docs = _render_docs(name, context)
     if len(docs) != 1:
         raise RenderingError(f"{name} rendered {len(docs)} documents, expected 1")
     return docs[0]

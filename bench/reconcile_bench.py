@@ -10,12 +10,17 @@ the emulator (tests/integration/emulator.py) runs in this process on 127.0.0.1. 
 - writes and non-watch reads during a no-op resync window of two resync periods (both must
   be 0), and the passes the operator ran in it (its own `modeldeploy_reconcile_passes_total`);
 - the operator's RSS (peak and at the end);
+- CPU seconds until converged: the operator's, and this process's (mostly the emulator, also
+  the 16 threads creating the objects), against the floor client's and the emulator's in the
+  floor run; the 1-minute load average when each phase started (the machine is shared);
 - the floor: the same writes (apply Deployment, apply Service, patch status, create the
   `Planned` event) sent by a minimal script with as many threads as the operator runs
   reconciles at once (16), and the ratio. Converged means all four written for every object.
 
 Run: python bench/reconcile_bench.py --n 10 100 500 2000. Results go into docs/PERFORMANCE.md by
-hand.
+hand. To see where the operator's time goes: RECONCILE_BENCH_PYSPY=OUT (py-spy on PATH; the
+operator's stacks holding the GIL, sampled from the first create until converged) or
+RECONCILE_BENCH_PROFILE=OUT (cProfile of the whole operator run); times are then not comparable.
 """
 
 from __future__ import annotations
@@ -128,6 +133,7 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
         baseline_rss = rss_kib(proc.pid)[0]
         mark = server.emulator.log_mark()
         cpu_start, bench_cpu_start = cpu_s(proc.pid), cpu_s(os.getpid())
+        load = os.getloadavg()[0]
         # RECONCILE_BENCH_PYSPY=OUT: sample the operator with py-spy (on PATH) from the first
         # create until converged; collapsed stacks ("raw" format) go to OUT.
         sampled = os.environ.get("RECONCILE_BENCH_PYSPY")
@@ -203,7 +209,7 @@ def run_operator_bench(n: int, resync: float, timeout: float) -> dict[str, Any]:
             "noop_window_writes": sum(r.is_write for r in window),
             "noop_window_reads": sum(r.method == "GET" and r.verb != "watch" for r in window),
             "noop_window_passes": window_passes, "converge_passes": converge_passes,
-            "operator_cpu_s": round(cpu[0], 2), "emulator_cpu_s": round(cpu[1], 2),
+            "operator_cpu_s": round(cpu[0], 2), "load": load, "emulator_cpu_s": round(cpu[1], 2),
             "rss_baseline_mib": baseline_rss / 1024, "rss_converged_mib": rss_converged[0] / 1024,
             "rss_end_mib": rss_end / 1024, "rss_peak_mib": rss_peak / 1024,
         }
@@ -275,7 +281,7 @@ def floor_bench(n: int) -> dict[str, Any]:
             custom.create_namespaced_custom_object("modeldeploy.dev", "v1alpha1", NS,
                                                    "modeldeployments", model_deployment(f"m{i}"))
         mark = server.emulator.log_mark()
-        bench_cpu_start = cpu_s(os.getpid())
+        bench_cpu_start, load = cpu_s(os.getpid()), os.getloadavg()[0]
         out = subprocess.run([sys.executable, __file__, "--floor-client", str(kubeconfig)],
                              check=False, capture_output=True, text=True, timeout=1200)
         if out.returncode != 0:
@@ -285,7 +291,8 @@ def floor_bench(n: int) -> dict[str, Any]:
         emulator_cpu = cpu_s(os.getpid()) - bench_cpu_start
         wall, client_cpu = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
         return {"n": n, "wall_s": wall, "requests_per_object": len(requests) / n,
-                "client_cpu_s": round(client_cpu, 2), "emulator_cpu_s": round(emulator_cpu, 2)}
+                "client_cpu_s": round(client_cpu, 2), "emulator_cpu_s": round(emulator_cpu, 2),
+                "load": load}
     finally:
         api.close()
         server.stop()
@@ -306,8 +313,8 @@ def main() -> None:
           f", load average {os.getloadavg()[0]:.1f}")
     header = ("| N | converge all (s) | p50 (s) | p99 (s) | API req/object (reads + writes) | "
               "no-op resync: writes / reads / passes | RSS peak (MiB) | floor (s) | "
-              "floor req/object | "
-              "time ratio |")
+              "floor req/object | time ratio | CPU s: operator + emulator / floor client + "
+              "emulator | load |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for n in args.n:
@@ -319,7 +326,9 @@ def main() -> None:
               f"{op['noop_window_reads']} / {op['noop_window_passes']} | "
               f"{op['rss_peak_mib']:.0f} | "
               f"{fl['wall_s']:.2f} | {fl['requests_per_object']:.1f} | "
-              f"{op['wall_s'] / fl['wall_s']:.1f}x |", flush=True)
+              f"{op['wall_s'] / fl['wall_s']:.2f}x | {op['operator_cpu_s']:.1f} + "
+              f"{op['emulator_cpu_s']:.1f} / {fl['client_cpu_s']:.1f} + {fl['emulator_cpu_s']:.1f} | "
+              f"{op['load']:.1f}, {fl['load']:.1f} |", flush=True)
         print(f"<!-- {op} {fl} load average {os.getloadavg()[0]:.1f} -->", flush=True)
 
 

@@ -159,3 +159,23 @@ def test_candidate_children_follow_installed_apis() -> None:
     assert ChildRef("monitoring.coreos.com/v1", "ServiceMonitor", "ns", "m") in full
     assert ChildRef("keda.sh/v1alpha1", "ScaledObject", "ns", "m") in full
     assert full[-1] == ChildRef("http.keda.sh/v1alpha1", "HTTPScaledObject", "ns", "m")
+
+
+def _scalar_rule(observed: Any, desired: Any) -> bool:
+    """contains' rule for a scalar field, as its general path states it."""
+    if isinstance(desired, bool) or isinstance(observed, bool):
+        return observed is desired or (observed is None and desired is False)
+    if observed == desired or (observed is None and desired in ("", 0, None)):
+        return True
+    left, right = quantity(observed), quantity(desired)
+    return left is not None and left == right
+
+
+_QUANTITY_TEXT = st.sampled_from(["1", "1Gi", "1024Mi", "0.5", "500m", "", "0", "1e3", "true"])
+
+
+@given(_QUANTITY_TEXT | st.text(max_size=4),
+       st.none() | st.booleans() | st.integers(-2, 2000) | st.floats(allow_nan=False)
+       | _QUANTITY_TEXT | st.text(max_size=4) | st.lists(st.text(max_size=2), max_size=2))
+def test_a_string_field_follows_the_scalar_rule(desired: str, observed: Any) -> None:
+    assert contains(observed, desired) is _scalar_rule(observed, desired)

@@ -82,3 +82,18 @@ def test_kubectl_get_sample_shows_the_examples_planned_layouts() -> None:
         now = (plan["gpuProduct"], str(plan["tensorParallelSize"]), str(plan["pipelineParallelSize"]))
         assert (gpu, tp, pp) == now, f"README's kubectl get row for {name} is stale; the plan is now {now}"
         assert ready in {"True", "False", "Unknown"} and 0 <= int(replicas) <= int(str(plan["replicas"]))
+
+
+def test_the_two_kv_numbers_are_explained_and_mean_what_the_readme_says() -> None:
+    """New-user trial (2026-11-30): the table's KV/GPU and the reason's "KV" differ; the README
+    says which is which, and the examples' plans bear it out."""
+    intro = README[README.index("`make plan` prints a table like this"):README.index("```", README.index("`make plan` prints"))]
+    said = " ".join(intro.split())
+    assert "KV/GPU column is the KV cache each GPU has left" in said and "`kvCacheGiB`" in said
+    assert "`KV` in the reason is what the plan must hold" in said and "`kvRequiredGiB`" in said
+    result = runner.invoke(app, ["plan", *map(str, EXAMPLES), "--offline", "-o", "json"])
+    for plan in json.loads(result.stdout):
+        m = plan["memoryPerGPU"]
+        assert abs(m["kvCacheGiB"] - (m["budgetGiB"] - m["weightsGiB"] - m["overheadGiB"])) <= 0.02, plan["name"]
+        assert f", KV {m['kvRequiredGiB']:.2f} for " in plan["reason"], plan["name"]
+        assert m["kvCacheGiB"] >= m["kvRequiredGiB"] - 0.01, plan["name"]  # every example fits

@@ -178,6 +178,11 @@ def test_a_gptq_checkpoint_given_by_hf_config_is_named_in_the_reason(tmp_path: P
     weights = f"{row['memoryPerGPU']['weightsGiB']:.2f}"
     assert f"(weights {weights} as gptq 4-bit," in row["reason"]
     assert row["memoryPerGPU"]["weightsGiB"] == round(5_730_000_000 / 1024**3, 2)  # the checkpoint's own size
+    # The plan says the precision it sized (was null), and vLLM still reads it from the config.
+    assert row["quantization"] == "gptq" and row["onlineQuantization"] is False
+    code, out, err = invoke("render", path, "-o", "json")
+    assert code == 0, err
+    assert '"--tensor-parallel-size"' in out and '"--quantization"' not in out
 
 
 def test_compare_api_keeps_json_json_and_tables_whole(tmp_path: Path) -> None:

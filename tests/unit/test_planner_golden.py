@@ -89,7 +89,8 @@ def test_deepseek_v3_needs_two_h100_nodes_or_one_h200_node() -> None:
     on_h200 = plan_deployment(md, deepseek, [H200X8])
     assert on_h200.feasible, on_h200.reason
     assert (on_h200.tensor_parallel_size, on_h200.pipeline_parallel_size, on_h200.nodes_per_replica) == (8, 1, 1)
-    assert on_h200.quantization is None  # served as its own FP8 checkpoint
+    # Served as its own FP8 checkpoint: the plan says so, and vLLM reads the method from its config.
+    assert on_h200.quantization == "fp8" and not on_h200.online_quantization
 
 
 def test_qwen3_235b_fp8_is_refused_at_tp8_and_runs_at_tp4() -> None:
@@ -182,7 +183,8 @@ def test_fp8_quantization_halves_linear_weights() -> None:
     llama = facts("meta-llama/Llama-3.3-70B-Instruct")
     bf16 = plan_deployment(make_md(llama.id), llama, [H100X8])
     fp8 = plan_deployment(make_md(llama.id, model={"quantization": "fp8"}), llama, [H100X8])
-    assert fp8.quantization == "fp8" and bf16.quantization is None
+    assert fp8.quantization == "fp8" and fp8.online_quantization  # vLLM quantizes at load
+    assert bf16.quantization == "none" and not bf16.online_quantization
     # 131.4 GiB in bf16, 67.7 GiB in fp8: both need TP 2 on H100-80GB (the v0.11 logs show fp8 at
     # TP 1 leaves no KV cache), with about half the weights per GPU in fp8.
     assert fp8.memory_per_gpu is not None and bf16.memory_per_gpu is not None

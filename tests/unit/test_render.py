@@ -78,12 +78,16 @@ def test_optional_flags_only_when_the_plan_sets_them() -> None:
     m, p, pool = llama_8b()
     args = container(render_objects(m, p, pool)[0])["args"]
     assert "--max-num-seqs" not in args and "--revision" not in args
-    p2 = p.model_copy(update={"quantization": "fp8", "kv_cache_dtype": "fp8", "max_num_batched_tokens": None})
+    p2 = p.model_copy(update={"quantization": "fp8", "online_quantization": True, "kv_cache_dtype": "fp8",
+                              "max_num_batched_tokens": None})
     args2 = container(render_objects(m, p2, pool)[0])["args"]
     assert flag(args2, "--quantization") == "fp8" and flag(args2, "--kv-cache-dtype") == "fp8"
     assert "--max-num-batched-tokens" not in args2
-    p3 = p.model_copy(update={"quantization": "none"})
-    assert "--quantization" not in container(render_objects(m, p3, pool)[0])["args"]
+    # A pre-quantized checkpoint (the plan names its method): vLLM reads it from the config and
+    # picks the fastest kernel (gptq_marlin over gptq); --quantization would pin the slower one.
+    for stored in ("none", "gptq", "fp8"):
+        p3 = p.model_copy(update={"quantization": stored})
+        assert "--quantization" not in container(render_objects(m, p3, pool)[0])["args"]
 
 
 def test_gpus_node_selector_tolerations_and_resources() -> None:
@@ -141,7 +145,8 @@ def test_expected_start_formula_grows_with_model_size_and_fp8_on_load_doubles_th
         return sizing(p.model_copy(update=update), RenderOptions()).startup_seconds
 
     small = expected_start(memory_per_gpu=p.memory_per_gpu.model_copy(update={"weights_gib": 2.0}))  # type: ignore[union-attr]
-    assert small < expected_start() < expected_start(quantization="fp8")
+    assert small < expected_start() < expected_start(quantization="fp8", online_quantization=True)
+    assert expected_start(quantization="fp8") == expected_start()  # an FP8 checkpoint downloads as stored
     assert expected_start(memory_per_gpu=None) == 3600
 
 

@@ -80,7 +80,13 @@ class Plan(_Out):
     max_num_batched_tokens: int | None = None
     kv_cache_tokens: int | None = None
     kv_cache_dtype: str = "auto"
-    quantization: str | None = None
+    quantization: str | None = Field(default=None, description=(
+        "The weight quantization the plan sized: the checkpoint's own method from its quantization_config "
+        "(gptq, awq, fp8, compressed-tensors, bitsandbytes, mxfp4, nvfp4, ...), fp8 when vLLM quantizes a "
+        "16-bit checkpoint at load, none for 16-bit weights; None only when the spec could not be planned"))
+    online_quantization: bool = Field(default=False, description=(
+        "vLLM quantizes the 16-bit checkpoint at load (spec.model.quantization): the plan passes "
+        "--quantization; a pre-quantized checkpoint's method vLLM reads from its config"))
     dtype: str = "auto"
     expert_parallel: bool = False
     memory_per_gpu: MemoryPerGPU | None = Field(default=None, alias="memoryPerGPU")

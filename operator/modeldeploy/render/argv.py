@@ -150,7 +150,7 @@ def vllm_args(
         flags.append(("--max-num-seqs", str(plan.max_num_seqs)))
     if plan.max_num_batched_tokens is not None:
         flags.append(("--max-num-batched-tokens", str(plan.max_num_batched_tokens)))
-    if plan.quantization not in (None, "none"):
+    if plan.online_quantization:  # a pre-quantized checkpoint: vLLM picks its kernel from the config
         flags.append(("--quantization", str(plan.quantization)))
     if plan.expert_parallel:
         flags.append(("--enable-expert-parallel", None))

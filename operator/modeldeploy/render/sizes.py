@@ -39,6 +39,6 @@ def sizing(plan: Plan, options: RenderOptions) -> Sizing:
     mem = plan.memory_per_gpu
     if mem is None or not plan.gpus_per_replica:
         return Sizing(None, options.startup_unknown_seconds, 200)
-    ckpt = mem.weights_gib * plan.gpus_per_replica * (2 if plan.quantization == "fp8" else 1)
+    ckpt = mem.weights_gib * plan.gpus_per_replica * (2 if plan.online_quantization and plan.quantization == "fp8" else 1)
     startup = options.startup_base_seconds + math.ceil(options.startup_seconds_per_gib * ckpt)
     return Sizing(ckpt, startup, math.ceil(1.1 * ckpt) + 10)

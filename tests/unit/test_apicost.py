@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,13 @@ def test_break_even_is_fixed_daily_cost_over_the_api_price_per_token() -> None:
     hourly = plan.cost_per_hour * plan.performance.replicas
     assert row.break_even_tokens_per_day == pytest.approx(hourly * 24 / (4.375 / 1e6))
     assert row.self_monthly == pytest.approx(hourly * HOURS_PER_MONTH, rel=1e-6)
-    [never] = compare(plan, md.spec.serving.workload, cheap)
-    assert never.break_even_tokens_per_day is None  # self-hosting costs more per token even at full load
+    assert row.break_even_above_capacity is False  # the replicas serve that volume within the SLO
+    [beyond] = compare(plan, md.spec.serving.workload, cheap)
+    # Self-hosting costs more per token even at capacity: the volume exists, the replicas cannot serve it.
+    assert beyond.break_even_tokens_per_day == pytest.approx(hourly * 24 / (0.001 / 1e6))
+    assert beyond.break_even_above_capacity is True
+    free = PriceList(date="d", prices=[ApiPrice(name="free", input_per_million=0, output_per_million=0)])
+    assert compare(plan, md.spec.serving.workload, free)[0].break_even_tokens_per_day is None  # never
     assert compare(plan, None, dear) == []
 
 
@@ -91,3 +97,29 @@ def test_cli_compares_with_builtin_and_own_prices(tmp_path: Path) -> None:
     bad.write_text("date: x\nprices:\n  - {name: a, inputPerMillion: -1, outputPerMillion: 1}\n")
     refused = runner.invoke(app, ["plan", str(md), "--compare-api", str(bad), "--offline"])
     assert refused.exit_code == 2 and "bad.yaml: prices.0.inputPerMillion" in refused.output
+
+
+def test_a_lower_self_hosted_price_never_sits_beside_never(tmp_path: Path) -> None:
+    """New-user trial (2026-11-30): with an SLO the replicas miss at the workload, the table put
+    "never" (break-even beyond capacity within the SLO) next to a lower Self $/M (at the
+    workload). Self cheaper at the workload means the workload is above the break-even volume."""
+    md = tmp_path / "md.yaml"
+    md.write_text("apiVersion: modeldeploy.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {name: chat}\n"
+                  "spec:\n  model: {name: meta-llama/Llama-3.1-8B-Instruct}\n  serving:\n    maxModelLen: 8192\n"
+                  "    workload: {inputTokens: 2000, outputTokens: 500, concurrency: 64}\n"
+                  "    slo: {ttftMs: 10, tpotMs: 1}\n")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("date: x\nprices:\n  - {name: Mid, inputPerMillion: 0.54, outputPerMillion: 0.54}\n")
+    runner = CliRunner()
+    shown = runner.invoke(app, ["plan", str(md), "--offline", "--compare-api", str(prices), "-o", "json"])
+    (plan,) = json.loads(shown.stdout)
+    (row,) = plan["apiComparison"]["apis"]
+    perf = plan["performance"]
+    workload_tokens_per_day = perf["requestsPerSecond"] * perf["replicas"] * 2500 * 86_400
+    assert row["selfPerMillion"] < row["apiPerMillion"] and not perf["meetsSLO"]
+    assert row["breakEvenTokensPerDay"] < workload_tokens_per_day and row["breakEvenAboveCapacity"]
+    table = runner.invoke(app, ["plan", str(md), "--offline", "--compare-api", str(prices)], env={"COLUMNS": "250"})
+    line = next(ln for ln in table.stdout.splitlines() if "│ Mid" in ln)
+    assert "never" not in line and "above capacity" in line
+    said = " ".join(table.stdout.split())
+    assert "chat: the workload misses spec.serving.slo on 1 replica: Self $/M is at the workload" in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -237,3 +238,18 @@ def test_a_pools_node_network_reaches_the_prediction_across_nodes() -> None:
     assert fast_plan.performance is not None and slow_plan.performance is not None
     assert slow_plan.performance.tpot_ms > fast_plan.performance.tpot_ms
     assert slow_plan.performance.ttft_ms > fast_plan.performance.ttft_ms
+
+
+def test_the_reason_names_the_choice_as_the_slo_made_it() -> None:
+    """New-user trial (2026-11-30): an unmeetable SLO's reason said "cheapest of N feasible
+    layouts" for a layout chosen as the closest to the SLO, not the cheapest."""
+    workload = {"inputTokens": 1000, "outputTokens": 200, "concurrency": 4}
+    unmeetable = _plan(_md(workload=dict(workload), slo={"tpotMs": 0.5}))
+    feasible = unmeetable.reason.split(" feasible layouts")[0].split(" of ")[-1]
+    assert unmeetable.reason.startswith(f"closest to spec.serving.slo of {feasible} feasible layouts (none meets it): ")
+    assert "cheapest" not in unmeetable.reason
+    # A TPOT only fast GPUs meet: the cheapest among the layouts that meet it, not among all.
+    some = _plan(_md(workload=dict(workload), slo={"tpotMs": 25}))
+    meeting = re.match(r"cheapest of the (\d+) feasible layouts that meet spec\.serving\.slo \((\d+) fit\): ", some.reason)
+    assert meeting and 0 < int(meeting[1]) < int(meeting[2]), some.reason
+    assert _plan(_md(workload=dict(workload))).reason.startswith("cheapest of ")

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import InvalidSpec
-from ..planner.apicost import PriceList, builtin_prices, compare, parse_price_list
+from ..planner.apicost import Comparison, PriceList, builtin_prices, compare, parse_price_list
 from .planning import PlannedDeployment
 
 
@@ -47,11 +47,17 @@ def _tokens(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def _break_even(row: Comparison) -> str:
+    """The volume, and whether the replicas can serve it within the SLO ("never": a free API)."""
+    text = _tokens(row.break_even_tokens_per_day)
+    return f"{text} (above capacity)" if row.break_even_above_capacity else text
+
+
 def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
-def _workload_rows(item: PlannedDeployment, prices: PriceList) -> list[Any]:
+def _workload_rows(item: PlannedDeployment, prices: PriceList) -> list[Comparison]:
     workload = item.deployment.spec.serving.workload if item.deployment else None
     return compare(item.plan, workload, prices) if workload else []
 
@@ -66,20 +72,27 @@ def comparison_wire(item: PlannedDeployment, prices: PriceList) -> dict[str, Any
 def comparison_table(planned: list[PlannedDeployment], prices: PriceList, console: Console) -> None:
     """One row per (plan, API); plans without a workload prediction are named, not priced."""
     table = Table(title=f"self-hosting vs hosted APIs (prices of {prices.date}, $ per million tokens)")
-    for col in ("Name", "API", "API $/M", "Self $/M", "Self $/M full load", "Self $/month",
+    for col in ("Name", "API", "API $/M", "Self $/M", "Self $/M at capacity", "Self $/month",
                 "API $/month", "Break-even tokens/day", "Capacity tokens/day"):
         table.add_column(col, justify="left" if col in {"Name", "API"} else "right",
                          overflow="fold")  # wrap inside the cell, never cut a name or number short
-    skipped = []
+    skipped, missed = [], []
     for item in planned:
         rows = _workload_rows(item, prices)
         if not rows:
             skipped.append(item.plan.name)
+        elif item.plan.performance is not None and not item.plan.performance.meets_slo:
+            missed.append(item.plan)
         for r in rows:
             table.add_row(r.plan, r.api, f"{r.api_per_million:.3f}", _money(r.self_per_million),
                           _money(r.self_per_million_full_load), _money(r.self_monthly), _money(r.api_monthly),
-                          _tokens(r.break_even_tokens_per_day), _tokens(r.capacity_tokens_per_day))
+                          _break_even(r), _tokens(r.capacity_tokens_per_day))
     console.print(table)
+    for plan in missed:  # Self $/M and capacity are then at different loads: say which
+        replicas = plan.performance.replicas if plan.performance else 1
+        console.print(f"{plan.name}: the workload misses spec.serving.slo on {replicas} replica{'s' if replicas != 1 else ''}: "
+                      "Self $/M is at the workload; Self $/M at capacity, Capacity and \"above capacity\" are at "
+                      "the most requests in flight that meet it (one, when none does)", highlight=False)
     if skipped:
         console.print(f"not compared (no spec.serving.workload, no performance prediction or no price): "
                       f"{', '.join(skipped)}", highlight=False)

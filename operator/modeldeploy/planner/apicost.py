@@ -4,7 +4,11 @@ For a plan with a `performance` block (spec.serving.workload): the request mix (
 output tokens per request) prices each API as a blend; the deployment costs its replicas'
 GPU-hours whatever the traffic, so it breaks even at the daily volume where the API bill
 equals that fixed cost: tokens/day = (replicas × $/h × 24) / (API $ per token). Above it
-self-hosting is cheaper — up to what the replicas can serve (capacity), which the table shows.
+self-hosting is cheaper — up to what the replicas can serve within the SLO (capacity), which the
+table shows; a break-even volume above capacity is still a number, marked as such (self-hosting
+costs more per token even at capacity). When the replicas miss the SLO at the workload, the
+workload is above capacity, and Self $/M (at the workload) can be below the API's while the
+break-even is above capacity: both are true, and the CLI says which load each is at.
 """
 
 from __future__ import annotations
@@ -88,8 +92,9 @@ class Comparison:
     self_per_million_full_load: float | None  # one replica at its capacity
     self_monthly: float | None  # the replicas serving the workload, 24/7
     api_monthly: float  # the workload's tokens at the API's prices
-    break_even_tokens_per_day: float | None  # None: never (self-hosting costs more per token)
+    break_even_tokens_per_day: float | None  # None: never (a free API)
     capacity_tokens_per_day: float | None  # what those replicas serve at capacity
+    break_even_above_capacity: bool | None = None  # the replicas cannot serve that volume within the SLO
 
 
 def compare(plan: Plan, workload: Workload | None, prices: PriceList) -> list[Comparison]:
@@ -107,15 +112,16 @@ def compare(plan: Plan, workload: Workload | None, prices: PriceList) -> list[Co
     out = []
     for price in prices.prices:
         blended = price.blended(inputs, outputs)
-        full = perf.capacity_cost_per_million_tokens
-        never = blended <= 0 or (full is not None and full >= blended)
+        break_even = hourly * 24 / (blended / 1e6) if blended > 0 else None
         out.append(Comparison(
             plan=plan.name, api=price.name, api_per_million=round(blended, 4),
-            self_per_million=perf.cost_per_million_tokens, self_per_million_full_load=full,
+            self_per_million=perf.cost_per_million_tokens,
+            self_per_million_full_load=perf.capacity_cost_per_million_tokens,
             self_monthly=round(hourly * HOURS_PER_MONTH, 2),
             api_monthly=round(tokens_per_day * 30.4 * blended / 1e6, 2),
-            break_even_tokens_per_day=None if never else hourly * 24 / (blended / 1e6),
+            break_even_tokens_per_day=break_even,
             capacity_tokens_per_day=capacity,
+            break_even_above_capacity=None if break_even is None or capacity is None else break_even > capacity,
         ))
     return out
 

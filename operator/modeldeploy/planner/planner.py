@@ -13,21 +13,22 @@ from ..facts.quantization import online_fp8
 from .advice import hardware_that_fits
 from .autoscaling_target import autoscaling_target
 from .gpu_rules import pool_capability, weight_only_note
-from .memory import (
-    DEFAULT_KV_SEQUENCES,
-    DEFAULT_MAX_MODEL_LEN,
-    Precision,
-    Weights,
-    precision_for,
-    weights_for,
-)
+from .memory import DEFAULT_KV_SEQUENCES, DEFAULT_MAX_MODEL_LEN, Precision, Weights, precision_for, weights_for
 from .mm_args import multimodal_args
 from .overhead import encoder_note, profile_for_image
 from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules, slice_note
 from .search import Candidate, Request, all_candidates, multi_node_refusal, policy_key, profiling_step, tp_options
-from .workload import LoadRequest, WorkloadSizer, choose, performance, replicas_sentence, request_for_workload
+from .workload import (
+    LoadRequest,
+    WorkloadSizer,
+    choose,
+    chosen_words,
+    performance,
+    replicas_sentence,
+    request_for_workload,
+)
 
 ANY_POOL = "*"  # rejections that hold for every pool (a rule of the model itself)
 
@@ -138,12 +139,10 @@ def _weights_format(precision: Precision) -> str:
     return f" as {q.method}" if named_width else f" as {q.method} {q.bits}-bit"
 
 
-def _choice_reason(c: Candidate, policy: str, others: int, req: Request, precision: Precision) -> str:
+def _choice_reason(c: Candidate, chosen: str, req: Request, precision: Precision) -> str:
     m = c.memory
     assert m is not None
     cost = f" at ${c.cost:.2f}/h" if c.cost is not None else " (price unknown)"
-    why = {"cheapest": "cheapest", "fewestGPUs": "fewest GPUs", "fastest": "fastest"}[policy]
-    chosen = f"{why} of {others} feasible layouts" if others > 1 else "the only feasible layout"
     return (
         f"{chosen}: {_describe(c)}{cost}; uses {gib_text(m.needed)} of "
         f"{gib_text(m.budget)} GiB per GPU (weights {gib_text(m.weights)}{_weights_format(precision)}, KV {gib_text(m.kv_required)} "
@@ -330,11 +329,12 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         fixes = _suggestions(search, candidates)
         return Plan(**base, feasible=False, failure=failure, reason=_with_fixes(reason, fixes),
                     rejected=rejected, suggestions=fixes)
-    workload_fields, best, reason_note = _sized_for_load(search, candidates, best)
+    workload_fields, best, reason_note, meeting = _sized_for_load(search, candidates, best)
     m = best.memory
     assert m is not None
-    feasible_count = sum(1 for c in candidates if c.feasible)
-    reason = _choice_reason(best, str(req.policy), feasible_count, req, prec) + reason_note
+    chosen = chosen_words(str(req.policy), sum(1 for c in candidates if c.feasible), meeting,
+                          md.spec.serving.slo is not None)
+    reason = _choice_reason(best, chosen, req, prec) + reason_note
     if missing:
         reason += f" (ignored unknown pools: {', '.join(missing)})"
     # The weight-only kernel on an older GPU; the quantized MLP's kernel at this TP; what the
@@ -372,11 +372,13 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     )
 
 
-def _sized_for_load(search: _Search, candidates: list[Candidate], best: Candidate) -> tuple[dict[str, Any], Candidate, str]:
-    """With spec.serving.workload: the layout × replica count for the load, its prediction."""
+def _sized_for_load(search: _Search, candidates: list[Candidate],
+                    best: Candidate) -> tuple[dict[str, Any], Candidate, str, int | None]:
+    """With spec.serving.workload: the layout × replica count for the load, its prediction, and
+    how many layouts meet the SLO (None without a workload or GPU specs)."""
     load = LoadRequest.from_spec(search.md)
     if load is None:
-        return {"autoscaling_target": autoscaling_target(search.md, None, None)}, best, ""
+        return {"autoscaling_target": autoscaling_target(search.md, None, None)}, best, "", None
     sizer = WorkloadSizer(search.facts, search.precision, search.weights, load, search.request.vllm,
                           search.request.max_model_len)
     choice = choose(sizer, [c for c in candidates if c.feasible], search.request.policy, best, _describe)
@@ -391,7 +393,7 @@ def _sized_for_load(search: _Search, candidates: list[Candidate], best: Candidat
         p = s.prediction
         note = (f"; at the workload {replicas_sentence(s, load)}: "
                 f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms, {p.output_tokens_per_second:.0f} output tokens/s") + note
-    return fields, choice.candidate, note
+    return fields, choice.candidate, note, choice.meeting
 
 
 __all__ = ["Weights", "build_request", "plan_deployment"]

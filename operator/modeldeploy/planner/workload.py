@@ -239,6 +239,7 @@ class WorkloadChoice:
     candidate: Candidate
     sizing: Sizing | None
     note: str | None
+    meeting: int | None = None  # sized layouts that meet the SLO (None: none could be sized)
 
 
 def choose(sizer: WorkloadSizer, feasible: Sequence[Candidate], policy: Policy, fallback: Candidate,
@@ -249,7 +250,25 @@ def choose(sizer: WorkloadSizer, feasible: Sequence[Candidate], policy: Policy, 
         return WorkloadChoice(fallback, None, missing_specs_message(fallback.pool))
     best = min(sized, key=rank_key(policy, sizer.load))
     note = None if best.meets_slo else _miss_note(best, sizer.load, describe)
-    return WorkloadChoice(best.candidate, best, note)
+    return WorkloadChoice(best.candidate, best, note, sum(1 for s in sized if s.meets_slo))
+
+
+POLICY_WORDS = {"cheapest": "cheapest", "fewestGPUs": "fewest GPUs", "fastest": "fastest"}
+
+
+def chosen_words(policy: str, feasible: int, meeting: int | None, slo: bool) -> str:
+    """How the reason names the choice among `feasible` layouts: by the policy among those that
+    meet the SLO (without one: serve the workload without queueing), or as the closest when
+    none does (rank_key ranks by the shortfall first). `meeting` None: no workload was sized."""
+    target = "spec.serving.slo" if slo else "the workload without queueing"
+    if feasible <= 1:
+        return "the only feasible layout"
+    if meeting == 0:
+        return f"closest to {target} of {feasible} feasible layouts (none meets it)"
+    if meeting is not None and meeting < feasible:
+        meet = "meet spec.serving.slo" if slo else "serve the workload without queueing"
+        return f"{POLICY_WORDS[policy]} of the {meeting} feasible layouts that {meet} ({feasible} fit)"
+    return f"{POLICY_WORDS[policy]} of {feasible} feasible layouts"
 
 
 def _miss_note(s: Sizing, load: LoadRequest, describe: Callable[[Candidate], str]) -> str:

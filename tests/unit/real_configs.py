@@ -29,6 +29,13 @@ def hub_config(repo: str) -> dict[str, Any]:
     return data
 
 
+def catalog_config(repo: str) -> dict[str, Any]:
+    """The config.json a catalog data file holds verbatim (its configSource says where it was read)."""
+    path = FIXTURES.parents[1] / "operator/modeldeploy/data/models" / (repo.replace("/", "--") + ".yaml")
+    config: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
+    return config
+
+
 QWEN25_VL_72B_AWQ = "awq-vision-model-unpinned"  # Qwen/Qwen2.5-VL-72B-Instruct-AWQ
 QWEN2_72B_GPTQ_INT8 = "gptq-int8-padded-tp4-clean"  # Qwen/Qwen2-72B-Instruct-GPTQ-Int8 (published: 29696)
 QWEN3_30B_A3B_FP8 = "fp8-block-rule-from-checkpoint"  # Qwen/Qwen3-30B-A3B-FP8

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from tests.unit.real_configs import GEMMA3_27B, case_config
+from tests.unit.real_configs import GEMMA3_27B, case_config, catalog_config
 from typer.testing import CliRunner
 
 from modeldeploy.cli.main import app
@@ -21,13 +20,6 @@ from modeldeploy.facts.model import FactsSource
 ROOT = Path(__file__).resolve().parents[2]
 LLAMA_8B = json.loads((ROOT / "tests/fixtures/hub/meta-llama/Llama-3.1-8B-Instruct/config.json").read_text())
 LLAMA_8B_BYTES = 16060522496  # the published index's metadata.total_size (hub fixture)
-
-
-def catalog_config(repo: str) -> dict[str, Any]:
-    """The config.json a catalog data file holds verbatim (its configSource names where from)."""
-    path = ROOT / "operator/modeldeploy/data/models" / (repo.replace("/", "--") + ".yaml")
-    config: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
-    return config
 
 
 @pytest.mark.parametrize(("key", "default"), [("hidden_size", 4096), ("num_hidden_layers", 32),

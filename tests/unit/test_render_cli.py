@@ -43,8 +43,9 @@ def test_deepseek_spans_two_h100_nodes_as_a_leader_worker_set(tmp_path: Path) ->
     code, out, err = render(path, "--pools", POOLS, "--offline")
     assert code == 0, err
     docs = {d["kind"]: d for d in yaml.safe_load_all(out)}
-    # 727 GiB of cache is more than a node's root disk: a claim, not an emptyDir
-    assert docs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "711Gi"  # ceil(1.1 x served weights) + 10; the checkpoint on disk is 641 GiB
+    # 716 GiB of cache is more than a node's root disk: a claim, not an emptyDir. Sized from the
+    # 641.3 GiB the checkpoint stores (688574839360 bytes, its MTP layer included): ceil(1.1 x 641.3) + 10.
+    assert docs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "716Gi"
     lws = docs["LeaderWorkerSet"]
     tmpl = lws["spec"]["leaderWorkerTemplate"]
     assert tmpl["size"] == 2

@@ -28,8 +28,9 @@ from typing import Any
 from ..errors import ConfigFieldError, ModelUnresolved
 from .checkpoint import Checkpoint as Checkpoint  # re-exported: callers import it from here
 from .encoder import encoder_facts
-from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes, mtp_layer_parameters, mtp_layers
+from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_bytes
 from .model import FactsSource, ModelFacts, ParameterSource
+from .mtp import expected_bytes, mtp_modules
 from .quantization import parse_quantization
 from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, sparse_attention
 
@@ -296,29 +297,30 @@ def facts_from_hf(
     if quant is not None and counts is not None and counts.bytes:
         exact = True  # the weights are the stored bytes; the parameter count comes from the shapes
     dtype = stored or dtype
-    mtp, unloaded = _stored_mtp(shapes, quant, dtype, parameters - parts.total if exact and quant is None else None)
-    if exact and quant is None:
-        parameters -= mtp  # served parameters: vLLM skips the MTP modules the counts include
+    mtp = mtp_modules(shapes, quant, DTYPE_BYTES[dtype], parts, _counted_bytes(counts, parameters, dtype, quant, exact))
+    if mtp.in_counts and quant is None:
+        parameters -= mtp.parameters  # served parameters: vLLM skips the MTP modules the counts include
     param_source = ParameterSource.SAFETENSORS if exact else ParameterSource.ESTIMATE
     architectures = [str(a) for a in (config.get("architectures") or loaded.top.get("architectures") or [])]
     active = parameters - parts.inactive if shapes.experts else None
     facts = _build(repo_id, source, _Parsed(shapes, loaded, dtype, quant, parts, parameters, active, counts,
                                             param_source, architectures, max_context))
     split_estimated = exact and counts is not None and not counts.parameters
-    return facts.model_copy(update={"unloaded_bytes": unloaded if counts else 0, "dtype_split_estimated": split_estimated})
+    return facts.model_copy(update={
+        "mtp_layers": mtp.layers, "mtp_parameters": mtp.parameters, "mtp_bytes": mtp.stored_bytes,
+        "mtp_embedding_parameters": mtp.embedding_parameters,
+        "stored_bytes_estimate": None if counts and counts.bytes else int(
+            expected_bytes(parts, quant, DTYPE_BYTES[dtype]) + mtp.stored_bytes),
+        "unloaded_bytes": mtp.stored_bytes if mtp.in_counts else 0, "dtype_split_estimated": split_estimated})
 
 
-def _stored_mtp(s: Shapes, quant: Any, dtype: str, surplus: int | None) -> tuple[int, int]:
-    """(parameters, bytes) of the multi-token-prediction modules a checkpoint stores and vLLM does
-    not load (facts/estimate.py mtp_layer_parameters). Declared by the config; or, for checkpoints
-    whose config.json does not declare theirs (Qwen3-Next-80B-A3B: the hub counts 81324862720
-    parameters, its config's tensors are 79674391296), recognised when exact counts exceed the
-    config's tensors by exactly one module (`surplus`)."""
-    linear, other = mtp_layer_parameters(s)
-    layers = mtp_layers(s.cfg) or (1 if surplus == linear + other else 0)
-    width = DTYPE_BYTES[dtype] if quant is None else 2.0  # the 16-bit part of a quantized checkpoint
-    linear_width = width if quant is None else quant.bytes_per_weight
-    return layers * (linear + other), int(layers * (linear * linear_width + other * width))
+def _counted_bytes(counts: Checkpoint | None, parameters: int, dtype: str, quant: Any, exact: bool) -> float | None:
+    """What the counts at hand weigh, for facts/mtp.py to tell whether they hold the MTP modules:
+    an unquantized checkpoint's parameters at its stored width, a quantized one's bytes; None
+    for an estimate from the shapes (it never counts them)."""
+    if not exact or counts is None:
+        return None
+    return parameters * DTYPE_BYTES[dtype] if quant is None else counts.bytes
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,19 @@ class ModelFacts(BaseModel):
     native_dtype: str = "bfloat16"  # bfloat16 | float16 | float32
     quantization: WeightQuantization | None = Field(default=None, description="The checkpoint's own quantization")
     checkpoint_bytes: int | None = Field(default=None, description="safetensors total_size")
+    stored_bytes_estimate: int | None = Field(default=None, description="Without checkpoint_bytes: the checkpoint's "
+                                              "safetensors bytes estimated from config.json shapes, MTP modules included")
     checkpoint_commit: str | None = Field(default=None, description="Hub commit the counts came from")
-    unloaded_bytes: int = Field(default=0, ge=0, description="Checkpoint bytes vLLM does not load: multi-token-"
-                                "prediction modules, loaded only for MTP speculative decoding")
+    unloaded_bytes: int = Field(default=0, ge=0, description="Bytes of checkpoint_bytes vLLM does not load: the multi-"
+                                "token-prediction modules when the counts include them (facts/mtp.py)")
+    # Multi-token-prediction modules (facts/mtp.py): loaded only for MTP speculative decoding.
+    mtp_layers: int = Field(default=0, ge=0, description="MTP modules the checkpoint has (declared or counted)")
+    mtp_parameters: int = Field(default=0, ge=0, description="Parameters of all MTP modules")
+    mtp_bytes: int = Field(default=0, ge=0, description="Bytes of all MTP modules as the checkpoint stores them")
+    mtp_embedding_parameters: int = Field(default=0, ge=0, description="The MTP modules' own input embeddings, "
+                                          "which vLLM shares with the target model when drafting")
+    speculative_mtp: str | None = Field(default=None, description="The MTP speculative method the facts are served "
+                                        "with (planner/speculative.py): the MTP modules are loaded")
     parameter_source: ParameterSource = ParameterSource.ESTIMATE
     dtype_split_estimated: bool = Field(default=False, description="Exact weights from a byte total only "
                                         "(checkpointBytes, index total_size): the count by dtype is estimated")
@@ -118,14 +128,13 @@ class ModelFacts(BaseModel):
         if self.parameter_source == ParameterSource.SPEC:
             return "as written: spec.model.architecture.parameters"
         if self.parameter_source == ParameterSource.ESTIMATE:
-            return "estimated: from config.json shapes (no safetensors counts)"
+            return "estimated: from config.json shapes (no safetensors counts)" + self._mtp_provenance()
         origin = {FactsSource.CATALOG: "the checkpoint's safetensors counts recorded in the built-in catalog",
                   FactsSource.HUB: "the hub's safetensors metadata",
                   FactsSource.HF_CONFIG: "spec.model.checkpointBytes"}.get(self.source, str(self.source))
         commit = f" (commit {self.checkpoint_commit[:12]})" if self.checkpoint_commit else ""
         size = f"{self.checkpoint_bytes / 1024**3:.1f} GiB" if self.checkpoint_bytes else ""
-        mtp = (f"; {self.unloaded_bytes / 1024**3:.1f} GiB of multi-token-prediction layers left out (vLLM loads"
-               " them only for MTP speculative decoding)" if self.unloaded_bytes else "")
+        mtp = self._mtp_provenance()
         if self.dtype_split_estimated:  # a byte total: the weights are exact, their split by dtype is not
             split = (f"the split between {self.native_quantization} and 16-bit modules, from config.json shapes"
                      if self.quantization else
@@ -135,6 +144,23 @@ class ModelFacts(BaseModel):
         what = (f"{size} of {self.native_quantization} weights" if self.quantization
                 else f"{self.parameters:,} {self.native_dtype} parameters" + (f" (checkpoint {size})" if size else ""))
         return f"exact: {what}, from {origin}{commit}{mtp}"
+
+    def _mtp_provenance(self) -> str:
+        """What the weights do with the multi-token-prediction modules, for parameter_provenance."""
+        n = self.mtp_layers
+        if not n:
+            return ""
+        layers = f"{n} multi-token-prediction layer{'s' if n > 1 else ''}"
+        them = "them" if n > 1 else "it"
+        if self.speculative_mtp:
+            return (f"; its {layers} counted ({self.mtp_bytes / 1024**3:.1f} GiB as stored, less the embeddings vLLM "
+                    f"shares): spec.serving.extraArgs asks for {self.speculative_mtp} speculative decoding")
+        if self.unloaded_bytes:
+            return (f"; {self.unloaded_bytes / 1024**3:.1f} GiB of {layers} subtracted: the counts include {them} and "
+                    f"vLLM loads {them} only for MTP speculative decoding")
+        if self.parameter_source == ParameterSource.ESTIMATE:
+            return f", without the {layers} (vLLM loads {them} only for MTP speculative decoding)"
+        return f"; nothing subtracted for the {layers} config.json declares: the counts match a checkpoint without {them}"
 
     @property
     def is_multimodal(self) -> bool:

@@ -119,6 +119,14 @@ def _group_bytes(bits: int, group: int | None, *, zero_point: bool) -> float:
     return bits / 8 + 2 / group + (bits / 8 / group if zero_point else 0.0)
 
 
+def quantized_share(modules: Mapping[str, int], quant: WeightQuantization | None) -> int:
+    """Parameters of `modules` (the decoder's linear layers by group, facts/estimate.py) stored
+    at the format's bytes per weight: every group but those `quant` keeps in 16-bit, and never
+    the MoE routers (vLLM builds the gate as an unquantized ReplicatedLinear in every format)."""
+    kept = {*(quant.unquantized if quant else ()), ROUTER}
+    return sum(n for group, n in modules.items() if group not in kept)
+
+
 def _unquantized(names: Sequence[Any]) -> tuple[str, ...]:
     """Module groups named in modules_to_not_convert / ignore (layer-agnostic patterns)."""
     found = set()

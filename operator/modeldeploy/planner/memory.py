@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from ..api import Dtype, KvCacheDtype, ModelSource, Quantization, Serving
 from ..errors import InvalidSpec
 from ..facts import ModelFacts
-from ..facts.estimate import EXPERTS, ROUTER
-from ..facts.quantization import MXFP4, WeightQuantization, online_fp8
+from ..facts.estimate import EXPERTS
+from ..facts.quantization import MXFP4, WeightQuantization, online_fp8, quantized_share
 from .overhead import Overhead
 
 GIB = 1024**3
@@ -103,8 +103,7 @@ def quantized_parameters(facts: ModelFacts, quant: WeightQuantization | None) ->
     embed = facts.vocab_size * facts.hidden_size * (1 if facts.tie_word_embeddings else 2)
     if not facts.module_parameters:
         return max(facts.parameters - embed - facts.vision_parameters, 0)
-    kept = {*(quant.unquantized if quant else ()), ROUTER}  # MoE routers stay 16-bit in every format
-    return sum(n for group, n in facts.module_parameters.items() if group not in kept)
+    return quantized_share(facts.module_parameters, quant)
 
 
 MXFP4_HIDDEN_ALIGN = 256
@@ -142,6 +141,25 @@ def weights_for(facts: ModelFacts, precision: Precision) -> Weights:
     rest = max(facts.parameters - embed_params * embed_matrices - facts.vision_parameters - quantized, 0)
     body = quantized * precision.linear_bytes + rest * precision.embed_bytes + kernel_padding(facts, precision.quantization)
     return Weights(body=body, embed_copy=embed_copy, embed_total=embed_total, tower=tower)
+
+
+def stored_bytes(facts: ModelFacts) -> float:
+    """Bytes of the checkpoint's safetensors files: what the model cache downloads and holds.
+
+    The counts' total when known (catalog, hub, `checkpointBytes`), MTP modules included; else
+    the estimate from config.json shapes (facts/mtp.py expected_bytes, plus the MTP modules the
+    config declares). Never the served weights: vLLM skips the MTP modules and quantizes a 16-bit
+    checkpoint to FP8 only while loading it (`quantization: fp8`). Hand-written facts: every
+    parameter at the checkpoint's width, quantized linear layers at the format's bytes per weight.
+    The same for the facts planner/speculative.py serves (they keep the counts and the estimate).
+    """
+    if facts.checkpoint_bytes or facts.stored_bytes_estimate:
+        return float(facts.checkpoint_bytes or facts.stored_bytes_estimate or 0)
+    quant = facts.quantization
+    if quant is None:
+        return facts.parameters * _DTYPE_BYTES.get(facts.native_dtype, 2)
+    linear = quantized_parameters(facts, quant)
+    return linear * quant.bytes_per_weight + (facts.parameters - linear) * 2.0
 
 
 def stage_layers(count: int, pp: int) -> int:

@@ -90,6 +90,7 @@ class Plan(_Out):
     dtype: str = "auto"
     expert_parallel: bool = False
     memory_per_gpu: MemoryPerGPU | None = Field(default=None, alias="memoryPerGPU")
+    checkpoint_gib: float | None = Field(default=None, alias="checkpointGiB", description="The checkpoint as stored on disk (safetensors bytes, MTP layers and 16-bit weights included; estimated without counts): the model cache holds it")
     cost_per_hour: float | None = None
     decode_tokens_per_second: float | None = Field(default=None, description="Single-stream decode tokens/s: 1000 / TPOT of the performance model at one request in flight (the workload's request shape, else 1024 in and out); absent when the GPU has no specs")
     vllm_version: str | None = Field(default=None, description="vLLM release the memory was sized for (from serving.image)")

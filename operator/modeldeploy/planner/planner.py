@@ -20,6 +20,7 @@ from .performance import decode_speed
 from .plan import MemoryPerGPU, Plan, Rejection, gib, gib_text
 from .rules import model_rules, slice_note
 from .search import Candidate, Request, all_candidates, multi_node_refusal, policy_key, profiling_step, tp_options
+from .speculative import as_served
 from .workload import (
     LoadRequest,
     WorkloadSizer,
@@ -296,8 +297,9 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
 
     multi_node_served: whether the LeaderWorkerSet API that runs a replica across nodes is
     served (the operator reads API discovery; the CLI assumes it is unless --no-lws).
-    Raises InvalidSpec for a spec vLLM cannot serve whatever the pools (pins breaking a rule).
+    Raises InvalidSpec for a spec vLLM cannot serve whatever the pools (pins, MTP drafting).
     """
+    facts, stored = as_served(facts, md.spec.serving.extra_args)  # MTP drafting loads the MTP layers
     selected, missing = _select_pools(md, pools)
     search = _Search(md, facts, selected, multi_node_served)
     req, prec = search.request, search.precision
@@ -305,7 +307,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     vllm = profile_for_image(md.spec.serving.image)
     base: dict[str, Any] = dict(
         vllm_version=vllm.version, notes=[*([vllm.note] if vllm.note else []), *facts.notes],
-        parameters_source=facts.parameter_provenance,
+        parameters_source=facts.parameter_provenance, checkpoint_gib=gib(stored),
         name=md.metadata.name, namespace=md.metadata.namespace, model=facts.id,
         max_model_len=req.max_model_len, max_num_seqs=md.spec.serving.max_num_seqs,
         kv_sequences=req.kv_sequences, kv_cache_dtype=str(md.spec.serving.kv_cache_dtype),

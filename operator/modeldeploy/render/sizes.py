@@ -21,13 +21,16 @@ STARTUP_PROBE_BACKSTOP_SECONDS = 7 * 86_400
 class Sizing:
     """Derived sizes. Formulas (documented in docs/decisions/rendering.md):
 
-    checkpoint GiB   = weights per GPU x GPUs per replica (x 2 when vLLM quantizes to fp8 on load:
-                       the checkpoint on disk is 16-bit)
+    checkpoint GiB   = the plan's checkpointGiB: the safetensors bytes on disk (planner/memory.py
+                       stored_bytes), MTP layers vLLM skips and the 16-bit weights it quantizes to
+                       fp8 on load included; a plan without it (hand-built): weights per GPU x
+                       GPUs per replica, x 2 with fp8 quantization on load
     startup budget s = startup_base_seconds + startup_seconds_per_gib x checkpoint GiB
                        (startup_unknown_seconds when the plan has no memory breakdown): the
                        expected start, for deadlines and scale-from-zero holds; the
                        startupProbe uses STARTUP_PROBE_BACKSTOP_SECONDS instead
-    cache GiB        = ceil(1.1 x checkpoint GiB) + 10 (200 when unknown)
+    cache GiB        = ceil(1.1 x checkpoint GiB) + 10 (200 when unknown): the download, its
+                       config and tokenizer files (render/cache.py: what vLLM reads) and headroom
     """
 
     checkpoint_gib: float | None
@@ -39,6 +42,7 @@ def sizing(plan: Plan, options: RenderOptions) -> Sizing:
     mem = plan.memory_per_gpu
     if mem is None or not plan.gpus_per_replica:
         return Sizing(None, options.startup_unknown_seconds, 200)
-    ckpt = mem.weights_gib * plan.gpus_per_replica * (2 if plan.online_quantization and plan.quantization == "fp8" else 1)
+    on_load = 2 if plan.online_quantization and plan.quantization == "fp8" else 1
+    ckpt = plan.checkpoint_gib or mem.weights_gib * plan.gpus_per_replica * on_load
     startup = options.startup_base_seconds + math.ceil(options.startup_seconds_per_gib * ckpt)
     return Sizing(ckpt, startup, math.ceil(1.1 * ckpt) + 10)

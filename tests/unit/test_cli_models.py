@@ -20,7 +20,7 @@ def test_models_table_lists_every_entry() -> None:
         assert facts.id in result.output
     row = next(line for line in result.output.splitlines() if "deepseek-ai/DeepSeek-V3 " in line)
     assert (
-        "128 MLA 512+64" in row and "fp8 128x128" in row and "163,840" in row and "641.3 GiB" in row
+        "128 MLA 512+64" in row and "fp8 128x128" in row and "163,840" in row and "626.9 GiB" in row  # 641.3 GiB stored, less its MTP layer
     )
 
 
@@ -42,6 +42,9 @@ def test_models_json_is_the_catalog_with_weight_sizes() -> None:
     by_rule = linear * (1 + 4 / (128 * 128)) + (norms + embed) * 2  # what the planner would estimate
     assert fp8["weights_bytes"] == pytest.approx(by_rule, rel=2e-4)
     assert by_id["Qwen/Qwen3-235B-A22B-FP8"]["weight_block_size"] == [128, 128]
+    # DeepSeek-V3 stores its MTP layer 61 (15424224880 bytes); vLLM serves without it.
+    v3 = by_id["deepseek-ai/DeepSeek-V3"]
+    assert (v3["checkpoint_bytes"], v3["weights_bytes"]) == (688574839360, 688574839360 - 15424224880)
 
 
 def test_unknown_output_format_is_rejected() -> None:

@@ -27,9 +27,10 @@ class ModelsFormat(StrEnum):
 
 def weights_bytes(facts: ModelFacts) -> int:
     """Bytes vLLM loads for the checkpoint as stored: the planner's weight model (exact when the
-    checkpoint size is known; else quantized layers at their width, the rest 16-bit)."""
+    checkpoint size is known, less the multi-token-prediction layers the counts hold and plain
+    serving skips, facts/mtp.py; else quantized layers at their width, the rest 16-bit)."""
     if facts.checkpoint_bytes:
-        return facts.checkpoint_bytes
+        return facts.checkpoint_bytes - facts.unloaded_bytes
     precision = precision_for(facts, ModelSource(name=facts.id), Serving())
     return round(weights_for(facts, precision).total)
 

@@ -190,8 +190,9 @@ def mtp_layers(cfg: Mapping[str, Any]) -> int:
     return config_int(cfg, "num_nextn_predict_layers", "mtp_num_hidden_layers") or 0
 
 
-def mtp_layer_parameters(s: Shapes) -> tuple[int, int]:
-    """(linear, 16-bit) parameters of one multi-token-prediction module as checkpoints store it.
+def mtp_layer_parameters(s: Shapes) -> tuple[dict[str, int], int]:
+    """(linear layers by module group, other 16-bit) parameters of one multi-token-prediction
+    module as checkpoints store it; the MoE router is a group of its own (kept 16-bit).
 
     vLLM loads these only for MTP speculative decoding; the served model skips them
     (vllm/model_executor/models/deepseek_v2.py get_spec_layer_idx_from_weight_name; qwen3_next.py
@@ -209,11 +210,10 @@ def mtp_layer_parameters(s: Shapes) -> tuple[int, int]:
         _moe(s, layer)
     else:
         layer.add(MLP, (2 if s.text_type in _UNGATED_MLP else 3) * h * (s.dense_intermediate or 4 * h))
-    router = layer.modules.pop(ROUTER, 0)
     norms = (4 if s.text_type in _FOUR_NORMS else 2) * h + 3 * h
     own_embeddings = s.text_type.startswith("deepseek") or s.cfg.get("mtp_use_dedicated_embeddings") is True
     embeddings = (2 if s.text_type.startswith("deepseek") else 1) * s.vocab * h if own_embeddings else 0
-    return sum(layer.modules.values()), router + norms + 2 * h * h + embeddings
+    return layer.modules, norms + 2 * h * h + embeddings
 
 
 def estimate(s: Shapes, vision: Mapping[str, Any] | None) -> Breakdown:

@@ -57,6 +57,8 @@ class ModelFacts(BaseModel):
     mtp_bytes: int = Field(default=0, ge=0, description="Bytes of all MTP modules as the checkpoint stores them")
     mtp_embedding_parameters: int = Field(default=0, ge=0, description="The MTP modules' own input embeddings, "
                                           "which vLLM shares with the target model when drafting")
+    mtp_module_parameters: dict[str, int] = Field(default_factory=dict, description="The MTP modules' linear "
+                                                  "layers by group (quantized like the model's)")
     speculative_mtp: str | None = Field(default=None, description="The MTP speculative method the facts are served "
                                         "with (planner/speculative.py): the MTP modules are loaded")
     parameter_source: ParameterSource = ParameterSource.ESTIMATE

@@ -26,7 +26,7 @@ parameters for Qwen3-Next-80B-A3B are its config's 79674391296 plus exactly one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .estimate import Breakdown, Shapes, mtp_layer_parameters, mtp_layers
 from .quantization import WeightQuantization, quantized_share
@@ -39,9 +39,9 @@ IMPLIED_LAYERS = {"qwen3_next": 1}
 class MtpModules:
     """The MTP modules of one checkpoint.
 
-    layers: modules the config declares (or the exact counts reveal); parameters and
-    stored_bytes: all of them as the checkpoint stores them (16-bit projection and norms,
-    quantized linear layers); embedding_parameters: the modules' own input embeddings, which
+    layers: modules the config declares (or vLLM implies); parameters and stored_bytes: all of
+    them as the checkpoint stores them (16-bit projection, norms and router, quantized linear
+    layers); modules: their linear layers by group (facts/estimate.py); embedding_parameters: the modules' own input embeddings, which
     vLLM replaces by the target model's when it drafts with them (vllm/v1/spec_decode/eagle.py
     load_model: "Detected MTP model. Sharing target model embedding weights", PP = 1);
     in_counts: the counts at hand include them.
@@ -52,6 +52,7 @@ class MtpModules:
     stored_bytes: int = 0
     embedding_parameters: int = 0
     in_counts: bool = False
+    modules: dict[str, int] = field(default_factory=dict)
 
 
 def _nearer_with(surplus: float, module: float, layers: int) -> bool:
@@ -76,13 +77,18 @@ def mtp_modules(s: Shapes, quant: WeightQuantization | None, width: float, parts
 
     width: bytes per parameter of an unquantized checkpoint (2 for BF16).
     """
-    linear, other = mtp_layer_parameters(s)
-    linear_width = quant.bytes_per_weight if quant else width
-    module_bytes = linear * linear_width + other * (2.0 if quant else width)
+    modules, other = mtp_layer_parameters(s)
+    linear = sum(modules.values())
+    if quant is None:
+        module_bytes = (linear + other) * width
+    else:  # the groups the format quantizes at its bytes per weight, the rest 16-bit
+        share = quantized_share(modules, quant)
+        module_bytes = share * quant.bytes_per_weight + (linear - share + other) * 2.0
     layers = mtp_layers(s.cfg) or IMPLIED_LAYERS.get(s.text_type, 0)
     own_embedding = s.text_type.startswith("deepseek") or s.cfg.get("mtp_use_dedicated_embeddings") is True
     in_counts = bool(layers) and counted_bytes is not None and _nearer_with(
         counted_bytes - expected_bytes(parts, quant, width), module_bytes, layers)
     return MtpModules(layers=layers, parameters=layers * (linear + other), stored_bytes=int(layers * module_bytes),
-                      embedding_parameters=layers * s.vocab * s.hidden if own_embedding else 0, in_counts=in_counts)
+                      embedding_parameters=layers * s.vocab * s.hidden if own_embedding else 0, in_counts=in_counts,
+                      modules={group: layers * n for group, n in modules.items()})
 

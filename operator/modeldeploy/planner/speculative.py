@@ -79,8 +79,12 @@ def with_speculative_mtp(facts: ModelFacts, extra_args: Sequence[str]) -> ModelF
         raise InvalidSpec(f"{where} loads the multi-token-prediction layers {facts.id} declares, and its "
                           "checkpoint's counts match a checkpoint without them")
     embedding = facts.mtp_embedding_parameters * DTYPE_BYTES.get(facts.native_dtype, 2.0)
+    modules = dict(facts.module_parameters)  # the drafter's linear layers are quantized like the model's
+    for group, n in facts.mtp_module_parameters.items():
+        modules[group] = modules.get(group, 0) + n
     return facts.model_copy(update={
         "parameters": facts.parameters + facts.mtp_parameters - facts.mtp_embedding_parameters,
+        "module_parameters": modules,
         "unloaded_bytes": int(embedding) if facts.unloaded_bytes else 0,  # still in the counts, never loaded
         "layers": facts.layers + facts.mtp_layers,
         "speculative_mtp": method,

@@ -299,8 +299,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
     served (the operator reads API discovery; the CLI assumes it is unless --no-lws).
     Raises InvalidSpec for a spec vLLM cannot serve whatever the pools (pins, MTP drafting).
     """
-    facts, stored = as_served(facts, md.spec.serving.extra_args)  # MTP drafting loads the MTP layers
-    selected, missing = _select_pools(md, pools)
+    (facts, stored), (selected, missing) = as_served(facts, md.spec.serving.extra_args), _select_pools(md, pools)
     search = _Search(md, facts, selected, multi_node_served)
     req, prec = search.request, search.precision
     _check_pins(facts, prec, req)

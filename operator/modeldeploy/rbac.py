@@ -118,10 +118,10 @@ PERMISSIONS: tuple[Permission, ...] = (
     Permission(("",), ("pods",), ("delete",),
                "startup watchdog: delete a serving pod whose start stalled for stallSeconds so "
                "its Deployment / LeaderWorkerSet starts a fresh one (controller/starts.py)"),
-    Permission(("discovery.k8s.io",), ("endpointslices",), ("list",),
+    Permission(("discovery.k8s.io",), ("endpointslices",), ("list", "watch"),
                "autoscaling.mode builtin with scaleToZero: the KEDA HTTP add-on's interceptor pods "
-               "(its admin Service's endpoints), whose /queue counts wake a model at zero "
-               "(shell/interceptor.py)", modes=CLUSTER_ONLY),
+               "(its admin Service's endpoints, watched from the first such model on), whose "
+               "/queue counts wake a model at zero (shell/interceptor.py)", modes=CLUSTER_ONLY),
     # Reporting: one core/v1 Event per change (kopf's own event posting is off).
     Permission(("",), ("events",), ("create",), "events on ModelDeployments (Kube.emit)"),
 )

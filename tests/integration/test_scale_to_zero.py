@@ -21,7 +21,7 @@ from kubernetes.client import DiscoveryV1Api
 from modeldeploy.controller.decide import names_of
 from modeldeploy.render.scaletozero import SKIP_SCALED_OBJECT
 
-from .emulator import KEDA_HTTP_KIND, KEDA_KIND, EmulatorServer, LoggedRequest
+from .emulator import KEDA_HTTP_KIND, KEDA_KIND, EmulatorServer, Fault, LoggedRequest
 from .fleet import SimFleet, deployment_status, gpu_node, gpu_pod, pod_running
 from .harness import (
     Cluster,
@@ -31,6 +31,7 @@ from .harness import (
     fast_config,
     gpu_pool,
     model_deployment,
+    operator_reads,
     operator_writes,
     quiet_period,
     settle,
@@ -44,18 +45,35 @@ TO_ZERO = {"minReplicas": 0, "maxReplicas": 2, "scaleToZero": True, "idleSeconds
 INTERCEPTOR_IP = "127.0.0.9"
 
 
-@pytest.fixture()
-def operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
-             fleet: SimFleet) -> Iterator[OperatorThread]:
+def start_operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
+                   fleet: SimFleet, resync_interval: float = 30.0) -> OperatorThread:
     emu = emulator_server.emulator
     emu.register(KEDA_KIND)
     emu.register(KEDA_HTTP_KIND)
     cluster.create_pool(gpu_pool())
     gpu_node(cluster.core, "n1", gpus=4)
-    config = fast_config(kubeconfig, scrape_interval=SCRAPE, resync_interval=30.0,
+    config = fast_config(kubeconfig, scrape_interval=SCRAPE, resync_interval=resync_interval,
                          pool_status_interval=30.0, vllm_metrics_port=fleet.port,
                          scrape_timeout=1.0)
-    thread = OperatorThread(config).start()
+    return OperatorThread(config).start()
+
+
+@pytest.fixture()
+def operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
+             fleet: SimFleet) -> Iterator[OperatorThread]:
+    thread = start_operator(emulator_server, kubeconfig, cluster, fleet)
+    try:
+        yield thread
+    finally:
+        thread.stop()
+        assert_rbac_allows(emulator_server)
+
+
+@pytest.fixture()
+def resyncing_operator(emulator_server: EmulatorServer, kubeconfig: Path, cluster: Cluster,
+                       fleet: SimFleet) -> Iterator[OperatorThread]:
+    """The operator with a 1 s resync: every model is reconciled again each second."""
+    thread = start_operator(emulator_server, kubeconfig, cluster, fleet, resync_interval=1.0)
     try:
         yield thread
     finally:
@@ -118,6 +136,55 @@ def test_a_builtin_model_at_zero_wakes_on_a_request_the_interceptor_holds(
     assert (woken["from"], woken["reason"]) == (0, "ScaledFromZero")
     (write,) = scale_writes(emulator_server.emulator.requests_since(mark))
     assert write.name == "m"
+
+
+def asleep_at_zero(cluster: Cluster, fleet: SimFleet) -> dict[str, dict[str, float]]:
+    """A builtin scale-to-zero model idle at zero replicas, the interceptor read (0 held)."""
+    counts = interceptor(cluster, fleet)
+    cluster.create(model_deployment("m", autoscaling=TO_ZERO))
+    eventually(lambda: cluster.deployment("m"), what="deployment")
+    cluster.apps.patch_namespaced_deployment_scale("m", cluster.ns, {"spec": {"replicas": 0}})
+    idle = eventually(lambda: (s := autoscaling_status(cluster, "m")).get("reason") == "Idle" and s,
+                      what="idle at zero")
+    assert "no request waiting" in idle["message"]
+    return counts
+
+
+def test_a_converged_model_at_zero_sends_no_read_but_its_watches(
+        resyncing_operator: OperatorThread, cluster: Cluster, fleet: SimFleet,
+        emulator_server: EmulatorServer) -> None:
+    asleep_at_zero(cluster, fleet)
+    settle(emulator_server)
+    passes = resyncing_operator.passes()
+    requests = quiet_period(emulator_server, 2.5 * resyncing_operator.config.resync_interval)
+    assert resyncing_operator.passes() - passes >= 2, "the resync did run"
+    assert operator_writes(requests) == []
+    # The interceptor's endpoints come from a watch (its admin Service's slices only).
+    assert operator_reads(requests) == []
+    # One list in the whole run (the watch's first), of the admin Service's slices only.
+    (listed,) = [r for r in emulator_server.emulator.log
+                 if r.resource == "endpointslices" and r.verb == "list"]
+    assert listed.namespace == "keda"
+    assert listed.params.get("labelSelector") == \
+        "kubernetes.io/service-name=keda-add-ons-http-interceptor-admin"
+    assert resyncing_operator.metric('modeldeploy_interceptor_endpoints{source="watch"}') == 1
+
+
+def test_with_the_watch_refused_the_endpoints_are_listed_and_a_request_still_wakes(
+        resyncing_operator: OperatorThread, cluster: Cluster, fleet: SimFleet,
+        emulator_server: EmulatorServer) -> None:
+    # An older ClusterRole: list on endpointslices, no watch.
+    emulator_server.emulator.inject(Fault(status=403, verb="watch", resource="endpointslices",
+                                          times=1000))
+    counts = asleep_at_zero(cluster, fleet)
+    assert resyncing_operator.alive
+    eventually(lambda: resyncing_operator.metric(
+        'modeldeploy_interceptor_endpoints{source="list"}') == 1, what="the fallback reported")
+    refused = [r for r in emulator_server.emulator.log
+               if r.resource == "endpointslices" and r.verb == "watch"]
+    assert [r.status for r in refused] == [403]  # asked once, never retried in a loop
+    counts[f"{cluster.ns}/{names_of('m').http_scaled_object}"] = {"Concurrency": 1, "RPS": 0.2}
+    eventually(lambda: cluster.deployment("m").spec.replicas == 1, timeout=10, what="woken")
 
 
 def test_a_replica_still_loading_is_never_scaled_down(

@@ -86,6 +86,7 @@ class OperatorRuntime:
         self.scraper: Scraper | None = None
         self.metrics_port: int | None = None  # bound port of the operator's metrics server
         self.elector: LeaderElector | None = None  # --peering: only the Lease holder writes
+        self.interceptor: InterceptorReader | None = None  # its watch starts on first reading
         self._loops: list[asyncio.Task[None]] = []
 
     async def login(self) -> kopf.ConnectionInfo:
@@ -109,13 +110,14 @@ class OperatorRuntime:
                                 discovery_interval=cfg.discovery_interval,
                                 pools_namespace=cfg.pools_namespace)
         facts = FactsSource(hub.fetch if hub else None)
+        # A namespaced install cannot list the add-on's endpoints (decide stalls instead).
+        self.interceptor = InterceptorReader(self.kube, self.scraper, cfg.keda_http_admin_service,
+                                             telemetry=self.telemetry) if cfg.clusterwide else None
         ctx = ReconcileContext(
             kube=self.kube, view=self.view, facts=facts,
             render=cfg.render, emit_events=cfg.emit_events,
             autoscaler=Autoscaler(self.scraper, self.telemetry), telemetry=self.telemetry,
-            # A namespaced install cannot list the add-on's endpoints (decide stalls instead).
-            interceptor=InterceptorReader(self.kube, self.scraper, cfg.keda_http_admin_service)
-            if cfg.clusterwide else None,
+            interceptor=self.interceptor,
             rediscover_after=cfg.resync_interval, wall=self.wall,
             starts=StartWatch(self.kube, LogLimits(cfg.start_log_interval,
                                                    cfg.start_log_tail_lines,
@@ -175,6 +177,8 @@ class OperatorRuntime:
             await self.elector.release()
         if self.view is not None:
             await self.view.stop()
+        if self.interceptor is not None:
+            await self.interceptor.stop()
         if self.controller is not None:
             await self.controller.stop()
         if self.scraper is not None:

@@ -70,6 +70,11 @@ class Telemetry:
             "stalled (startup watchdog), by reason.", ["reason"], registry=r)
         self.models = Gauge(
             "modeldeploy_model_deployments", "ModelDeployments the operator serves.", registry=r)
+        self.interceptor_endpoints = Gauge(
+            "modeldeploy_interceptor_endpoints", "Where the KEDA HTTP add-on's interceptor "
+            "endpoints are read from: 1 for the source in use (watch; list when RBAC refused "
+            "the watch), 0 for the other; absent until a builtin scale-to-zero model reads them.",
+            ["source"], registry=r)
         self._runner: web.AppRunner | None = None
 
     def api_request(self, method: str, resource: str, status: int, seconds: float) -> None:

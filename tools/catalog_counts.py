@@ -239,8 +239,45 @@ def _evidence_matches(counts: dict[str, int], ev: dict[str, Any]) -> list[str]:
     return wrong
 
 
-def run(ids: list[str], check: bool) -> int:
+# Layout rules checked against published checkpoints that are not catalog entries but share a
+# catalog entry's shapes: each derives the sibling's inventory from that entry's config.json (plus
+# the quantization_config shown) and must reproduce the published total exactly. They pin the
+# rules the still-estimated entries will need (tests/unit/test_catalog_plans.py PENDING).
+AUDIT = ("a public audit table of the hub's safetensors totals (code-search document 69468411049,"
+         " 'JOURNAL_AUDIT — Regroupement des variantes MoE Hugging Face')")
+LAYOUT_CHECKS: list[dict[str, Any]] = [
+    {"name": "Qwen/Qwen3-Coder-Next", "config_of": "Qwen/Qwen3-Next-80B-A3B-Instruct", "params": 79674391296,
+     "where": f"{AUDIT}: Qwen/Qwen3-Coder-Next total_params 79674391296 = the Qwen3-Next-80B-A3B shapes"
+              " without the MTP layer"},
+    {"name": "Qwen/Qwen3-Coder-Next-FP8", "config_of": "Qwen/Qwen3-Next-80B-A3B-Instruct", "params": 79679212800,
+     "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128],
+                             "modules_to_not_convert": ["linear_attn.in_proj_ba"]},
+     "where": f"{AUDIT}: Qwen/Qwen3-Coder-Next-FP8 total_params 79679212800: 4821504 [128, 128] block scales"
+              " more than the BF16 checkpoint, reproduced only with in_proj_ba, the router (mlp.gate) and"
+              " shared_expert_gate left in BF16 (vLLM splits in_proj_ba out of FP8: vllm-project/vllm ef7eefe)"},
+]
+
+
+def check_layouts() -> int:
+    """Failures among LAYOUT_CHECKS (each printed)."""
     failures = 0
+    for check in LAYOUT_CHECKS:
+        path = MODELS / (check["config_of"].replace("/", "--") + ".yaml")
+        config = dict(yaml.safe_load(path.read_text(encoding="utf-8"))["config"])
+        if "quantization_config" in check:
+            config["quantization_config"] = check["quantization_config"]
+        counts, _ = inventory(config, None, "BF16")
+        total = sum(counts.values())
+        if total != check["params"]:
+            failures += 1
+            print(f"DISAGREES layout {check['name']}: total {total} != published {check['params']}")
+        else:
+            print(f"ok layout {check['name']}: {dict(counts)}")
+    return failures
+
+
+def run(ids: list[str], check: bool) -> int:
+    failures = 0 if ids else check_layouts()
     derived: dict[str, dict[str, int]] = {}
     for repo in ids or list(EVIDENCE):
         ev = EVIDENCE[repo]

@@ -147,21 +147,43 @@ def is_linear(name: str, shape: tuple[int, ...]) -> bool:
     return name.endswith(LINEAR_LEAVES)
 
 
-def _matrices(name: str, shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(out, in) of each stored matrix; transformers fuses experts as [E, 2I, H] gate_up / [E, H, I]
-    down (checkpoints store per-expert gate, up, down)."""
+def _matrices(name: str, shape: tuple[int, ...], hidden: int) -> list[tuple[int, int]]:
+    """(out, in) of each stored matrix. transformers fuses experts as [E, 2I, H] gate_up / [E, H, I]
+    down, except Llama 4 (Llama4TextExperts: [E, H, 2I] / [E, I, H], input dimension first);
+    checkpoints store per-expert gate, up, down. `hidden` (H) tells the two layouts apart."""
     if len(shape) == 2:
         return [(shape[0], shape[1])]
     experts, a, b = shape
     if name.endswith("gate_up_proj"):
-        return [(a // 2, b)] * (2 * experts)
-    return [(a, b)] * experts
+        return [(b // 2, a)] * (2 * experts) if a == hidden else [(a // 2, b)] * (2 * experts)
+    return [(a, b)] * experts if a == hidden else [(b, a)] * experts
 
 
-def skipped(name: str, patterns: list[str]) -> bool:
-    """Whether a module list (`modules_to_not_convert`, `ignore`) names this tensor: a plain module
-    path matches as a substring; `*` matches one path segment (gpt-oss "model.layers.*.self_attn");
-    "re:" prefixes a regular expression (compressed-tensors)."""
+# transformers 5 nests multimodal language and vision models under `model.`; checkpoints saved by
+# transformers 4.5x (and their `ignore` lists, e.g. RedHatAI's Llama 4 FP8) name them from the top:
+# language_model.model.layers.N…, language_model.lm_head, vision_model…, multi_modal_projector….
+LEGACY_PREFIXES = (("model.language_model.", "language_model.model."), ("model.vision_model.", "vision_model."),
+                   ("model.multi_modal_projector.", "multi_modal_projector."))
+
+
+def legacy_name(name: str, multimodal: bool) -> str:
+    """The tensor's name as a transformers 4.5x checkpoint of a multimodal model stores it."""
+    for new, old in LEGACY_PREFIXES:
+        if name.startswith(new):
+            return old + name[len(new):]
+    return "language_model." + name if multimodal and name.startswith("lm_head") else name
+
+
+def skipped(name: str, patterns: list[str], multimodal: bool = False) -> bool:
+    """Whether a module list (`modules_to_not_convert`, `ignore`) names this tensor (under its
+    transformers 5 or its legacy checkpoint name): a plain module path matches as a substring;
+    `*` matches one path segment (gpt-oss "model.layers.*.self_attn"); "re:" prefixes a regular
+    expression (compressed-tensors)."""
+    names = {name, legacy_name(name, multimodal)}
+    return any(_skipped(n, patterns) for n in names)
+
+
+def _skipped(name: str, patterns: list[str]) -> bool:
     for p in patterns:
         if not p:
             continue
@@ -193,33 +215,62 @@ def inventory(cfg: dict[str, Any], stored: str | None = None,
     counts: Counter[str] = Counter()
     notes: list[str] = []
     keep = list(qc.get("modules_to_not_convert") or qc.get("ignore") or [])
+    multimodal = "text_config" in cfg
+    hidden = _text(cfg)["hidden_size"]
     for name, shape in tensors:
         n = numel(shape)
         if name.endswith(F32_TENSORS):
             counts["F32"] += n
-        elif method and is_linear(name, shape) and not skipped(name, keep) and "visual" not in name \
+        elif method and is_linear(name, shape) and not skipped(name, keep, multimodal) and "visual" not in name \
                 and "vision" not in name:
-            _quantized(counts, name, shape, qc, scale_dtype)
+            _quantized(counts, name, _matrices(name, shape, hidden), qc, scale_dtype)
         else:
             counts[float_dt] += n
     return counts, notes
 
 
-def _quantized(counts: Counter[str], name: str, shape: tuple[int, ...], qc: dict[str, Any], scale_dtype: str) -> None:
+def compressed_fp8_scales(qc: dict[str, Any], out: int, inp: int) -> int:
+    """Scale elements of one FP8 compressed-tensors matrix, by the weights' `strategy`
+    (compressed-tensors QuantizationStrategy: tensor = one, channel = one per output row, block =
+    one per `block_structure` tile), plus one input scale when activations are static."""
+    groups = list((qc.get("config_groups") or {}).values())
+    if len(groups) != 1 or (groups[0].get("weights") or {}).get("type") != "float":
+        raise SystemExit(f"compressed-tensors: no layout for config_groups {groups}")
+    weights, acts = groups[0]["weights"], groups[0].get("input_activations") or {}
+    strategy = weights.get("strategy")
+    if strategy == "channel":
+        scales = out
+    elif strategy == "tensor":
+        scales = 1
+    elif strategy == "block":
+        bn, bk = weights["block_structure"]
+        scales = math.ceil(out / bn) * math.ceil(inp / bk)
+    else:
+        raise SystemExit(f"compressed-tensors: no layout for weight strategy {strategy}")
+    return scales + (1 if acts and not acts.get("dynamic") else 0)
+
+
+def _quantized(counts: Counter[str], name: str, matrices: list[tuple[int, int]], qc: dict[str, Any],
+               scale_dtype: str) -> None:
     method = qc["quant_method"]
-    for out, inp in _matrices(name, shape):
+    for out, inp in matrices:
         if method == "fp8" and qc.get("weight_block_size"):
             bn, bk = qc["weight_block_size"]
             counts["F8_E4M3"] += out * inp
             counts[scale_dtype] += math.ceil(out / bn) * math.ceil(inp / bk)
-        elif method in ("fp8", "fbgemm_fp8", "compressed-tensors"):  # per-output-channel scale
+        elif method == "compressed-tensors":
+            counts["F8_E4M3"] += out * inp
+            counts[scale_dtype] += compressed_fp8_scales(qc, out, inp)
+        elif method in ("fp8", "fbgemm_fp8"):  # per-output-channel scale
             counts["F8_E4M3"] += out * inp
             counts[scale_dtype] += out
         elif method == "awq":
             g, bits = qc["group_size"], qc["bits"]
             pack = 32 // bits
             counts["I32"] += inp * out // pack + (inp // g) * out // pack  # qweight + qzeros
-            counts[scale_dtype] += (inp // g) * out
+            # AutoAWQ's WQLinear_GEMM (awq/modules/linear/gemm.py) keeps its scales in float16
+            # whatever the model's dtype.
+            counts["F16"] += (inp // g) * out
         elif method == "mxfp4":
             counts["U8"] += out * inp // 2 + out * inp // 32  # blocks (2 FP4 a byte) + E8M0 scales
         else:

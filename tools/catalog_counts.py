@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from checkpoint_inventory import checkpoint_block, inventory, replace_block, total_bytes
+from checkpoint_inventory import F32_TENSORS, checkpoint_block, inventory, replace_block, total_bytes
 
 MODELS = Path(__file__).resolve().parents[1] / "operator" / "modeldeploy" / "data" / "models"
 HUB = "https://huggingface.co/"
@@ -41,6 +41,10 @@ def _api(repo: str, total: int) -> dict[str, Any]:
     return {"params": total, "where": f"{API.format(repo)} safetensors.total = {total}"}
 
 
+# Safetensors inventories (every tensor's shape and dtype, the parameter total) printed from the checkpoints.
+QWEN3_NEXT_REPORT = "https://github.com/gogongxt/python/blob/d881ab7320b88d41b6239eaaab141d3a4e56dd5b/scripts"
+QWEN3_NEXT_BF16_REPORT = ("https://github.com/gogongxt/python/blob/cbff706dc959707a9944e38e8164783122dfa32a/scripts/"
+                          "models/qwen3_next_80b_a3b_instruct.md")
 LLAMA2_NOTE = ("rotary_emb.inv_freq buffers (layers × 64 F32) are stored too: the converted checkpoints"
                " kept them")
 EVIDENCE: dict[str, dict[str, Any]] = {
@@ -69,10 +73,20 @@ EVIDENCE: dict[str, dict[str, Any]] = {
         "by_dtype": {"BF16": 480154875392}, "commit": "9d90cf8fca1bf7b7acca42d3fc9ae694a2194069",
         "where": API.format("Qwen/Qwen3-Coder-480B-A35B-Instruct") + " at revision 9d90cf8f: BF16 480154875392"},
     "Qwen/Qwen3-Next-80B-A3B-Instruct": {
-        "params": 81324862720, "dtype_note": True, "mtp_layers": 1,
+        "by_dtype": {"BF16": 81324862720}, "mtp_layers": 1, "f32": (),
         "where": API.format("Qwen/Qwen3-Next-80B-A3B-Instruct") + " safetensors.total = 81324862720"
-                 " (includes the MTP layer the transformers class does not build)"},
-    "Qwen/Qwen3-Next-80B-A3B-Thinking": {"same_as": "Qwen/Qwen3-Next-80B-A3B-Instruct", "mtp_layers": 1},
+                 " (includes the MTP layer the transformers class does not build); every one of its 75944"
+                 f" tensors is BF16, A_log and the gated norm included ({QWEN3_NEXT_BF16_REPORT}: a"
+                 " safetensors inventory of the checkpoint, total 81,324,862,720)"},
+    "Qwen/Qwen3-Next-80B-A3B-Thinking": {"same_as": "Qwen/Qwen3-Next-80B-A3B-Instruct", "mtp_layers": 1, "f32": ()},
+    "Qwen/Qwen3-Next-80B-A3B-Instruct-FP8": {
+        "params": 81329784384, "mtp_layers": 1, "f32": (), "scale_dtype": "F32",
+        "where": f"{QWEN3_NEXT_REPORT}/qwen3_next_80b_a3b_instruct_fp8.md: a safetensors inventory of"
+                 " Qwen/Qwen3-Next-80B-A3B-Instruct-FP8 (8 shards, 151479 tensors, 76.40 GiB): total"
+                 " 81,329,784,384 parameters; F8_E4M3 weights with float32 [128, 128] block scales"
+                 " (weight_scale_inv) for every linear layer of the 48 layers and the MTP layer; BF16"
+                 " embeddings, lm_head, mtp.fc, in_proj_ba, routers, shared_expert_gate, conv1d, A_log,"
+                 " dt_bias and norms"},
     "Qwen/Qwen3.5-122B-A10B": {
         "bytes": 250173007840,
         "where": "Qwen/Qwen3.5-122B-A10B safetensors bytes 250173007840 (hub); reproduced only with"
@@ -208,9 +222,7 @@ def _source(repo: str, ev: dict[str, Any], cls: str) -> str:
     if "where" not in ev:
         return f"{page}: no published count found offline; {derived} only"
     where = ev["where"] if ev["where"].startswith("https://") else f"{page}: {ev['where']}"
-    note = ("; per-dtype split as in Qwen3.5 (A_log, gated norm in F32): the hub gives the total only"
-            if ev.get("dtype_note") else "")
-    return f"{where}{note}; reproduced exactly: {derived}"
+    return f"{where}; reproduced exactly: {derived}"
 
 
 def _transformers_version() -> str:
@@ -287,7 +299,7 @@ def run(ids: list[str], check: bool) -> int:
         config = dict(entry["config"])
         if ev.get("mtp_layers"):  # the checkpoint holds MTP layers its config.json does not mention
             config["mtp_num_hidden_layers"] = ev["mtp_layers"]
-        counts, _ = inventory(config, ev.get("stored"), ev.get("scale_dtype", "F32"))
+        counts, _ = inventory(config, ev.get("stored"), ev.get("scale_dtype", "F32"), ev.get("f32", F32_TENSORS))
         if ev.get("inv_freq"):  # one rotary inv_freq buffer (head_dim / 2, F32) per layer, as converted
             heads = config["hidden_size"] // config["num_attention_heads"]
             counts["F32"] += config["num_hidden_layers"] * heads // 2

@@ -204,9 +204,10 @@ def _skipped(name: str, patterns: list[str]) -> bool:
 F32_TENSORS = ("e_score_correction_bias", "linear_attn.A_log", "linear_attn.norm.weight")
 
 
-def inventory(cfg: dict[str, Any], stored: str | None = None,
-              scale_dtype: str = "F32") -> tuple[Counter[str], list[str]]:
-    """(count by safetensors dtype, notes) of the checkpoint `cfg` describes."""
+def inventory(cfg: dict[str, Any], stored: str | None = None, scale_dtype: str = "F32",
+              f32_tensors: tuple[str, ...] = F32_TENSORS) -> tuple[Counter[str], list[str]]:
+    """(count by safetensors dtype, notes) of the checkpoint `cfg` describes; `f32_tensors`: the
+    name suffixes its family keeps in float32 (none for Qwen3-Next, whose A_log is stored BF16)."""
     float_dt = _stored_float(cfg, stored)
     tensors = model_tensors(cfg)
     tensors += mtp_tensors(cfg, tensors)
@@ -219,7 +220,7 @@ def inventory(cfg: dict[str, Any], stored: str | None = None,
     hidden = _text(cfg)["hidden_size"]
     for name, shape in tensors:
         n = numel(shape)
-        if name.endswith(F32_TENSORS):
+        if f32_tensors and name.endswith(f32_tensors):
             counts["F32"] += n
         elif method and is_linear(name, shape) and not skipped(name, keep, multimodal) and "visual" not in name \
                 and "vision" not in name:

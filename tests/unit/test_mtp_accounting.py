@@ -150,10 +150,10 @@ def test_mtp_drafting_on_an_estimate_adds_the_module_at_the_checkpoint_precision
     assert served.parameters == estimated.parameters + estimated.mtp_parameters - embed
     added = _served_bytes(served) - _served_bytes(estimated)
     assert added == pytest.approx(V3_MTP_BYTES - 2 * embed, rel=1e-3)
-    # Qwen3-Next-80B-A3B-Instruct-FP8 (catalog, estimated: no published count): one module of
+    # Qwen3-Next-80B-A3B-Instruct-FP8's config without its counts (estimated): one module of
     # 1.65B parameters, FP8 blocks but for the 16-bit fc projection and norms.
-    fp8 = load_catalog().get("Qwen/Qwen3-Next-80B-A3B-Instruct-FP8")
-    assert fp8 is not None and fp8.parameter_source == "estimate"
+    fp8 = _spec_facts(catalog_config("Qwen/Qwen3-Next-80B-A3B-Instruct-FP8"), None)
+    assert fp8.parameter_source == "estimate"
     drafting = with_speculative_mtp(fp8, ["--speculative-config", '{"method": "qwen3_next_mtp"}'])
     assert _served_bytes(drafting) - _served_bytes(fp8) == pytest.approx(fp8.mtp_bytes, rel=1e-3)
     assert fp8.mtp_bytes < 0.6 * 2 * fp8.mtp_parameters  # mostly 1 byte per weight, not 2

@@ -30,6 +30,11 @@ class PodLogs:
             key = (namespace, pod, container)
             self._text[key] = self._text.get(key, "") + text
 
+    def text(self, namespace: str, pod: str, container: str) -> str:
+        """What the container has printed so far, as a log request would serve it."""
+        with self._guard:
+            return self._text.get((namespace, pod, container), "")
+
     def replace(self, namespace: str, pod: str, container: str, text: str) -> None:
         """The container's whole output so far (a test mirroring a running simulator)."""
         with self._guard:

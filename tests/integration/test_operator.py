@@ -410,14 +410,19 @@ def test_watches_use_explicit_timeouts_and_label_selectors(
     # ModelDeployments, GPUPools, Nodes, Pods and the served child kinds: Deployments, Services,
     # PDBs, PVCs, HorizontalPodAutoscalers, Jobs (LeaderWorkerSets, ServiceMonitors,
     # ScaledObjects, HTTPScaledObjects: not served).
-    expected = 10
-    eventually(lambda: emu.open_watches() >= expected, what="watch streams")
+    required = {"modeldeployments", "gpupools", "nodes", "pods", "deployments", "services",
+                "poddisruptionbudgets", "persistentvolumeclaims", "horizontalpodautoscalers", "jobs"}
     mark = emu.log_mark()
-    emulator_server.call(emu.end_watches())  # watches are logged when they end
-    watches = eventually(lambda: [r for r in emu.requests_since(mark) if r.verb == "watch"]
-                         if len({r.resource for r in emu.requests_since(mark)
-                                 if r.verb == "watch"}) >= expected else None,
-                         what="ended watches")
+
+    def ended_watches() -> list[Any] | None:
+        # Watches are logged when they end: end the open ones until every kind has been seen (a
+        # count of open streams can be reached before the last kind's watch opens).
+        emulator_server.call(emu.end_watches())
+        found = [r for r in emu.requests_since(mark) if r.verb == "watch"]
+        return found if required <= {r.resource for r in found} else None
+
+    watches = eventually(ended_watches, interval=0.5, what="ended watches of every kind")
+    expected = len(required)
     by_resource = {r.resource: r.params for r in watches}
     assert by_resource["modeldeployments"]["timeoutSeconds"] == "30"
     for child in ("deployments", "services", "poddisruptionbudgets", "persistentvolumeclaims",

@@ -130,14 +130,17 @@ class Store:
         return changed
 
 
+REFUSED = frozenset({401, 403})  # RBAC (or credentials) refuse: retrying cannot help
+
+
 class Informer:
     """List, then watch one kind (in one namespace or all) into a Store; relist on errors."""
 
-    # 9 parameters: what to watch (kind, scope, selector) and how; all but four keyword-only.
+    # 10 parameters: what to watch (kind, scope, selector) and how; all but four keyword-only.
     def __init__(self, kube: Kube, api_version: str, kind: str, store: Store, *,
                  namespace: str | None = None, label_selector: str | None = None,
                  on_change: OnChange | None = None, watch_timeout: int = 300,
-                 backoff: float = 1.0) -> None:
+                 backoff: float = 1.0, stop_when_refused: bool = False) -> None:
         self.kube = kube
         self.api_version = api_version
         self.kind = kind
@@ -147,6 +150,9 @@ class Informer:
         self.on_change = on_change
         self.watch_timeout = watch_timeout
         self.backoff = backoff
+        # An optional kind: a 401/403 ends run_forever (re-raised) instead of relisting forever,
+        # each retry being one more refused request.
+        self.stop_when_refused = stop_when_refused
         self.synced = asyncio.Event()
         self.relists = 0
 
@@ -184,6 +190,8 @@ class Informer:
                 version = await self._watch(version)
                 failures = 0
             except KubeError as exc:
+                if self.stop_when_refused and exc.status in REFUSED:
+                    raise
                 version = None
                 if not exc.gone:
                     failures += 1

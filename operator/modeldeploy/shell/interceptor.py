@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # set on EndpointSlices by Kubernetes
 ENDPOINT_SLICE = ("discovery.k8s.io/v1", "EndpointSlice")
-REFUSED = frozenset({401, 403})  # RBAC (or credentials) refuse: retrying cannot help
 SYNC_SECONDS = 5.0  # a first reading waits this long for the watch's initial list
 
 
@@ -60,31 +59,6 @@ def endpoint_urls(slices: Sequence[Mapping[str, Any]], path: str = "/queue") -> 
                 host = f"[{address}]" if ":" in str(address) else str(address)
                 urls.append(f"http://{host}:{port}{path}")
     return sorted(set(urls))
-
-
-class _Refused(Exception):
-    """The API refused the EndpointSlice list or watch: stop following, fall back to LIST."""
-
-
-class _SliceInformer(Informer):
-    """An Informer that gives up on a refusal instead of relisting forever (each retry would
-    be one more refused request, and a LIST loop where only `watch` is missing)."""
-
-    async def _relist(self) -> str:
-        try:
-            return await super()._relist()
-        except KubeError as exc:
-            if exc.status in REFUSED:
-                raise _Refused(str(exc)) from exc
-            raise
-
-    async def _watch(self, version: str) -> str:
-        try:
-            return await super()._watch(version)
-        except KubeError as exc:
-            if exc.status in REFUSED:
-                raise _Refused(str(exc)) from exc
-            raise
 
 
 class InterceptorReader:
@@ -117,8 +91,8 @@ class InterceptorReader:
                 self.telemetry.interceptor_endpoints.labels(name).set(name == source)
 
     def _start(self) -> asyncio.Task[None]:
-        self.informer = _SliceInformer(self.kube, *ENDPOINT_SLICE, self.slices,
-                                       namespace=self.namespace, label_selector=self.selector)
+        self.informer = Informer(self.kube, *ENDPOINT_SLICE, self.slices, namespace=self.namespace,
+                                 label_selector=self.selector, stop_when_refused=True)
         self._task = asyncio.create_task(self._follow(self.informer),
                                          name=f"watch EndpointSlice {self.namespace}")
         self._source("watch")
@@ -127,7 +101,7 @@ class InterceptorReader:
     async def _follow(self, informer: Informer) -> None:
         try:
             await informer.run_forever()
-        except _Refused as exc:
+        except KubeError as exc:  # only a refusal ends run_forever (stop_when_refused)
             self.refused = str(exc)
             self._source("list")
             logger.warning("cannot watch the endpoints of %s/%s (%s): listing them on each "

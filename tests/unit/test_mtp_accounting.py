@@ -157,3 +157,51 @@ def test_mtp_drafting_on_an_estimate_adds_the_module_at_the_checkpoint_precision
     drafting = with_speculative_mtp(fp8, ["--speculative-config", '{"method": "qwen3_next_mtp"}'])
     assert _served_bytes(drafting) - _served_bytes(fp8) == pytest.approx(fp8.mtp_bytes, rel=1e-3)
     assert fp8.mtp_bytes < 0.6 * 2 * fp8.mtp_parameters  # mostly 1 byte per weight, not 2
+
+
+# Qwen/Qwen3-Next-80B-A3B-Instruct-FP8's one MTP module (vllm/model_executor/models/
+# qwen3_next_mtp.py: fc [2h → h], pre_fc_norm_embedding, pre_fc_norm_hidden, norm and one
+# full-attention MoE decoder layer; h 2048, 16 heads × 256 with the output gate, 2 KV heads, 512
+# experts of 512), as its inventory stores it: q/k/v/o, experts and shared expert F8_E4M3 with F32
+# [128, 128] block scales; fc, router, shared_expert_gate and the norms BF16.
+_FP8 = 2048 * 8192 + 2 * 2048 * 512 + 4096 * 2048 + (512 + 1) * 3 * 2048 * 512
+_SCALES = 4 * (64 * 16 + 2 * 4 * 16 + 16 * 32 + (512 + 1) * 3 * 4 * 16)
+_BF16 = 2 * (4096 * 2048 + 512 * 2048 + 2048 + 5 * 2048 + 2 * 256)
+QWEN3_NEXT_FP8_MTP = _FP8 + _SCALES + _BF16  # 1660322048 bytes, 1.55 GiB
+QWEN3_NEXT_FP8 = "Qwen/Qwen3-Next-80B-A3B-Instruct-FP8"
+QWEN3_NEXT_FP8_TOTAL = 82032869120  # the catalog's totalBytes (its safetensors inventory)
+
+
+def _tp1(facts: ModelFacts, extra_args: list[str]) -> Plan:
+    md = make_md("q3n", model={"name": facts.id}, serving={"maxModelLen": 32768, "extraArgs": extra_args},
+                 placement={"pools": ["aws-p5en-h200-x8"], "tensorParallelSize": 1})
+    return plan_deployment(md, facts, default_pools())
+
+
+def test_a_quantized_checkpoints_mtp_layer_is_subtracted_as_stored() -> None:
+    # vLLM's qwen3_next.py load_weights skips every "mtp." weight unless MTP drafting is asked.
+    facts = load_catalog().get(QWEN3_NEXT_FP8)
+    assert facts is not None and facts.quantization is not None
+    assert facts.unloaded_bytes == pytest.approx(QWEN3_NEXT_FP8_MTP, abs=1024)
+    plan = _tp1(facts, [])
+    assert plan.memory_per_gpu is not None and plan.parameters_source is not None
+    served = (QWEN3_NEXT_FP8_TOTAL - QWEN3_NEXT_FP8_MTP) / 2**30
+    assert plan.memory_per_gpu.weights_gib == pytest.approx(served, abs=0.006)
+    assert "1.5 GiB of 1 multi-token-prediction layer subtracted" in plan.parameters_source
+    # The same checkpoint described by its hub counts by dtype or by a byte total alone.
+    for counts in ({"parameters": {"BF16": 688319744, "F32": 4921664, "F8_E4M3": 80636542976}},
+                   {"metadata": {"total_size": QWEN3_NEXT_FP8_TOTAL}}):
+        described = facts_from_hf("acme/q3n-fp8", catalog_config(QWEN3_NEXT_FP8), counts, source=FactsSource.HF_CONFIG)
+        assert described.unloaded_bytes == facts.unloaded_bytes
+
+
+def test_qwen3_next_mtp_drafting_loads_the_quantized_mtp_layer() -> None:
+    facts = load_catalog().get(QWEN3_NEXT_FP8)
+    assert facts is not None
+    plain, drafting = _tp1(facts, []), _tp1(facts, ["--speculative-config", '{"method": "qwen3_next_mtp"}'])
+    assert plain.memory_per_gpu is not None and drafting.memory_per_gpu is not None
+    # The module shares the target's embed_tokens (it has none of its own): the whole stored
+    # checkpoint is loaded.
+    assert drafting.memory_per_gpu.weights_gib == pytest.approx(QWEN3_NEXT_FP8_TOTAL / 2**30, abs=0.006)
+    added = drafting.memory_per_gpu.weights_gib - plain.memory_per_gpu.weights_gib
+    assert added == pytest.approx(QWEN3_NEXT_FP8_MTP / 2**30, abs=0.011)

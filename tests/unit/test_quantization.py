@@ -12,6 +12,7 @@ from tests.unit.real_configs import (
     QWEN3_30B_A3B_FP8,
     QWEN25_VL_72B_AWQ,
     case_config,
+    catalog_config,
 )
 
 from modeldeploy.api import ModelSource, Serving
@@ -135,3 +136,26 @@ def test_gpt_oss_keeps_attention_in_bf16_and_experts_in_mxfp4() -> None:
     padded = 3072 / 2880  # vLLM pads the experts' hidden size to a multiple of 256 (mxfp4.py)
     assert per_gpu * GIB == pytest.approx(experts * (0.5 + 1 / 32) * padded + others * 2, rel=1e-6)
     assert per_gpu == pytest.approx(64.38, rel=0.03)  # vLLM v0.11 on H100 (bench/data/vllm-memory-profiles.csv)
+
+
+def test_listed_norms_and_gated_deltanet_parameters_leave_attention_quantized() -> None:
+    # Qwen/Qwen3-Next-80B-A3B-Instruct-FP8 lists every layer's norms, self_attn.q_norm/k_norm and
+    # linear_attn A_log/conv1d/dt_bias/in_proj_ba/norm in modules_to_not_convert, never a q/k/v/o
+    # projection: its published safetensors inventory (catalog configSource) holds 4921664 F32
+    # [128, 128] block scales, exactly the scales of 49 MoE layers (48 + the MTP layer: 512
+    # experts × 192 + the shared expert's 192), 13 full-attention layers' q/k/v/o (1664 each) and
+    # 36 Gated DeltaNet layers' in_proj_qkvz/out_proj (2048 each): the attention is FP8.
+    moe, full_attention, linear_attention = 49 * (512 * 192 + 192), 13 * 1664, 36 * 2048
+    assert moe + full_attention + linear_attention == 4921664
+    qc = parse(catalog_config("Qwen/Qwen3-Next-80B-A3B-Instruct-FP8")["quantization_config"])
+    assert qc.unquantized == ("router",)
+    # Qwen/Qwen3-30B-A3B-FP8 lists model.layers.N.post_attention_layernorm: a norm, not attention.
+    assert parse(catalog_config("Qwen/Qwen3-30B-A3B-FP8")["quantization_config"]).unquantized == ("router",)
+
+
+def test_ignored_tower_modules_leave_the_language_model_quantized() -> None:
+    # RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic ignores vision_model.*.mlp.fc1/fc2 (the
+    # tower, sized apart at 16-bit) and the language model's attention and routers; its shared
+    # experts carry FP8 per-channel scales (tools/README.md), so the MLP group stays FP8.
+    config = catalog_config("RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic")
+    assert parse(config["quantization_config"]).unquantized == ("attention", "router")

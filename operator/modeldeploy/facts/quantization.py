@@ -60,6 +60,14 @@ _MODULE_PATTERNS = {
     EXPERTS: re.compile(r"experts"),
     MLP: re.compile(r"(^|\.)mlp(\.|$)"),
 }
+# Listed names that are no group's linear layers: norms (input_layernorm, post_attention_layernorm,
+# self_attn.q_norm), Gated DeltaNet's A_log, dt_bias, conv1d and its b/a gate projection
+# in_proj_ba (2 × linear_num_value_heads outputs: in_proj_qkvz and out_proj stay quantized), and
+# the vision/audio towers (sized apart, at their stored dtype). Qwen3-Next-80B-A3B-Instruct-FP8
+# lists all of these per layer while its q/k/v/o projections are FP8 (the published safetensors
+# inventory: F8_E4M3 with [128, 128] scales for every self_attn projection, data/models).
+_NO_GROUP = re.compile(r"(norm|A_log|dt_bias|conv1d|in_proj_ba)$"
+                       r"|(^|\.)(vision_model|visual|vision_tower|multi_modal_projector|audio_tower)(\.|$)")
 
 
 class WeightQuantization(BaseModel):
@@ -132,6 +140,8 @@ def _unquantized(names: Sequence[Any]) -> tuple[str, ...]:
     found = set()
     for raw in names:
         name = str(raw).removeprefix("re:")
+        if _NO_GROUP.search(name.removesuffix("$")):
+            continue
         for group, pattern in _MODULE_PATTERNS.items():
             if pattern.search(name):
                 found.add(group)

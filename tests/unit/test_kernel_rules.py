@@ -50,6 +50,18 @@ def test_marlin_partition_alignment_awq() -> None:
     assert weight_partition_rule(f, p, 8) is not None  # 3696
 
 
+def test_published_qwen25_vl_72b_awq_is_padded_so_every_tp_loads() -> None:
+    # The hub's Qwen2.5-VL-72B-Instruct-AWQ (catalog entry, config.json at 666b8f5f) pads the MLP to
+    # 29696 = 232 groups of 128, so TP 2/4/8 give whole 128-row slices (14848, 7424, 3712); its
+    # published parameter total holds only with 29696 (tools/catalog_counts.py EVIDENCE).
+    f = catalog("Qwen/Qwen2.5-VL-72B-Instruct-AWQ")
+    p = precision(f)
+    assert f.intermediate_size == 29696 and p.effective_quantization == "awq"
+    assert all(weight_partition_rule(f, p, tp) is None and slice_note(f, p, tp) is None for tp in (1, 2, 4, 8))
+    unpadded = facts("acme/Qwen2.5-VL-72B-AWQ-unpadded", case_config(QWEN25_VL_72B_AWQ))
+    assert weight_partition_rule(unpadded, precision(unpadded), 2) is not None
+
+
 def test_quantization_groups_must_split_evenly_gptq() -> None:
     # QwenLM/Qwen3#578: 29568 = 231 groups of 128 cannot split over 4 GPUs; 29696 (padded) can.
     padded = facts("Qwen/Qwen2-72B-Instruct-GPTQ-Int8", case_config(QWEN2_72B_GPTQ_INT8))

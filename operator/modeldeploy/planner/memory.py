@@ -198,6 +198,34 @@ class StageLayers:
         return self.full + self.sliding
 
 
+# vLLM's hybrid KV-cache manager: a layer type whose count is at most 1.25× the other's groups
+# with that larger count (v0.11 kv_cache_utils.py; 1.5× from later releases: the same for every
+# catalog model).
+_GROUP_BY_LARGER = 1.25
+
+
+def kv_slot_layers(facts: ModelFacts) -> int:
+    """Attention layers vLLM's reported KV token count divides by, model-wide.
+
+    Models mixing full and sliding-window attention (and no linear attention) get one block pool
+    of equal-sized layer groups: vllm/v1/core/kv_cache_utils.py `_get_kv_cache_groups_uniform_page_size`
+    takes the smaller type's layer count as the group size (the larger's when within 1.25×) and
+    pads each type up to a multiple of it ("Add N padding layers, may waste at most X% KV cache
+    memory"); `num_blocks` = memory / (group size × page) and "GPU KV cache size" =
+    num_blocks / groups × block size, i.e. memory / (padded layers × bytes per token-layer).
+    google/gemma-3-27b-it: 10 full + 52 sliding → groups of 10, 8 padding layers, 70 slots (the
+    vLLM 0.11 MI300X log in bench/data logs "Add 8 padding layers ... 15.38%" and 205,696 tokens
+    from 109.86 GiB = 70 × 8 KiB per token). Other models: their attention layers.
+    """
+    sliding = facts.sliding_window_layers
+    full = facts.attention_layers - sliding
+    if not sliding or not full or facts.linear_attention_layers:
+        return facts.attention_layers
+    small, large = min(full, sliding), max(full, sliding)
+    group = large if large < small * _GROUP_BY_LARGER else small
+    return sum(math.ceil(count / group) * group for count in (full, sliding))
+
+
 def layers_on_stage(facts: ModelFacts, pp: int) -> StageLayers:
     full = facts.attention_layers - facts.sliding_window_layers
     return StageLayers(
@@ -221,8 +249,13 @@ def kv_bytes_per_sequence(facts: ModelFacts, tp: int, pp: int, kv_bytes: int, le
 
 
 def kv_bytes_per_token(facts: ModelFacts, tp: int, pp: int, kv_bytes: int) -> int:
-    """Bytes per token across all attention layers on the most loaded GPU (for token counts)."""
-    return kv_bytes_per_token_layer(facts, tp, kv_bytes) * max(layers_on_stage(facts, pp).attention, 1)
+    """Bytes per token across all attention layers on the most loaded GPU (for token counts), with
+    the padding layers of vLLM's hybrid KV groups (kv_slot_layers)."""
+    return kv_bytes_per_token_layer(facts, tp, kv_bytes) * _token_layers(facts, pp)
+
+
+def _token_layers(facts: ModelFacts, pp: int) -> int:
+    return max(stage_layers(kv_slot_layers(facts), pp), 1)
 
 
 @dataclass(frozen=True)
@@ -273,6 +306,6 @@ def gpu_memory(
         weights=weights_per_gpu(facts, weights, tp, pp),
         overhead=overhead.in_budget,
         kv_required=kv_sequences * _sequence_bytes(facts, stage, per_layer, tp, max_model_len),
-        kv_per_token=per_layer * max(stage.attention, 1),
+        kv_per_token=per_layer * _token_layers(facts, pp),
         detail=overhead,
     )

@@ -53,7 +53,8 @@ AWQ_HUB_TOTAL = ("The hub counts an AWQ checkpoint as its unquantized model: eac
                  " 4-bit weights, qzeros and F16 scales left out (as it leaves gpt-oss's MXFP4 scales out), so"
                  " the total is reproduced by this config.json without its quantization_config; the stored"
                  " tensors are AutoAWQ's GEMM layout (I32 qweight [in, out/8] and qzeros [in/128, out/8], F16"
-                 " scales [in/128, out]), the vision tower 16-bit per modules_to_not_convert")
+                 " scales [in/128, out]), the vision tower 16-bit per modules_to_not_convert; the other 16-bit"
+                 " tensors are labelled by the config's torch_dtype (F16 and BF16 both take 2 bytes)")
 LLAMA2_NOTE = ("rotary_emb.inv_freq buffers (layers × 64 F32) are stored too: the converted checkpoints"
                " kept them")
 EVIDENCE: dict[str, dict[str, Any]] = {
@@ -183,6 +184,10 @@ EVIDENCE: dict[str, dict[str, Any]] = {
         "where": f"{SIMPLE_MMEVAL}: parameter_count 8292166656 for hf_path Qwen/Qwen2.5-VL-7B-Instruct (the hub's"
                  " count, refreshed by its scripts/update_model_metadata.py); the hub's model listing gives the same"
                  " numParameters"},
+    "Qwen/Qwen2.5-VL-32B-Instruct-AWQ": {
+        "dequantized": 33452718336,
+        "where": f"{SIMPLE_MMEVAL}: parameter_count 33452718336 for hf_path Qwen/Qwen2.5-VL-32B-Instruct-AWQ (the"
+                 f" hub's safetensors.total, equal to Qwen/Qwen2.5-VL-32B-Instruct's). {AWQ_HUB_TOTAL}"},
     "Qwen/Qwen2.5-VL-72B-Instruct-AWQ": {
         "dequantized": 73662435584,
         "where": f"{SIMPLE_MMEVAL}: parameter_count 73662435584 for hf_path Qwen/Qwen2.5-VL-72B-Instruct-AWQ (the"

@@ -18,7 +18,6 @@ from modeldeploy.planner import default_pools, plan_deployment
 # quantized layouts or verbatim configs are still being sourced; what each one lacks:
 # tools/README.md, "Entries still estimated"); this set only shrinks.
 PENDING = {"meta-llama/Llama-3.1-405B-Instruct-FP8", "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
-           "Qwen/Qwen2.5-VL-32B-Instruct-AWQ",
            "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic"}
 
 

@@ -33,9 +33,11 @@ def test_largest_item_per_family_as_vllm_profiles_it() -> None:
     # Llama 4: 16 tiles + 1 global view of 336² at patch 14 (576 patches), pixel shuffle 0.5 → 144.
     scout = catalog(SCOUT).encoder
     assert scout is not None and (scout.patches_per_item, scout.tokens_per_item) == (17 * 576, 17 * 144)
-    # gemma-3-27b-it: SigLIP 896² at patch 14 = 4096 patches pooled to mm_tokens_per_image 256.
+    # gemma-3-27b-it: SigLIP 896² at patch 14 = 4096 patches pooled to mm_tokens_per_image 256,
+    # framed by 4 tokens (vLLM 0.11 log, bench/data source D: 31 items in an 8192-token budget).
     gemma = facts_from_hf("google/gemma-3-27b-it", case_config(GEMMA3_27B)).encoder
-    assert gemma is not None and (gemma.patches_per_item, gemma.tokens_per_item) == (4096, 256)
+    assert gemma is not None and (gemma.patches_per_item, gemma.tokens_per_item) == (4096, 260)
+    assert 8192 // gemma.tokens_per_item == 31
     # Text models have no encoder.
     assert catalog("Qwen/Qwen3-32B").encoder is None
 

@@ -32,6 +32,8 @@ QWEN3_VL_MAX_PIXELS = 16777216
 # Llama 4: vLLM's Mllama4ProcessingInfo (mllama4.py) tiles an image into at most 16 chunks of
 # vision_config.image_size plus one global view (transformers' Llama4ImageProcessor max_patches=16).
 LLAMA4_MAX_TILES = 16 + 1
+# Gemma 3: "\n\n", <start_of_image>, <end_of_image>, "\n\n" around each image's soft tokens.
+GEMMA3_IMAGE_FRAMING_TOKENS = 4
 
 
 class EncoderFacts(BaseModel):
@@ -72,8 +74,13 @@ def _pixtral(top: Mapping[str, Any], vision: Mapping[str, Any]) -> tuple[int, in
 
 def _gemma3(top: Mapping[str, Any], vision: Mapping[str, Any]) -> tuple[int, int, str]:
     side = (config_int(vision, "image_size") or 896) // (config_int(vision, "patch_size") or 14)
-    # Pan-and-scan is off by default: one crop of mm_tokens_per_image soft tokens (gemma3_mm.py).
-    return side * side, config_int(top, "mm_tokens_per_image") or 256, "mm_tokens_per_image (gemma3_mm.py)"
+    # Pan-and-scan is off by default: one crop of mm_tokens_per_image soft tokens (gemma3_mm.py),
+    # placed in the processor's full_image_sequence "\n\n<start_of_image>…<end_of_image>\n\n"
+    # (transformers processing_gemma3.py): vLLM budgets the framing too. A vLLM 0.11 start of
+    # gemma-3-27b-it profiles "31 image items" for an 8192-token budget (bench/data source D):
+    # 8192 // 260 = 31, where 256 tokens per item would give 32.
+    tokens = (config_int(top, "mm_tokens_per_image") or 256) + GEMMA3_IMAGE_FRAMING_TOKENS
+    return side * side, tokens, "mm_tokens_per_image + 4 framing tokens (gemma3_mm.py)"
 
 
 def _llama4(vision: Mapping[str, Any]) -> tuple[int, int, str]:

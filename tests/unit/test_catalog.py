@@ -174,7 +174,9 @@ def test_fp8_variants_are_linked_and_share_the_architecture(
     b, v = catalog.get(base), catalog.get(fp8)
     assert b is not None and v is not None
     assert b.fp8_variant == fp8 and v.fp8_variant is None
-    assert b.native_quantization is None and v.native_quantization == "fp8"
+    # An FP8 checkpoint: quant_method fp8 / fbgemm_fp8, or compressed-tensors float 8-bit (Maverick's).
+    assert b.native_quantization is None and v.quantization is not None
+    assert v.quantization.float_weights and v.quantization.bits == 8
     shape_fields = [k for k in ARCH_FIELDS if k not in ("parameters", "active_parameters")]
     assert {k: getattr(b, k) for k in shape_fields} == {k: getattr(v, k) for k in shape_fields}
     # The base counts its stored tensors; a quantized checkpoint's parameter count comes from its shapes.

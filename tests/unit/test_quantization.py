@@ -17,8 +17,9 @@ from tests.unit.real_configs import (
 
 from modeldeploy.api import ModelSource, Serving
 from modeldeploy.errors import ModelUnresolved
+from modeldeploy.facts.catalog import load_catalog
 from modeldeploy.facts.hf_config import facts_from_hf
-from modeldeploy.facts.quantization import WeightQuantization, parse_quantization
+from modeldeploy.facts.quantization import WeightQuantization, parse_quantization, quantized_share
 from modeldeploy.planner.memory import GIB, precision_for, weights_for, weights_per_gpu
 
 # compressed-tensors preset schemes (neuralmagic/compressed-tensors,
@@ -35,6 +36,11 @@ FP8_BLOCK = {"weights": {"num_bits": 8, "type": "float", "strategy": "block", "b
 def ct(scheme: dict[str, Any], ignore: list[str] | None = None) -> dict[str, Any]:
     return {"quant_method": "compressed-tensors", "config_groups": {"group_0": {**scheme, "targets": ["Linear"]}},
             "ignore": ignore or ["lm_head"]}
+
+
+def kept_groups(q: WeightQuantization) -> set[str]:
+    """Module groups kept 16-bit in every layer or in the layers the list names."""
+    return {*q.unquantized, *(group for group, _ in q.unquantized_in_layers)}
 
 
 def parse(qc: dict[str, Any]) -> WeightQuantization:
@@ -82,8 +88,29 @@ def test_activation_and_float_flags_pick_the_kernels() -> None:
 def test_modules_that_stay_16_bit() -> None:
     gpt_oss = parse(GPT_OSS_120B["quantization_config"])
     assert {"attention", "router"} <= set(gpt_oss.unquantized)  # experts only are MXFP4
-    ignore = ["lm_head", "re:.*mlp.gate$", "model.layers.0.self_attn.q_proj"]
+    ignore = ["lm_head", "re:.*mlp.gate$", "model.layers.0.self_attn.q_proj", "re:.*self_attn.*"]
     assert parse(ct(W4A16, ignore)).unquantized == ("attention", "router")
+
+
+# Meta's Llama-3.1-405B-Instruct-FP8 exclusions (AWS Neuron modules_to_not_convert.json, awsdocs-neuron
+# v2.29.0; the catalog entry's config): every layer's attention, the MLPs of layers 0 and 125 only.
+LLAMA_405B_FP8_KEEP = ["lm_head", *(f"model.layers.{i}.self_attn.{p}" for i in range(126) for p in ("q_proj", "o_proj")),
+                       *(f"model.layers.{i}.mlp.{p}" for i in (0, 125) for p in ("gate_proj", "up_proj", "down_proj"))]
+
+
+def test_modules_named_in_some_layers_stay_16_bit_in_those_layers_only() -> None:
+    q = parse({"quant_method": "fbgemm_fp8", "activation_scale_ub": 1200.0, "modules_to_not_convert": LLAMA_405B_FP8_KEEP})
+    assert q.unquantized == () and dict(q.unquantized_in_layers) == {"attention": tuple(range(126)), "mlp": (0, 125)}
+    modules = {"attention": 126 * 570425344, "mlp": 126 * 2617245696}  # 405B: per layer q,k,v,o / gate,up,down
+    assert quantized_share(modules, q, 126) == 124 * 2617245696  # the MLPs of layers 1-124 only
+    # Without the layer count (the multi-token-prediction modules, facts/mtp.py) a named group counts as kept.
+    assert quantized_share(modules, q) == 0
+
+
+def test_llama4_shared_experts_and_dense_ffn_are_the_mlp_group() -> None:
+    q = parse(ct(FP8_DYNAMIC, ["re:.*shared_expert.*", "re:.*feed_forward\\.(gate|up|down)_proj",
+                               "language_model.model.layers.3.feed_forward.router"]))
+    assert q.unquantized == ("mlp",) and q.unquantized_in_layers == (("router", (3,)),)
 
 
 @pytest.mark.parametrize(
@@ -148,9 +175,9 @@ def test_listed_norms_and_gated_deltanet_parameters_leave_attention_quantized() 
     moe, full_attention, linear_attention = 49 * (512 * 192 + 192), 13 * 1664, 36 * 2048
     assert moe + full_attention + linear_attention == 4921664
     qc = parse(catalog_config("Qwen/Qwen3-Next-80B-A3B-Instruct-FP8")["quantization_config"])
-    assert qc.unquantized == ("router",)
+    assert kept_groups(qc) == {"router"}
     # Qwen/Qwen3-30B-A3B-FP8 lists model.layers.N.post_attention_layernorm: a norm, not attention.
-    assert parse(catalog_config("Qwen/Qwen3-30B-A3B-FP8")["quantization_config"]).unquantized == ("router",)
+    assert kept_groups(parse(catalog_config("Qwen/Qwen3-30B-A3B-FP8")["quantization_config"])) == {"router"}
 
 
 def test_ignored_tower_modules_leave_the_language_model_quantized() -> None:
@@ -158,4 +185,31 @@ def test_ignored_tower_modules_leave_the_language_model_quantized() -> None:
     # tower, sized apart at 16-bit) and the language model's attention and routers; its shared
     # experts carry FP8 per-channel scales (tools/README.md), so the MLP group stays FP8.
     config = catalog_config("RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic")
-    assert parse(config["quantization_config"]).unquantized == ("attention", "router")
+    q = parse(config["quantization_config"])
+    assert kept_groups(q) == {"attention", "router"}  # named layer by layer: every one of its 48
+    assert dict(q.unquantized_in_layers)["attention"] == tuple(range(48))
+
+
+def _catalog_weights_per_gpu(model: str, tp: int) -> float:
+    facts = load_catalog().get(model)
+    assert facts is not None
+    prec = precision_for(facts, ModelSource(name=model), Serving())
+    return weights_per_gpu(facts, weights_for(facts, prec), tp, 1) / GIB
+
+
+def test_meta_fp8_entries_are_sized_from_the_modules_they_keep_in_bf16() -> None:
+    # Llama-3.1-405B-Instruct-FP8 at TP 8: tools/checkpoint_inventory.py derives 487229259776 bytes
+    # (attention and the MLPs of layers 0 and 125 BF16, per-row F32 scales the planner leaves out).
+    per_gpu = _catalog_weights_per_gpu("meta-llama/Llama-3.1-405B-Instruct-FP8", 8)
+    assert per_gpu * GIB == pytest.approx(487229259776 / 8, rel=1e-3)
+    # vLLM 0.5.3 logged 57.7520 GiB on H100 (vllm-project/vllm#6746; 57.7485 on A100, #6689) for the
+    # checkpoint as first published, whose KV heads the hub later corrected (#6689, 2024-08-16; sglang#723
+    # forced num_key_value_heads = 8 for it): the log is reproduced with k_proj/v_proj of 16 heads (2048
+    # rows, +0.984375 GiB per GPU) and vLLM's 131072 x 128 BF16 rotary cache (+0.03125 GiB).
+    assert per_gpu + 0.984375 + 0.03125 == pytest.approx(57.7520, rel=1e-3)
+    # Llama-4-Maverick-17B-128E-Instruct-FP8 at TP 8: only the routed experts FP8 (416884747264 bytes derived).
+    # vLLM 0.8.3 logged 48.8682 GiB (vllm-project/vllm#16152), which adds the 1048576 x 128 BF16 rotary
+    # cache (0.25 GiB) and, per GPU, the replicated norms, router and down_proj scales (0.08 GiB).
+    per_gpu = _catalog_weights_per_gpu("meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8", 8)
+    assert per_gpu * GIB == pytest.approx(416884747264 / 8, rel=2e-3)
+    assert per_gpu + 0.25 == pytest.approx(48.8682, rel=5e-3)

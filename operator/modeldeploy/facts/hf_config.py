@@ -310,7 +310,7 @@ def facts_from_hf(
         "mtp_layers": mtp.layers, "mtp_parameters": mtp.parameters, "mtp_bytes": mtp.stored_bytes,
         "mtp_embedding_parameters": mtp.embedding_parameters, "mtp_module_parameters": mtp.modules,
         "stored_bytes_estimate": None if counts and counts.bytes else int(
-            expected_bytes(parts, quant, DTYPE_BYTES[dtype]) + mtp.stored_bytes),
+            expected_bytes(parts, quant, DTYPE_BYTES[dtype], shapes.layers) + mtp.stored_bytes),
         "unloaded_bytes": mtp.stored_bytes if mtp.in_counts else 0, "dtype_split_estimated": split_estimated})
 
 

@@ -60,13 +60,13 @@ def _nearer_with(surplus: float, module: float, layers: int) -> bool:
     return abs(surplus - layers * module) < abs(surplus)
 
 
-def expected_bytes(parts: Breakdown, quant: WeightQuantization | None, width: float) -> float:
+def expected_bytes(parts: Breakdown, quant: WeightQuantization | None, width: float, layers: int) -> float:
     """Bytes of the config's tensors as stored: quantized linear layers at the format's bytes per
     weight (scales included), the rest at the 16-bit activation dtype; `width` bytes each when
-    unquantized."""
+    unquantized. `layers`: the decoder layers, for modules kept 16-bit in named layers only."""
     if quant is None:
         return parts.total * width
-    linear = quantized_share(parts.modules, quant)
+    linear = quantized_share(parts.modules, quant, layers)
     return linear * quant.bytes_per_weight + (parts.total - linear) * 2.0
 
 
@@ -87,7 +87,7 @@ def mtp_modules(s: Shapes, quant: WeightQuantization | None, width: float, parts
     layers = mtp_layers(s.cfg) or IMPLIED_LAYERS.get(s.text_type, 0)
     own_embedding = s.text_type.startswith("deepseek") or s.cfg.get("mtp_use_dedicated_embeddings") is True
     in_counts = bool(layers) and counted_bytes is not None and _nearer_with(
-        counted_bytes - expected_bytes(parts, quant, width), module_bytes, layers)
+        counted_bytes - expected_bytes(parts, quant, width, s.layers), module_bytes, layers)
     return MtpModules(layers=layers, parameters=layers * (linear + other), stored_bytes=int(layers * module_bytes),
                       embedding_parameters=layers * s.vocab * s.hidden if own_embedding else 0, in_counts=in_counts,
                       modules={group: layers * n for group, n in modules.items()})

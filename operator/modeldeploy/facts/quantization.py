@@ -58,7 +58,9 @@ _MODULE_PATTERNS = {
     ATTENTION: re.compile(r"(self_attn|attention|attn|q_proj|k_proj|v_proj|o_proj|qkv)"),
     ROUTER: re.compile(r"((^|\.)(gate|router)\$?$|shared_expert_gate)"),
     EXPERTS: re.compile(r"experts"),
-    MLP: re.compile(r"(^|\.)mlp(\.|$)"),
+    # Dense MLPs and shared experts: "mlp.", Llama 4's "feed_forward.{gate,up,down}_proj" and
+    # "feed_forward.shared_expert" (its routed experts and router match the patterns above first).
+    MLP: re.compile(r"((^|\.)mlp(\.|$)|shared_expert(?!_gate)|feed_forward(?!\.(experts|router)))"),
 }
 # Listed names that are no group's linear layers: norms (input_layernorm, post_attention_layernorm,
 # self_attn.q_norm), Gated DeltaNet's A_log, dt_bias, conv1d and its b/a gate projection
@@ -93,6 +95,10 @@ class WeightQuantization(BaseModel):
     activation_bits: int = 16
     bytes_per_weight: float
     unquantized: tuple[str, ...] = ()
+    # Groups kept in 16-bit only in the decoder layers a config names one by one (Meta's
+    # Llama-3.1-405B-FP8 keeps the MLPs of layers 0 and 125): (group, layer indices); -1 - i marks
+    # multi-token-prediction layer i ("mtp.layers.0…" → -1), which is no decoder layer.
+    unquantized_in_layers: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def label(self) -> str:
@@ -127,25 +133,72 @@ def _group_bytes(bits: int, group: int | None, *, zero_point: bool) -> float:
     return bits / 8 + 2 / group + (bits / 8 / group if zero_point else 0.0)
 
 
-def quantized_share(modules: Mapping[str, int], quant: WeightQuantization | None) -> int:
+def quantized_share(modules: Mapping[str, int], quant: WeightQuantization | None, layers: int | None = None) -> int:
     """Parameters of `modules` (the decoder's linear layers by group, facts/estimate.py) stored
     at the format's bytes per weight: every group but those `quant` keeps in 16-bit, and never
-    the MoE routers (vLLM builds the gate as an unquantized ReplicatedLinear in every format)."""
+    the MoE routers (vLLM builds the gate as an unquantized ReplicatedLinear in every format).
+
+    A group kept only in some decoder layers (`unquantized_in_layers`) keeps that share of its
+    parameters, assuming every one of the model's `layers` carries the same share of the group
+    (exact for dense models; an average for MoE models interleaving dense layers). Without
+    `layers` (the multi-token-prediction modules, facts/mtp.py) such a group counts as kept.
+    """
     kept = {*(quant.unquantized if quant else ()), ROUTER}
-    return sum(n for group, n in modules.items() if group not in kept)
+    total = 0
+    for group, n in modules.items():
+        if group not in kept:
+            total += n - round(n * _kept_fraction(quant, group, layers))
+    return total
+
+
+def _kept_fraction(quant: WeightQuantization | None, group: str, layers: int | None) -> float:
+    named = {i for g, indices in (quant.unquantized_in_layers if quant else ()) if g == group for i in indices}
+    if not named:
+        return 0.0
+    if layers is None:
+        return 1.0
+    # Named MTP layers (negative) count too: MTP drafting serves them as extra layers (planner/speculative.py).
+    return min(len({i for i in named if i < layers}), layers) / layers
+
+
+# A decoder layer named by index ("model.layers.0.mlp.down_proj", "language_model.model.layers.3.…",
+# "mtp.layers.0.…").
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
+
+
+def _group_of(name: str) -> str | None:
+    """The module group whose linear layers `name` lists; None for no group's (`_NO_GROUP`)."""
+    if _NO_GROUP.search(name.removesuffix("$")):
+        return None
+    for group, pattern in _MODULE_PATTERNS.items():
+        if pattern.search(name):
+            return group
+    return None
+
+
+def _unquantized_in_layers(names: Sequence[Any]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(group, layer indices) of the modules named in specific decoder layers."""
+    found: dict[str, set[int]] = {}
+    for raw in names:
+        name = str(raw).removeprefix("re:")
+        layer = _LAYER.search(name)
+        group = _group_of(name)
+        if layer is None or group is None:
+            continue
+        index = int(layer.group(1))
+        found.setdefault(group, set()).add(-1 - index if name.startswith("mtp.") else index)
+    return tuple((g, tuple(sorted(found[g]))) for g in sorted(found))
 
 
 def _unquantized(names: Sequence[Any]) -> tuple[str, ...]:
-    """Module groups named in modules_to_not_convert / ignore (layer-agnostic patterns)."""
+    """Module groups named in modules_to_not_convert / ignore for every layer (patterns without a
+    layer index: "model.layers.*.self_attn", "re:.*self_attn.*")."""
     found = set()
     for raw in names:
         name = str(raw).removeprefix("re:")
-        if _NO_GROUP.search(name.removesuffix("$")):
-            continue
-        for group, pattern in _MODULE_PATTERNS.items():
-            if pattern.search(name):
-                found.add(group)
-                break
+        group = _group_of(name)
+        if group is not None and _LAYER.search(name) is None:
+            found.add(group)
     return tuple(sorted(found))
 
 
@@ -256,10 +309,15 @@ def parse_quantization(repo_id: str, config: Mapping[str, Any]) -> WeightQuantiz
         return None
     if not isinstance(qc, Mapping):
         raise ConfigFieldError(repo_id, "quantization_config", "not an object")
+    names = [*(qc.get("modules_to_not_convert") or []), *(qc.get("ignore") or []), *(qc.get("ignored_layers") or []),
+             *(qc.get("exclude_modules") or []), *(qc.get("llm_int8_skip_modules") or [])]
+    parsed = _parse(repo_id, qc, _unquantized(names))
+    in_layers = _unquantized_in_layers(names)
+    return parsed.model_copy(update={"unquantized_in_layers": in_layers}) if in_layers else parsed
+
+
+def _parse(repo_id: str, qc: Mapping[str, Any], ignore: tuple[str, ...]) -> WeightQuantization:
     raw = str(qc.get("quant_method") or "").lower()
-    ignore = _unquantized([*(qc.get("modules_to_not_convert") or []), *(qc.get("ignore") or []),
-                           *(qc.get("ignored_layers") or []), *(qc.get("exclude_modules") or []),
-                           *(qc.get("llm_int8_skip_modules") or [])])
     if raw in ("modelopt", "modelopt_fp4"):
         return _modelopt(repo_id, qc, ignore)
     method = _ALIASES.get(raw)

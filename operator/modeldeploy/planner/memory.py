@@ -103,7 +103,7 @@ def quantized_parameters(facts: ModelFacts, quant: WeightQuantization | None) ->
     embed = facts.vocab_size * facts.hidden_size * (1 if facts.tie_word_embeddings else 2)
     if not facts.module_parameters:
         return max(facts.parameters - embed - facts.vision_parameters, 0)
-    return quantized_share(facts.module_parameters, quant)
+    return quantized_share(facts.module_parameters, quant, facts.layers)
 
 
 MXFP4_HIDDEN_ALIGN = 256

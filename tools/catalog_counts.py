@@ -53,7 +53,8 @@ AWQ_HUB_TOTAL = ("The hub counts an AWQ checkpoint as its unquantized model: eac
                  " 4-bit weights, qzeros and F16 scales left out (as it leaves gpt-oss's MXFP4 scales out), so"
                  " the total is reproduced by this config.json without its quantization_config; the stored"
                  " tensors are AutoAWQ's GEMM layout (I32 qweight [in, out/8] and qzeros [in/128, out/8], F16"
-                 " scales [in/128, out]), the vision tower 16-bit per modules_to_not_convert; the other 16-bit"
+                 " scales [in/128, out], and the quantized layers' biases F16: WQLinear_GEMM.from_linear stores"
+                 " `bias.clone().half()`), the vision tower 16-bit per modules_to_not_convert; the other 16-bit"
                  " tensors are labelled by the config's torch_dtype (F16 and BF16 both take 2 bytes)")
 LLAMA2_NOTE = ("rotary_emb.inv_freq buffers (layers × 64 F32) are stored too: the converted checkpoints"
                " kept them")

@@ -10,7 +10,7 @@ between the class and what the published checkpoint stores are applied explicitl
 - quantized layouts (FP8 block / per-channel weight + scale, AWQ packed int32 + fp16 scales,
   MXFP4 blocks + scales), with the modules each method leaves in 16 bits.
 
-Usage: tools/checkpoint_inventory.py FILE.yaml [...]  → one JSON line per file.
+Usage: tools/checkpoint_inventory.py [--scale-dtype BF16] FILE.yaml [...]  → one JSON line per file.
 Every derived inventory is a claim to cross-check against a published number (hub page
 "Model size", model.safetensors.index.json total_size) before it goes into the catalog.
 """
@@ -206,8 +206,14 @@ F32_TENSORS = ("e_score_correction_bias", "linear_attn.A_log", "linear_attn.norm
 
 def inventory(cfg: dict[str, Any], stored: str | None = None, scale_dtype: str = "F32",
               f32_tensors: tuple[str, ...] = F32_TENSORS) -> tuple[Counter[str], list[str]]:
-    """(count by safetensors dtype, notes) of the checkpoint `cfg` describes; `f32_tensors`: the
-    name suffixes its family keeps in float32 (none for Qwen3-Next, whose A_log is stored BF16)."""
+    """(count by safetensors dtype, notes) of the checkpoint `cfg` describes; `scale_dtype`: the
+    scales' stored dtype: F32 by default (DeepSeek's block scales, Meta's FP8 builds), BF16 for
+    Qwen's FP8 builds and for llm-compressor checkpoints of a BF16 model (compressed-tensors 0.9.3
+    quantization/lifecycle/initialize.py `_initialize_scale_zero_point` creates `weight_scale` in
+    `module.weight.dtype`, and utils/offload.py `update_offload_parameter` casts every observer
+    result to it; llm-compressor 0.5.0 pins compressed-tensors==0.9.3; still so in 0.12);
+    `f32_tensors`: the name suffixes its family keeps in float32 (none for Qwen3-Next, whose A_log
+    is stored BF16)."""
     float_dt = _stored_float(cfg, stored)
     tensors = model_tensors(cfg)
     tensors += mtp_tensors(cfg, tensors)
@@ -218,13 +224,23 @@ def inventory(cfg: dict[str, Any], stored: str | None = None, scale_dtype: str =
     keep = list(qc.get("modules_to_not_convert") or qc.get("ignore") or [])
     multimodal = "text_config" in cfg
     hidden = _text(cfg)["hidden_size"]
+    shapes = dict(tensors)
+
+    def quantized(name: str, shape: tuple[int, ...]) -> bool:
+        return bool(method) and is_linear(name, shape) and not skipped(name, keep, multimodal) \
+            and "visual" not in name and "vision" not in name
+
     for name, shape in tensors:
         n = numel(shape)
         if f32_tensors and name.endswith(f32_tensors):
             counts["F32"] += n
-        elif method and is_linear(name, shape) and not skipped(name, keep, multimodal) and "visual" not in name \
-                and "vision" not in name:
+        elif quantized(name, shape):
             _quantized(counts, name, _matrices(name, shape, hidden), qc, scale_dtype)
+        elif method == "awq" and name.endswith(".bias") and quantized(weight := name[:-4] + "weight",
+                                                                      shapes.get(weight, ())):
+            # AutoAWQ's WQLinear_GEMM.from_linear stores the bias as `linear.bias.clone().half()`
+            # (awq/modules/linear/gemm.py, v0.2.7 to v0.2.9): F16 whatever the model's dtype.
+            counts["F16"] += n
         else:
             counts[float_dt] += n
     return counts, notes
@@ -315,9 +331,13 @@ def replace_block(text: str, block: str) -> str:
 
 
 def main(argv: list[str]) -> None:
+    """Usage: [--scale-dtype BF16] FILE.yaml ... (the scales' stored dtype; default F32)."""
+    scale_dtype = "F32"
+    if argv[:1] == ["--scale-dtype"]:
+        scale_dtype, argv = argv[1], argv[2:]
     for path in argv:
         entry = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        counts, _ = inventory(entry["config"])
+        counts, _ = inventory(entry["config"], None, scale_dtype)
         print(json.dumps({"id": entry["id"], "parameters": dict(counts), "total": sum(counts.values()),
                           "totalBytes": total_bytes(counts)}))
 

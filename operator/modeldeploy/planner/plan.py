@@ -87,7 +87,13 @@ class Plan(_Out):
     online_quantization: bool = Field(default=False, description=(
         "vLLM quantizes the 16-bit checkpoint at load (spec.model.quantization): the plan passes "
         "--quantization; a pre-quantized checkpoint's method vLLM reads from its config"))
-    dtype: str = "auto"
+    dtype: str | None = Field(default=None, description=(
+        "The activation dtype the plan sized and vLLM resolves: spec.model.dtype when set, else the "
+        "checkpoint's torch_dtype (bfloat16, float16 for most AWQ/GPTQ builds; float32 checkpoints run "
+        "bfloat16), as vllm/config/model.py _resolve_auto_dtype does; None only when the spec could not be planned"))
+    requested_dtype: str = Field(default="auto", description=(
+        "spec.model.dtype as asked, the value passed as --dtype (auto leaves the choice to vLLM, which "
+        "picks `dtype`)"))
     expert_parallel: bool = False
     memory_per_gpu: MemoryPerGPU | None = Field(default=None, alias="memoryPerGPU")
     checkpoint_gib: float | None = Field(default=None, alias="checkpointGiB", description="The checkpoint as stored on disk (safetensors bytes, MTP layers and 16-bit weights included; estimated without counts): the model cache holds it")

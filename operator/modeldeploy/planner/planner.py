@@ -311,7 +311,7 @@ def plan_deployment(md: ModelDeployment, facts: ModelFacts, pools: Sequence[GPUP
         max_model_len=req.max_model_len, max_num_seqs=md.spec.serving.max_num_seqs,
         kv_sequences=req.kv_sequences, kv_cache_dtype=str(md.spec.serving.kv_cache_dtype),
         quantization=prec.effective_quantization, online_quantization=prec.quantization_flag is not None,
-        dtype=str(md.spec.model.dtype),
+        dtype=prec.dtype, requested_dtype=str(md.spec.model.dtype),
         policy=str(req.policy), replicas=md.spec.replicas, multi_node=str(req.multi_node),
     )
     if md.spec.serving.slo is not None and md.spec.serving.workload is None:

@@ -143,7 +143,7 @@ def vllm_args(
         ("--pipeline-parallel-size", str(plan.pipeline_parallel_size)),
         ("--max-model-len", str(plan.max_model_len)),
         ("--gpu-memory-utilization", _number(serving.gpu_memory_utilization)),
-        ("--dtype", plan.dtype),
+        ("--dtype", plan.requested_dtype),  # as asked: auto lets vLLM resolve what the plan sized
         ("--kv-cache-dtype", plan.kv_cache_dtype),
     ]
     if plan.max_num_seqs is not None:

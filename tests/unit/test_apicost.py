@@ -123,3 +123,8 @@ def test_a_lower_self_hosted_price_never_sits_beside_never(tmp_path: Path) -> No
     assert "never" not in line and "above capacity" in line
     said = " ".join(table.stdout.split())
     assert "chat: the workload misses spec.serving.slo on 1 replica: Self $/M is at the workload" in said
+    # TTFT 10 ms / TPOT 1 ms are missed even at one request in flight: no capacity within them.
+    assert (perf["capacityConcurrency"], row["capacityTokensPerDay"], row["selfPerMillionFullLoad"]) == (0, 0.0, None)
+    break_even, capacity = (cell.strip() for cell in line.split("│")[-3:-1])
+    assert break_even.endswith("(above capacity)") and capacity == "0"
+    assert "(0 when not even one does)" in said

@@ -253,3 +253,24 @@ def test_the_reason_names_the_choice_as_the_slo_made_it() -> None:
     meeting = re.match(r"cheapest of the (\d+) feasible layouts that meet spec\.serving\.slo \((\d+) fit\): ", some.reason)
     assert meeting and 0 < int(meeting[1]) < int(meeting[2]), some.reason
     assert _plan(_md(workload=dict(workload))).reason.startswith("cheapest of ")
+
+
+def test_an_slo_missed_at_one_request_in_flight_leaves_no_capacity() -> None:
+    # TPOT 2 ms for Llama-3.3-70B is out of reach of every pool even at one request in flight
+    # (BF16 weights read once per token: ≥ 17.5 GB per GPU at TP 8 over H200's 4.8 TB/s is
+    # 3.6 ms): one replica serves no load within the SLO, so its capacity is 0, not one request,
+    # and the autoscaler keeps its default target instead of scaling out at every request.
+    workload = {"inputTokens": 1000, "outputTokens": 200, "concurrency": 8}
+    scaling = {"minReplicas": 1, "maxReplicas": 4, "metric": "requestsRunning"}
+    plan = _plan(_md(workload=workload, slo={"tpotMs": 2}, autoscaling=scaling))
+    perf = plan.performance
+    assert perf is not None and not perf.meets_slo
+    assert (perf.capacity_concurrency, perf.capacity_output_tokens_per_second) == (0, 0.0)
+    assert perf.capacity_cost_per_million_tokens is None
+    assert plan.performance_note is not None and "its capacity within the SLO is 0" in plan.performance_note
+    assert "even at one request in flight" in plan.reason
+    assert plan.autoscaling_target is not None and plan.autoscaling_target.source == "default"
+    # A TPOT the layout meets at some load: a capacity of at least one request, priced.
+    met = _plan(_md(workload=workload, slo={"tpotMs": 50}, autoscaling=scaling)).performance
+    assert met is not None and met.capacity_concurrency and met.capacity_concurrency >= 1
+    assert met.capacity_cost_per_million_tokens is not None

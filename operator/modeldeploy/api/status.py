@@ -49,9 +49,9 @@ class Performance(ApiModel):
     replicas: int = Field(description="Replicas sharing the workload in this prediction")
     cost_per_million_output_tokens: float | None = Field(default=None, description="GPUs × $/GPU-hour / (output tokens/s × 3600) × 10^6")
     cost_per_million_tokens: float | None = Field(default=None, description="Same per input + output token")
-    capacity_concurrency: int | None = Field(default=None, description="Most requests in flight one replica serves within the SLO (without one: without waiting for a KV slot)")
+    capacity_concurrency: int | None = Field(default=None, description="Most requests in flight one replica serves within the SLO (without one: without waiting for a KV slot); 0 when not even one request in flight meets it")
     capacity_output_tokens_per_second: float | None = Field(default=None, description="Output tokens/s of one replica at that capacity")
-    capacity_cost_per_million_tokens: float | None = Field(default=None, description="Cost per million input + output tokens at that capacity (full load)")
+    capacity_cost_per_million_tokens: float | None = Field(default=None, description="Cost per million input + output tokens at that capacity (full load); absent at capacity 0")
     meets_slo: bool = Field(alias="meetsSLO", description="spec.serving.slo holds (without one: no request waits for a KV slot)")
 
 

@@ -92,7 +92,7 @@ def comparison_table(planned: list[PlannedDeployment], prices: PriceList, consol
         replicas = plan.performance.replicas if plan.performance else 1
         console.print(f"{plan.name}: the workload misses spec.serving.slo on {replicas} replica{'s' if replicas != 1 else ''}: "
                       "Self $/M is at the workload; Self $/M at capacity, Capacity and \"above capacity\" are at "
-                      "the most requests in flight that meet it (one, when none does)", highlight=False)
+                      "the most requests in flight that meet it (0 when not even one does)", highlight=False)
     if skipped:
         console.print(f"not compared (no spec.serving.workload, no performance prediction or no price): "
                       f"{', '.join(skipped)}", highlight=False)

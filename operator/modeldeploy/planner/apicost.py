@@ -107,7 +107,7 @@ def compare(plan: Plan, workload: Workload | None, prices: PriceList) -> list[Co
     tokens_per_day = perf.requests_per_second * replicas * (inputs + outputs) * 86_400
     hourly = plan.cost_per_hour * replicas
     capacity = None
-    if perf.capacity_output_tokens_per_second:
+    if perf.capacity_output_tokens_per_second is not None:  # 0: not even one request meets the SLO
         capacity = perf.capacity_output_tokens_per_second / outputs * (inputs + outputs) * 86_400 * replicas
     out = []
     for price in prices.prices:

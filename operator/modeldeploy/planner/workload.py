@@ -152,7 +152,8 @@ class WorkloadSizer:
 
     def capacity(self, c: Candidate) -> Prediction | None:
         """One replica at the most requests in flight it serves within the SLO (without one:
-        without waiting for a KV slot) — the replica's useful capacity at this request shape."""
+        without waiting for a KV slot) — the replica's useful capacity at this request shape; at
+        one request when not even that meets the SLO (`performance` then reports capacity 0)."""
         model = self.model(c)
         if model is None:
             return None
@@ -249,8 +250,11 @@ def choose(sizer: WorkloadSizer, feasible: Sequence[Candidate], policy: Policy, 
     if not sized:
         return WorkloadChoice(fallback, None, missing_specs_message(fallback.pool))
     best = min(sized, key=rank_key(policy, sizer.load))
-    note = None if best.meets_slo else _miss_note(best, sizer.load, describe)
-    return WorkloadChoice(best.candidate, best, note, sum(1 for s in sized if s.meets_slo))
+    notes = [] if best.meets_slo else [_miss_note(best, sizer.load, describe)]
+    one = sizer.capacity(best.candidate)
+    if one is not None and not meets(one, sizer.load.slo):
+        notes.append(no_capacity_note(one))
+    return WorkloadChoice(best.candidate, best, "; ".join(notes) or None, sum(1 for s in sized if s.meets_slo))
 
 
 POLICY_WORDS = {"cheapest": "cheapest", "fewestGPUs": "fewest GPUs", "fastest": "fastest"}
@@ -269,6 +273,14 @@ def chosen_words(policy: str, feasible: int, meeting: int | None, slo: bool) -> 
         meet = "meet spec.serving.slo" if slo else "serve the workload without queueing"
         return f"{POLICY_WORDS[policy]} of the {meeting} feasible layouts that {meet} ({feasible} fit)"
     return f"{POLICY_WORDS[policy]} of {feasible} feasible layouts"
+
+
+def no_capacity_note(one: Prediction) -> str:
+    """Why `performance.capacityConcurrency` is 0: one replica misses `slo` already at one request
+    in flight (`one`), so it serves no load within it; the autoscaling target falls back to its
+    default (autoscaling_target.py)."""
+    return (f"one replica misses spec.serving.slo even at one request in flight (TTFT {one.ttft_ms:.0f} ms, "
+            f"TPOT {one.tpot_ms:.1f} ms): its capacity within the SLO is 0")
 
 
 def _miss_note(s: Sizing, load: LoadRequest, describe: Callable[[Candidate], str]) -> str:
@@ -309,6 +321,12 @@ def performance(s: Sizing, load: LoadRequest, capacity: Prediction | None = None
             return None
         return round(hourly / (tokens_per_second * 3600) * 1e6, 4)
 
+    cap: tuple[int | None, float | None, float | None] = (None, None, None)
+    if capacity is not None and not meets(capacity, load.slo):
+        cap = (0, 0.0, None)  # not even one request in flight meets the SLO: no capacity within it
+    elif capacity is not None:
+        cap = (round(capacity.concurrency), round(capacity.output_tokens_per_second, 2),
+               per_million(capacity.requests_per_second * load.workload.tokens_per_request))
     return Performance(
         ttft_ms=round(p.ttft_ms, 2), tpot_ms=round(p.tpot_ms, 3),
         output_tokens_per_second=round(p.output_tokens_per_second, 2),
@@ -316,9 +334,6 @@ def performance(s: Sizing, load: LoadRequest, capacity: Prediction | None = None
         max_concurrency=p.max_concurrency, replicas=s.serving_replicas,
         cost_per_million_output_tokens=per_million(p.output_tokens_per_second),
         cost_per_million_tokens=per_million(p.requests_per_second * load.workload.tokens_per_request),
-        meets_slo=meets(p, load.slo),
-        capacity_concurrency=None if capacity is None else round(capacity.concurrency),
-        capacity_output_tokens_per_second=None if capacity is None else round(capacity.output_tokens_per_second, 2),
-        capacity_cost_per_million_tokens=None if capacity is None else per_million(
-            capacity.requests_per_second * load.workload.tokens_per_request),
+        meets_slo=meets(p, load.slo), capacity_concurrency=cap[0],
+        capacity_output_tokens_per_second=cap[1], capacity_cost_per_million_tokens=cap[2],
     )

@@ -32,7 +32,7 @@ from .estimate import Breakdown, Shapes, config_int, estimate, linear_state_byte
 from .model import FactsSource, ModelFacts, ParameterSource
 from .mtp import expected_bytes, mtp_modules
 from .quantization import parse_quantization
-from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, sparse_attention
+from .vllm_model import PIPELINE_PARALLEL_ARCHITECTURES, derived_max_context, indexer_head_dim, sparse_attention
 
 DTYPE_BYTES: dict[str, float] = {"float32": 4, "float16": 2, "bfloat16": 2}
 _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
@@ -358,6 +358,7 @@ def _build(repo_id: str, source: FactsSource, p: _Parsed) -> ModelFacts:
             parameter_source=param_source, architecture=architectures[0] if architectures else "",
             module_parameters=dict(parts.modules), vision_parameters=parts.tower, encoder=encoder,
             sparse_attention=sparse_attention(loaded.text, architectures),
+            index_head_dim=indexer_head_dim(repo_id, loaded.text, architectures),
             experts=s.experts, experts_per_token=s.experts_per_token, shared_experts=s.shared_experts,
             moe_intermediate_size=s.moe_intermediate, kv_lora_rank=s.kv_lora_rank,
             qk_rope_head_dim=s.qk_rope_head_dim if s.kv_lora_rank else None,

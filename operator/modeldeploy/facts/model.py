@@ -71,6 +71,8 @@ class ModelFacts(BaseModel):
     vision_parameters: int = Field(default=0, ge=0, description="Vision/audio towers: kept at the stored 16-bit dtype")
     encoder: EncoderFacts | None = Field(default=None, description="Largest multimodal item (vLLM's encoder profiling)")
     sparse_attention: bool = Field(default=False, description="DeepSeek-V3.2 sparse attention (indexer)")
+    index_head_dim: int | None = Field(default=None, ge=1, description="Sparse attention: the lightning indexer's "
+                                       "key width (config.json index_head_dim; vLLM caches one key per layer per token)")
     notes: tuple[str, ...] = Field(default=(), description="Caveats a plan repeats (estimates, raw-key parsing)")
     # MoE
     experts: int | None = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import ConfigFieldError
+
 # vLLM model classes that implement SupportsPP (pipeline parallelism), from the class
 # declarations in vllm/model_executor/models/*.py. Unknown classes get False: a multi-node plan
 # for a model vLLM cannot split into stages fails at start-up. MllamaForConditionalGeneration
@@ -86,3 +88,22 @@ def sparse_attention(text: Mapping[str, Any], architectures: Iterable[str]) -> b
     vllm/v1/attention/backends/mla/flashmla_sparse.py).
     """
     return "DeepseekV32ForCausalLM" in set(architectures) or text.get("index_topk") is not None
+
+
+def indexer_head_dim(repo_id: str, text: Mapping[str, Any], architectures: Iterable[str]) -> int | None:
+    """Width of the lightning indexer's key (config.json `index_head_dim`, 128 for DeepSeek-V3.2),
+    or None for models without sparse attention.
+
+    vLLM builds the indexer from `config.index_head_dim` (vllm/model_executor/models/deepseek_v2.py
+    `Indexer.__init__`) and caches one such key per layer per token (planner/memory.py).
+
+    Raises:
+        ConfigFieldError: sparse attention without a positive integer `index_head_dim`.
+    """
+    if not sparse_attention(text, architectures):
+        return None
+    value = text.get("index_head_dim")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigFieldError(repo_id, "index_head_dim", "DeepSeek-V3.2 sparse attention needs the indexer's key "
+                               f"width as a positive integer, got {value!r}")
+    return value

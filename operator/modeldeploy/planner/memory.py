@@ -15,7 +15,8 @@ from ..errors import InvalidSpec
 from ..facts import ModelFacts
 from ..facts.estimate import EXPERTS
 from ..facts.quantization import MXFP4, WeightQuantization, online_fp8, quantized_share
-from .overhead import Overhead
+from .mla_cache import auto_kv_is_fp8, mla_bytes_per_token_layer
+from .overhead import DEFAULT_RELEASE, Overhead, parse_vllm_version
 
 GIB = 1024**3
 KV_BLOCK_TOKENS = 16  # vLLM allocates KV in blocks of 16 tokens
@@ -69,6 +70,9 @@ def precision_for(facts: ModelFacts, model: ModelSource, serving: Serving) -> Pr
     else:
         raise _refuse_quantization(facts, str(asked), native_q)
     kv = 1 if serving.kv_cache_dtype == KvCacheDtype.FP8 else act_bytes
+    if serving.kv_cache_dtype == KvCacheDtype.AUTO and auto_kv_is_fp8(
+            facts, parse_vllm_version(serving.image) or DEFAULT_RELEASE):
+        kv = 1  # DeepSeek-V3.2 on vLLM 0.11: auto is fp8_ds_mla (planner/mla_cache.py)
     return Precision(
         linear_bytes=quant.bytes_per_weight if quant else float(act_bytes),
         embed_bytes=float(act_bytes),
@@ -181,9 +185,8 @@ def kv_heads_per_gpu(facts: ModelFacts, tp: int) -> int:
 
 def kv_bytes_per_token_layer(facts: ModelFacts, tp: int, kv_bytes: int) -> int:
     """KV bytes one token takes in one attention layer on one GPU."""
-    if facts.is_mla:
-        assert facts.kv_lora_rank is not None and facts.qk_rope_head_dim is not None
-        return (facts.kv_lora_rank + facts.qk_rope_head_dim) * kv_bytes  # latent, replicated per rank
+    if facts.is_mla:  # latent (+ V3.2's indexer key), replicated per rank: planner/mla_cache.py
+        return mla_bytes_per_token_layer(facts, kv_bytes)
     return 2 * kv_heads_per_gpu(facts, tp) * facts.head_dim * kv_bytes
 
 

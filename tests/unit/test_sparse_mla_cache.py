@@ -56,6 +56,16 @@ def test_v32_token_holds_latent_and_indexer_key_in_every_layer_on_every_rank() -
     assert kv_bytes_per_token(v32, tp=8, pp=2, kv_bytes=1) == 31 * 788
 
 
+def test_v32_bytes_per_token_match_a_logged_sglang_allocation() -> None:
+    # sgl-project/sglang#11309 (bench/data/README.md): DeepSeek-V3.2-Exp on 8 x B200 with an FP8
+    # cache logs 975,424 tokens in 43.67 GiB with the indexer keys, and 1,462,784 tokens in
+    # 54.52 GiB without them (the bug that PR fixed): the same 656 + 132 bytes per layer.
+    v32 = _facts(V32)
+    per_token = kv_bytes_per_token(v32, tp=8, pp=1, kv_bytes=1)
+    assert abs(43.67 * 1024**3 / 975_424 - per_token) / per_token < 1e-3
+    assert abs(54.52 * 1024**3 / 1_462_784 - 61 * mla_latent_bytes(v32, 1)) / per_token < 1e-3
+
+
 def test_v3_without_sparse_attention_keeps_the_plain_latent() -> None:
     v3 = _facts(V3)
     assert kv_bytes_per_token_layer(v3, 8, 1) == 576 and kv_bytes_per_token_layer(v3, 8, 2) == 1152

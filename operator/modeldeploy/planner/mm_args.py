@@ -8,8 +8,8 @@ with what the server will really use:
   default 999 per modality; 0 disables the modality, and with every modality disabled vLLM
   initialises no encoder cache: encoder_cache_manager.py). Read in the forms vLLM's argument
   parser takes: JSON (`'{"image": 2}'`, a count or `{"count": 2, …}`), the older `image=2,video=1`,
-  and the dotted `--limit-mm-per-prompt.image 2`. Only the image count matters here: the
-  planner sizes image items (facts/encoder.py).
+  and the dotted `--limit-mm-per-prompt.image 2`. The image and video counts matter here: the
+  planner sizes image items and, for Qwen2-VL / Qwen2.5-VL, the profiling video (facts/encoder.py).
 * `--skip-mm-profiling`: vLLM skips the encoder profiling run (gpu_model_runner.profile_run,
   "Skipping memory profiling for multimodal encoder and encoder cache").
 """
@@ -24,18 +24,16 @@ from typing import Any
 DEFAULT_MM_LIMIT = 999  # vllm/config/multimodal.py: limit_per_prompt default per modality
 _LIMIT_FLAG = "--limit-mm-per-prompt"
 _SKIP_FLAG = "--skip-mm-profiling"
+_MODALITIES = ("image", "video")
 
 
 @dataclass(frozen=True)
 class MultimodalArgs:
-    """What the encoder profiling will see: images per prompt, and whether it runs at all."""
+    """What the encoder profiling will see: images and videos per prompt, and whether it runs."""
 
     image_limit: int = DEFAULT_MM_LIMIT
     profiled: bool = True
-
-    @property
-    def encoder_profiled(self) -> bool:
-        return self.profiled and self.image_limit > 0
+    video_limit: int = DEFAULT_MM_LIMIT
 
 
 VLLM_DEFAULTS = MultimodalArgs()  # no extraArgs about multimodal inputs
@@ -54,15 +52,26 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _image_limit(text: str) -> int | None:
-    """The image count in one --limit-mm-per-prompt value, or None when it names none."""
+def _limits(text: str) -> dict[str, int]:
+    """The image and video counts one --limit-mm-per-prompt value names (others left out)."""
     try:
         parsed = json.loads(text)
     except ValueError:
         parsed = dict(part.split("=", 1) for part in text.split(",") if "=" in part)  # image=2,video=1
     if not isinstance(parsed, dict):
-        return None
-    return _count(parsed.get("image"))
+        return {}
+    counts = {m: _count(parsed.get(m)) for m in _MODALITIES}
+    return {m: c for m, c in counts.items() if c is not None}
+
+
+def _dotted(arg: str, following: str) -> dict[str, int]:
+    """`--limit-mm-per-prompt.image 2` / `--limit-mm-per-prompt.video=0`."""
+    for modality in _MODALITIES:
+        flag = f"{_LIMIT_FLAG}.{modality}"
+        found = _count(following) if arg == flag else _count(arg.split("=", 1)[1]) if arg.startswith(flag + "=") else None
+        if found is not None:
+            return {modality: found}
+    return {}
 
 
 def _normalised(token: str) -> str:
@@ -73,23 +82,19 @@ def _normalised(token: str) -> str:
 def multimodal_args(extra_args: Sequence[str]) -> MultimodalArgs:
     """The multimodal settings in `extraArgs` (vLLM's defaults where they say nothing). The last
     occurrence wins, as with argparse; a value vLLM would reject is left to vLLM to reject."""
-    limit, profiled = DEFAULT_MM_LIMIT, True
+    limits = {m: DEFAULT_MM_LIMIT for m in _MODALITIES}
+    profiled = True
     args = [_normalised(a) for a in extra_args]
     for i, arg in enumerate(args):
         following = args[i + 1] if i + 1 < len(args) else ""
-        found: int | None = None
         if arg in (_SKIP_FLAG, _SKIP_FLAG + "=true", _SKIP_FLAG + "=True"):
             profiled = False
         elif arg == "--no-" + _SKIP_FLAG[2:]:
             profiled = True
         elif arg == _LIMIT_FLAG:
-            found = _image_limit(following)
+            limits.update(_limits(following))
         elif arg.startswith(_LIMIT_FLAG + "="):
-            found = _image_limit(arg.split("=", 1)[1])
-        elif arg == _LIMIT_FLAG + ".image":
-            found = _count(following)
-        elif arg.startswith(_LIMIT_FLAG + ".image="):
-            found = _count(arg.split("=", 1)[1])
-        if found is not None:
-            limit = found
-    return MultimodalArgs(image_limit=limit, profiled=profiled)
+            limits.update(_limits(arg.split("=", 1)[1]))
+        else:
+            limits.update(_dotted(arg, following))
+    return MultimodalArgs(image_limit=limits["image"], profiled=profiled, video_limit=limits["video"])

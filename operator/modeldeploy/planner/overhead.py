@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 
 from ..facts import ModelFacts
+from ..facts.encoder import EncoderFacts
 from .mm_args import VLLM_DEFAULTS, MultimodalArgs
 
 GIB = 1024**3
@@ -218,21 +219,30 @@ class EncoderProfile:
     """What vLLM's multimodal encoder profiling holds on one GPU, bytes (V1 engine).
 
     gpu_model_runner.profile_run, before the text dummy step: the encoder runs on `items` dummy
-    items of the largest size (MultiModalBudget in vllm/v1/worker/utils.py:
-    items = max(1, min(encoder budget // tokens per item, max_num_seqs × items per prompt)),
-    encoder budget = max(max_num_batched_tokens, tokens per item) as compute_mm_encoder_budget in
-    vllm/v1/core/encoder_cache_manager.py sets it; items per prompt = max(1, min(limit, max_model_len
-    // tokens per item)), the limit being --limit-mm-per-prompt, 999 per modality by default
-    (vllm/config/multimodal.py)). Its outputs stay in the encoder cache while the text step and the
-    sampler run, so they add to that peak; the tower's own pass is a separate, earlier peak.
+    items of the modality whose largest item has the most tokens (image or, for Qwen2-VL /
+    Qwen2.5-VL, the profiling video; the first modality wins a tie) (MultiModalBudget in
+    vllm/v1/worker/utils.py: items = max(1, min(encoder budget // tokens per item, max_num_seqs ×
+    items per prompt)), encoder budget = max(max_num_batched_tokens, tokens per item) as
+    compute_mm_encoder_budget in vllm/v1/core/encoder_cache_manager.py sets it; items per prompt =
+    max(1, min(limit, max_model_len // tokens per item)), the limit being --limit-mm-per-prompt,
+    999 per modality by default (vllm/config/multimodal.py)). Its outputs stay in the encoder cache
+    while the text step and the sampler run, so they add to that peak; the tower's own pass is a
+    separate, earlier peak.
     """
 
+    modality: str
     items: int
+    tokens_per_item: int
+    patches_per_item: int
     cache: float  # items × tokens per item × LM hidden × 2 bytes, replicated on every TP rank
     tower_pass: float  # the vision tower's largest live activations during the encoder pass
 
 
 _ACT_BYTES = 2  # the encoder runs in the model's 16-bit dtype
+# Pixel values reach the tower as the processor's float32 and are cast to 16 bits on entry
+# (qwen2_5_vl.py Qwen2_5_VisionTransformer.forward: x.to(device, dtype)); the float32 input is
+# referenced by the caller for the whole pass.
+_PIXEL_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -247,42 +257,58 @@ class ProfilingStep:
     mm: MultimodalArgs = VLLM_DEFAULTS
 
 
+def _largest_item(enc: EncoderFacts, step: ProfilingStep, max_model_len: int) -> tuple[str, int, int, int] | None:
+    """(modality, tokens, patches, limit) of the item vLLM profiles, or None when every modality the
+    model takes is disabled (registry.get_max_tokens_per_item_by_modality asks for 1 item of each
+    modality whose limit is > 0; profile_run takes the one with the most tokens)."""
+    candidates = []
+    if step.mm.image_limit > 0:
+        candidates.append(("image", enc.tokens_per_item, enc.patches_per_item, step.mm.image_limit))
+    if enc.video is not None and step.mm.video_limit > 0:
+        video = enc.video
+        candidates.append(("video", video.tokens(max_model_len), video.patches(max_model_len), step.mm.video_limit))
+    return max(candidates, key=lambda c: c[1]) if candidates else None
+
+
 def encoder_profile(facts: ModelFacts, step: ProfilingStep) -> EncoderProfile | None:
     """The encoder profiling of a multimodal model (facts.encoder), or None for text models and
-    when extraArgs turn it off (images disabled, --skip-mm-profiling).
+    when extraArgs turn it off (every modality disabled, --skip-mm-profiling).
 
     tower_pass: per patch, the larger of attention's residual + normed input + q/k/v (3h + 3h/TP)
     and the MLP's residual + normed input + up/gate outputs and activation (2h + 2i/TP, 3i/TP when
-    gated); the vision blocks are tensor-parallel in vLLM (qwen2_5_vl.py, pixtral.py, siglip.py),
-    their attention uses flash/memory-efficient kernels (no patches² scores). An estimate from the
-    block's shapes: no log of vLLM ≥ 0.11 separates the encoder pass from the sampler peak.
+    gated), plus the float32 pixel values where the family's input shape is known (Qwen-VL); the
+    vision blocks are tensor-parallel in vLLM (qwen2_5_vl.py, pixtral.py, siglip.py), their attention
+    uses flash/memory-efficient kernels (no patches² scores). An estimate from the block's shapes:
+    the one log that isolates the encoder pass (Qwen2.5-VL-7B video, vLLM 0.23) is 15 % above it.
     """
     enc = facts.encoder
-    if enc is None or not step.mm.encoder_profiled:
+    max_model_len = step.max_model_len or facts.max_context
+    item = _largest_item(enc, step, max_model_len) if enc is not None and step.mm.profiled else None
+    if enc is None or item is None:
         return None
-    per_item = enc.tokens_per_item
+    modality, per_item, patches, limit = item
     budget = max(step.tokens, per_item)
-    per_prompt = max(1, min(step.mm.image_limit, (step.max_model_len or facts.max_context) // per_item))
+    per_prompt = max(1, min(limit, max_model_len // per_item))
     items = max(1, min(budget // per_item, step.rows * per_prompt))
     h, i, tp = enc.hidden_size, enc.intermediate_size, step.tp
-    per_patch = max(3 * h + 3 * h / tp, 2 * h + (3 if enc.gated_mlp else 2) * i / tp)
+    per_patch = max(3 * h + 3 * h / tp, 2 * h + (3 if enc.gated_mlp else 2) * i / tp) * _ACT_BYTES
+    per_patch += enc.input_values_per_patch * _PIXEL_BYTES
     return EncoderProfile(
-        items=items,
+        modality=modality, items=items, tokens_per_item=per_item, patches_per_item=patches,
         cache=items * per_item * facts.hidden_size * _ACT_BYTES,
-        tower_pass=items * enc.patches_per_item * per_patch * _ACT_BYTES,
+        tower_pass=items * patches * per_patch,
     )
 
 
 def encoder_note(profile: VllmProfile, facts: ModelFacts, step: ProfilingStep) -> str | None:
     """The plan's sentence on the encoder profiling it sized (None for text models, V0 releases,
     or when extraArgs turn the profiling off), with the extraArgs that lower it."""
-    enc = facts.encoder
     found = encoder_profile(facts, step) if profile.v1_engine else None
-    if enc is None or found is None:
+    if found is None:
         return None
     return (
-        f"vLLM {profile.version} profiles the vision encoder on {found.items} {enc.modality}"
-        f"{'s' if found.items > 1 else ''} of {enc.tokens_per_item} tokens ({enc.patches_per_item} patches "
+        f"vLLM {profile.version} profiles the vision encoder on {found.items} {found.modality}"
+        f"{'s' if found.items > 1 else ''} of {found.tokens_per_item} tokens ({found.patches_per_item} patches "
         f"each): the activation peak holds {found.cache / GIB:.2f} GiB of encoder cache, the tower's own pass "
         f"{found.tower_pass / GIB:.2f} GiB; for text-only serving set the model's image (and video) "
         "limits to 0 with extraArgs --limit-mm-per-prompt"

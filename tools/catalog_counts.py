@@ -12,7 +12,8 @@ EVIDENCE maps a repo id to what was published about its checkpoint and where:
 - same_as: another entry whose checkpoint has the same tensor inventory (same config shapes);
   params may also be a published tensor inventory summed (tt-metal's tensor_states.json shapes), with
   the hub conversion's re-layout spelled out in `where`;
-- none of them: derived only (the source says so).
+- none of them: derived only (the source says so, and the block says `derivedOnly: true`: the
+  planner sizes from those counts but its plans say "estimated").
 Published numbers were found with the code-search tool (exact string search over public
 repositories quoting the hub's answers); each `where` names what was quoted.
 """
@@ -231,6 +232,17 @@ EVIDENCE: dict[str, dict[str, Any]] = {
 }
 
 
+# Evidence keys that carry a published number (same_as borrows its target's).
+PUBLISHED = ("params", "by_dtype", "bytes", "dequantized", "mxfp4_total")
+
+
+def derived_only(repo: str) -> bool:
+    """No published number stands behind `repo`'s counts: they are derived from its config alone."""
+    ev = EVIDENCE[repo]
+    target = EVIDENCE.get(ev.get("same_as", ""), ev)
+    return not any(key in target for key in PUBLISHED)
+
+
 def _source(repo: str, ev: dict[str, Any], cls: str) -> str:
     """The checkpoint source: the published number's address first, then how it was reproduced."""
     derived = (f"derived by tools/checkpoint_inventory.py from this config.json through transformers"
@@ -378,7 +390,7 @@ def run(ids: list[str], check: bool) -> int:
         print(f"ok {repo}: {dict(counts)} {total_bytes(counts)}")
         if not check:
             cls = entry["config"]["architectures"][0]
-            block = checkpoint_block(counts, _source(repo, ev, cls), ev.get("commit"))
+            block = checkpoint_block(counts, _source(repo, ev, cls), ev.get("commit"), derived_only(repo))
             path.write_text(replace_block(text, block), encoding="utf-8")
     return failures
 

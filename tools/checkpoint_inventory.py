@@ -298,11 +298,12 @@ def total_bytes(counts: Counter[str]) -> int:
     return sum(BYTES[d] * n for d, n in counts.items())
 
 
-def checkpoint_block(counts: Counter[str], source: str, commit: str | None) -> str:
-    """The catalog's `checkpoint:` mapping as YAML text (docs/sizing.md, "The model catalog")."""
+def checkpoint_block(counts: Counter[str], source: str, commit: str | None, derived_only: bool = False) -> str:
+    """The catalog's `checkpoint:` mapping as YAML text (docs/sizing.md, "Catalog data files");
+    `derived_only`: no published number confirms the counts (the block says `derivedOnly: true`)."""
     params = ", ".join(f"{d}: {n}" for d, n in sorted(counts.items()) if n)
     lines = ["checkpoint:", f"  parameters: {{{params}}}", f"  totalBytes: {total_bytes(counts)}",
-             "  source: >-"]
+             *(["  derivedOnly: true"] if derived_only else []), "  source: >-"]
     words, line = source.split(), "   "
     for word in words:
         if len(line) + len(word) > 100 and line.strip():

@@ -251,6 +251,13 @@ def test_checkpoint_counts_make_parameters_exact() -> None:
     assert f.parameter_source == "safetensors" and f.notes == ()
 
 
+def test_derived_only_counts_size_the_weights_but_plan_estimated() -> None:
+    text = GOOD + "checkpoint: {parameters: {BF16: 123456789}, derivedOnly: true, source: test value}\n"
+    f = Catalog.from_files([(GOOD_FILE, text)]).get("acme/tiny")
+    assert f is not None and (f.parameters, f.checkpoint_bytes) == (123456789, 246913578)
+    assert f.parameter_source == "derived" and f.parameter_provenance.startswith("estimated: 123,456,789 bfloat16")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -262,6 +269,8 @@ def test_checkpoint_counts_make_parameters_exact() -> None:
         (GOOD.replace("id: acme/tiny", "id: tiny"), "'tiny' is not a Hugging Face repo id"),
         (GOOD + "fp8Variant: acme/tiny-FP8\n", "fp8Variant acme/tiny-FP8 is not in the catalog"),
         (GOOD + "checkpoint: {totalBytes: -1}\n", "totalBytes must be a positive integer"),
+        (GOOD + "checkpoint: {parameters: {BF16: 1}, derivedOnly: 'yes'}\n", "derivedOnly must be true or false"),
+        (GOOD + "checkpoint: {totalBytes: 2, derivedOnly: true}\n", "true only beside the parameters"),
         (GOOD.replace("model_type: llama", "model_type: llama\n  quantization_config: {quant_method: int3}"),
          "quantization_config.quant_method: 'int3' is not a format"),
         ("- a list\n", "expected a mapping"),

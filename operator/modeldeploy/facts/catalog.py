@@ -1,9 +1,10 @@
 """The built-in model catalog: one YAML file per model under data/models/, each the model's
 config.json (+ safetensors counts), parsed through facts/hf_config.py like any hub config.
 
-File format (docs/sizing.md, "The model catalog"): `id`, `configSource` (where the config was
+File format (docs/sizing.md, "Catalog data files"): `id`, `configSource` (where the config was
 read), `config` (config.json), optional `checkpoint` {parameters by safetensors dtype,
-totalBytes, source, commit} and `fp8Variant`. File name: the repo id with "/" → "--".
+totalBytes, source, commit, derivedOnly: true when no published number confirms the counts} and
+`fp8Variant`. File name: the repo id with "/" → "--".
 Entries are parsed on first use (a plan reads one model, not all of them).
 """
 
@@ -25,7 +26,7 @@ from .model import FactsSource, ModelFacts
 
 CATALOG_DIR = "data/models"
 _ENTRY_KEYS = {"id", "configSource", "config", "checkpoint", "fp8Variant"}
-_CHECKPOINT_KEYS = {"parameters", "totalBytes", "source", "commit"}
+_CHECKPOINT_KEYS = {"parameters", "totalBytes", "source", "commit", "derivedOnly"}
 
 
 class CatalogError(ValueError):
@@ -88,7 +89,12 @@ def _checkpoint(origin: str, raw: Any) -> Checkpoint | None:
         raise CatalogError(f"{origin}: checkpoint.totalBytes must be a positive integer")
     if counts is None and total is None:
         raise CatalogError(f"{origin}: checkpoint needs parameters or totalBytes")
-    return Checkpoint(parameters=dict(counts) if counts else None, total_bytes=total, commit=raw.get("commit"))
+    derived = raw.get("derivedOnly", False)
+    if not isinstance(derived, bool) or (derived and not counts):
+        raise CatalogError(f"{origin}: checkpoint.derivedOnly must be true or false, and true only beside the "
+                           "parameters tools/checkpoint_inventory.py derived")
+    return Checkpoint(parameters=dict(counts) if counts else None, total_bytes=total, commit=raw.get("commit"),
+                      derived_only=derived)
 
 
 def parse_entry(data: Any, origin: str) -> CatalogEntry:

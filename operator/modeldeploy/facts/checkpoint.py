@@ -27,6 +27,9 @@ class Checkpoint:
     parameters: Mapping[str, int] | None = None  # safetensors dtype (BF16, F8_E4M3, I32…) → count
     total_bytes: int | None = None
     commit: str | None = None
+    # The counts were derived from config.json alone (tools/checkpoint_inventory.py), no published
+    # number confirms them: a catalog block marked `derivedOnly` (docs/sizing.md, "Catalog data files").
+    derived_only: bool = False
 
     @property
     def bytes(self) -> int | None:

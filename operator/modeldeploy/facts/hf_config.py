@@ -11,8 +11,9 @@ text_config.max_position_embeddings), the text config of multimodal models
 from its raw keys instead, and the facts carry a note saying so. Why transformers:
 docs/decisions/config-parsing-with-transformers.md.
 
-Parameters: counted from the checkpoint's safetensors metadata when known (exact); otherwise
-estimated from the shapes (facts/estimate.py) and the facts say "estimated".
+Parameters: counted from the checkpoint's safetensors metadata when known (exact); a catalog block
+marked `derivedOnly` sizes from its counts but says "estimated" (nothing published confirms them);
+otherwise estimated from the shapes (facts/estimate.py) and the facts say "estimated".
 """
 
 from __future__ import annotations
@@ -300,7 +301,8 @@ def facts_from_hf(
     mtp = mtp_modules(shapes, quant, DTYPE_BYTES[dtype], parts, _counted_bytes(counts, parameters, dtype, quant, exact))
     if mtp.in_counts and quant is None:
         parameters -= mtp.parameters  # served parameters: vLLM skips the MTP modules the counts include
-    param_source = ParameterSource.SAFETENSORS if exact else ParameterSource.ESTIMATE
+    param_source = ParameterSource.ESTIMATE if not exact else (
+        ParameterSource.DERIVED if counts is not None and counts.derived_only else ParameterSource.SAFETENSORS)
     architectures = [str(a) for a in (config.get("architectures") or loaded.top.get("architectures") or [])]
     active = parameters - parts.inactive if shapes.experts else None
     facts = _build(repo_id, source, _Parsed(shapes, loaded, dtype, quant, parts, parameters, active, counts,

@@ -20,6 +20,9 @@ class FactsSource(StrEnum):
 
 class ParameterSource(StrEnum):
     SAFETENSORS = "safetensors"  # counted from the checkpoint's safetensors metadata: exact
+    # Counted per tensor from config.json through transformers' model class (tools/checkpoint_inventory.py)
+    # with no published safetensors number to confirm it: sized from those counts, planned "estimated".
+    DERIVED = "derived"
     ESTIMATE = "estimate"  # from the config's shapes (facts/estimate.py): approximate
     SPEC = "spec"  # spec.model.architecture.parameters, as the user wrote it
 
@@ -128,7 +131,9 @@ class ModelFacts(BaseModel):
     @property
     def parameter_provenance(self) -> str:
         """Where the weight sizing came from, in one phrase a plan repeats ("exact: …" or
-        "estimated: …"); e.g. "exact: safetensors metadata (catalog, commit 6f6073b), BF16"."""
+        "estimated: …"); e.g. "exact: safetensors metadata (catalog, commit 6f6073b), BF16". Counts
+        derived from the config with nothing published behind them (ParameterSource.DERIVED) size the
+        weights but say "estimated" (issue 10: estimation is the last resort and the plan says so)."""
         if self.parameter_source == ParameterSource.SPEC:
             return "as written: spec.model.architecture.parameters"
         if self.parameter_source == ParameterSource.ESTIMATE:
@@ -139,15 +144,19 @@ class ModelFacts(BaseModel):
         commit = f" (commit {self.checkpoint_commit[:12]})" if self.checkpoint_commit else ""
         size = f"{self.checkpoint_bytes / 1024**3:.1f} GiB" if self.checkpoint_bytes else ""
         mtp = self._mtp_provenance()
+        what = (f"{size} of {self.native_quantization} weights" if self.quantization
+                else f"{self.parameters:,} {self.native_dtype} parameters")
+        if self.parameter_source == ParameterSource.DERIVED:
+            return (f"estimated: {what} derived from the config.json by transformers' reference class "
+                    f"(no published safetensors count to confirm){mtp}")
         if self.dtype_split_estimated:  # a byte total: the weights are exact, their split by dtype is not
             split = (f"the split between {self.native_quantization} and 16-bit modules, from config.json shapes"
                      if self.quantization else
                      f"{self.parameters:,} parameters, reading the total as {self.native_dtype}")
             kind = f"{self.native_quantization} " if self.quantization else ""
             return f"exact: {size} of {kind}weights, from {origin}{commit}{mtp}; estimated: {split} (no counts by dtype)"
-        what = (f"{size} of {self.native_quantization} weights" if self.quantization
-                else f"{self.parameters:,} {self.native_dtype} parameters" + (f" (checkpoint {size})" if size else ""))
-        return f"exact: {what}, from {origin}{commit}{mtp}"
+        checkpoint = f" (checkpoint {size})" if size and not self.quantization else ""
+        return f"exact: {what}{checkpoint}, from {origin}{commit}{mtp}"
 
     def _mtp_provenance(self) -> str:
         """What the weights do with the multi-token-prediction modules, for parameter_provenance."""

@@ -49,6 +49,9 @@ QWEN3_NEXT_BF16_REPORT = ("https://github.com/gogongxt/python/blob/cbff706dc9597
                           "models/qwen3_next_80b_a3b_instruct.md")
 SIMPLE_MMEVAL = ("https://github.com/mm-evaluation/simple-mmeval/blob/7f0faed3d7154decaa18560c435e681533b60d7d/mmeval/"
                  "model_metadata.json")
+# The hub's safetensors.total per repo, as llmfit's scraper stored it (scrape_model: info["safetensors"]["total"]).
+LLMFIT_HF_MODELS = ("https://github.com/AlexsJones/llmfit/blob/fac36872ee793f7cadf905b7b2f70ff7055416a1/llmfit-core/"
+                    "data/hf_models.json")
 # How the hub counts an AWQ checkpoint (pinned by LAYOUT_CHECKS: Qwen2.5-VL-7B-Instruct-AWQ).
 AWQ_HUB_TOTAL = ("The hub counts an AWQ checkpoint as its unquantized model: each packed I32 qweight as its 8"
                  " 4-bit weights, qzeros and F16 scales left out (as it leaves gpt-oss's MXFP4 scales out), so"
@@ -107,9 +110,22 @@ EVIDENCE: dict[str, dict[str, Any]] = {
         "bytes": 250173007840,
         "where": "Qwen/Qwen3.5-122B-A10B safetensors bytes 250173007840 (hub); reproduced only with"
                  " linear_attn.A_log (or dt_bias: same count) and linear_attn.norm in F32 and the MTP layer"},
-    "Qwen/Qwen3.5-27B": {"rule_from": "Qwen/Qwen3.5-122B-A10B"},
-    "Qwen/Qwen3.5-35B-A3B": {"rule_from": "Qwen/Qwen3.5-122B-A10B"},
-    "Qwen/Qwen3.5-397B-A17B": {"rule_from": "Qwen/Qwen3.5-122B-A10B"},
+    "Qwen/Qwen3.5-27B": {
+        "params": 27781427952, "bytes": 55562872800,
+        "where": f"{LLMFIT_HF_MODELS}: parameters_raw 27781427952 for Qwen/Qwen3.5-27B; index"
+                 " metadata.total_size 55562872800 quoted with that checkpoint's shard-11 headers (A_log F32"
+                 " [48]) by a safetensors-index test fixture (code-search document 57402636031,"
+                 " official_qwen35_metadata_subset_indexes_without_payload_reads)"},
+    "Qwen/Qwen3.5-35B-A3B": {
+        "params": 35951822704,
+        "where": f"{LLMFIT_HF_MODELS}: parameters_raw 35951822704 for Qwen/Qwen3.5-35B-A3B (no byte total"
+                 " found: the F32 split follows Qwen/Qwen3.5-122B-A10B, 27B and 397B, whose bytes it reproduces)"},
+    "Qwen/Qwen3.5-397B-A17B": {
+        "params": 403397928944, "bytes": 806795875168,
+        "where": f"{LLMFIT_HF_MODELS}: parameters_raw 403397928944 for Qwen/Qwen3.5-397B-A17B; a header audit"
+                 " of its 94 shards at revision 8472618112abcbd45acbcdc58436aff4233c23f7 (code-search document"
+                 " 69814713714, an input audit of that checkpoint): 2924 tensors (2834 BF16, 90 F32), 403397928944"
+                 " parameters, 806795875168 payload bytes = index total_size"},
     "Qwen/Qwen3-32B-FP8": {
         "by_dtype": {"BF16": 1558406144, "F8_E4M3": 31205621760}, "scale_dtype": "BF16",
         "where": API.format("Qwen/Qwen3-32B-FP8") + ' = {"parameters":{"BF16":1558406144,'
@@ -252,9 +268,6 @@ def _source(repo: str, ev: dict[str, Any], cls: str) -> str:
     if "same_as" in ev:
         return (f"{page}: same tensor inventory as {ev['same_as']} (same config shapes), whose published"
                 f" count it equals; {derived}")
-    if "rule_from" in ev:
-        return (f"{page}: no published count found offline; {derived}; its F32 tensors and MTP layer"
-                f" follow {ev['rule_from']}, whose published total that derivation reproduces exactly")
     if "where" not in ev:
         return f"{page}: no published count found offline; {derived} only"
     where = ev["where"] if ev["where"].startswith("https://") else f"{page}: {ev['where']}"

@@ -17,11 +17,10 @@ from modeldeploy.planner import default_pools, plan_deployment
 # Entries whose checkpoint inventory is not yet reproduced against a published number (their
 # quantized layouts or verbatim configs are still being sourced; what each one lacks:
 # tools/README.md, "Entries still estimated"); this set only shrinks. The first three have no
-# counts; the others carry counts derived from their config alone (`derivedOnly: true`).
+# counts; the last carries counts derived from its config alone (`derivedOnly: true`).
 PENDING = {"meta-llama/Llama-3.1-405B-Instruct-FP8", "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8",
            "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic",
-           "mistralai/Mistral-Large-Instruct-2407", "Qwen/Qwen3.5-27B", "Qwen/Qwen3.5-35B-A3B",
-           "Qwen/Qwen3.5-397B-A17B"}
+           "mistralai/Mistral-Large-Instruct-2407"}
 
 
 def _md(model: str, name: str = "m") -> ModelDeployment:
@@ -79,15 +78,16 @@ def test_counts_derived_without_a_published_number_plan_estimated_and_still_size
     assert plan["checkpointGiB"] == round(245220139008 / 1024**3, 2)
 
 
-def test_derived_counts_keep_their_mtp_accounting() -> None:
-    """Qwen3.5-27B's derived counts hold its MTP layer (as Qwen3.5-122B-A10B's published total does):
-    the plan still subtracts it, after saying the counts are estimated."""
+def test_published_counts_keep_their_mtp_accounting() -> None:
+    """Qwen3.5-27B's counts hold its MTP layer, as the hub's safetensors total it reproduces
+    (27781427952: llmfit's scraped hf_models.json, tools/catalog_counts.py EVIDENCE) does: the plan
+    says exact and still subtracts the layer vLLM loads only for MTP speculative decoding."""
     facts = load_catalog().get("Qwen/Qwen3.5-27B")
-    assert facts is not None and facts.unloaded_bytes > 0
-    assert facts.parameters == 27781419504 + 8448 - facts.mtp_parameters
+    assert facts is not None and facts.parameter_source == "safetensors" and facts.unloaded_bytes > 0
+    assert facts.parameters == 27781427952 - facts.mtp_parameters
     assert facts.parameter_provenance.startswith(
-        "estimated: 27,356,728,560 bfloat16 parameters derived from the config.json by transformers' reference class"
-        " (no published safetensors count to confirm); 0.8 GiB of 1 multi-token-prediction layer subtracted")
+        "exact: 27,356,728,560 bfloat16 parameters (checkpoint 51.7 GiB), from the checkpoint's safetensors counts"
+        " recorded in the built-in catalog; 0.8 GiB of 1 multi-token-prediction layer subtracted")
 
 
 def test_every_catalog_entry_carries_exact_counts() -> None:

@@ -16,10 +16,11 @@ with what the server will really use:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .vllm_flags import flag_objects, normalised
 
 DEFAULT_MM_LIMIT = 999  # vllm/config/multimodal.py: limit_per_prompt default per modality
 _LIMIT_FLAG = "--limit-mm-per-prompt"
@@ -52,49 +53,24 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _limits(text: str) -> dict[str, int]:
-    """The image and video counts one --limit-mm-per-prompt value names (others left out)."""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = dict(part.split("=", 1) for part in text.split(",") if "=" in part)  # image=2,video=1
-    if not isinstance(parsed, dict):
-        return {}
-    counts = {m: _count(parsed.get(m)) for m in _MODALITIES}
-    return {m: c for m, c in counts.items() if c is not None}
-
-
-def _dotted(arg: str, following: str) -> dict[str, int]:
-    """`--limit-mm-per-prompt.image 2` / `--limit-mm-per-prompt.video=0`."""
-    for modality in _MODALITIES:
-        flag = f"{_LIMIT_FLAG}.{modality}"
-        found = _count(following) if arg == flag else _count(arg.split("=", 1)[1]) if arg.startswith(flag + "=") else None
-        if found is not None:
-            return {modality: found}
-    return {}
-
-
-def _normalised(token: str) -> str:
-    name, sep, value = token.partition("=")
-    return "--" + name[2:].replace("_", "-") + sep + value if name.startswith("--") else token
+def _legacy(text: str) -> dict[str, Any]:
+    """The older `image=2,video=1` form of --limit-mm-per-prompt."""
+    return dict(part.split("=", 1) for part in text.split(",") if "=" in part)
 
 
 def multimodal_args(extra_args: Sequence[str]) -> MultimodalArgs:
     """The multimodal settings in `extraArgs` (vLLM's defaults where they say nothing). The last
     occurrence wins, as with argparse; a value vLLM would reject is left to vLLM to reject."""
     limits = {m: DEFAULT_MM_LIMIT for m in _MODALITIES}
+    for given in flag_objects(extra_args, _LIMIT_FLAG, _legacy):
+        for modality in _MODALITIES:
+            count = _count(given.get(modality))
+            if count is not None:
+                limits[modality] = count
     profiled = True
-    args = [_normalised(a) for a in extra_args]
-    for i, arg in enumerate(args):
-        following = args[i + 1] if i + 1 < len(args) else ""
+    for arg in (normalised(a) for a in extra_args):
         if arg in (_SKIP_FLAG, _SKIP_FLAG + "=true", _SKIP_FLAG + "=True"):
             profiled = False
         elif arg == "--no-" + _SKIP_FLAG[2:]:
             profiled = True
-        elif arg == _LIMIT_FLAG:
-            limits.update(_limits(following))
-        elif arg.startswith(_LIMIT_FLAG + "="):
-            limits.update(_limits(arg.split("=", 1)[1]))
-        else:
-            limits.update(_dotted(arg, following))
     return MultimodalArgs(image_limit=limits["image"], profiled=profiled, video_limit=limits["video"])

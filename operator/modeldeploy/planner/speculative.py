@@ -18,7 +18,6 @@ like the target's).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from ..errors import InvalidSpec
@@ -26,32 +25,20 @@ from ..facts import ModelFacts
 from ..facts.hf_config import DTYPE_BYTES
 from ..facts.model import ParameterSource
 from .memory import stored_bytes
+from .vllm_flags import flag_objects
 
 _FLAG = "--speculative-config"
 _FIELD = "spec.serving.extraArgs"
-
-
-def _method_of(value: str) -> str | None:
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    method = parsed.get("method") if isinstance(parsed, dict) else None
-    return method if isinstance(method, str) else None
 
 
 def speculative_method(extra_args: Sequence[str]) -> str | None:
     """The `method` of the last `--speculative-config` in `extraArgs` (argparse: the last wins),
     or None. A value vLLM would reject is left to vLLM to reject."""
     method: str | None = None
-    for i, arg in enumerate(extra_args):
-        following = extra_args[i + 1] if i + 1 < len(extra_args) else ""
-        name, sep, value = arg.partition("=")
-        name = name.replace("_", "-")
-        if name == _FLAG:
-            method = _method_of(value if sep else following) or method
-        elif name == _FLAG + ".method":
-            method = (value if sep else following) or method
+    for given in flag_objects(extra_args, _FLAG):
+        named = given.get("method")
+        if isinstance(named, str) and named:
+            method = named
     return method
 
 
